@@ -1,0 +1,74 @@
+"""stackhop: write an ML pipeline once, run it on any orchestrator.
+
+Only what users touch is exported here, and it is loaded on first use (PEP 562), so
+`import stackhop` stays instant and never pulls in pydantic, a cloud SDK or pandas.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # authoring
+    "step": "stackhop.core.dsl",
+    "pipeline": "stackhop.core.dsl",
+    "container_step": "stackhop.core.dsl",
+    "resource_op": "stackhop.core.dsl",
+    "If": "stackhop.core.dsl",
+    "Condition": "stackhop.core.dsl",
+    "ParallelFor": "stackhop.core.dsl",
+    "ExitHandler": "stackhop.core.dsl",
+    "InputPath": "stackhop.core.dsl",
+    "InputValue": "stackhop.core.dsl",
+    "OutputPath": "stackhop.core.dsl",
+    # artifacts
+    "Input": "stackhop.core.artifact_types",
+    "Output": "stackhop.core.artifact_types",
+    "Artifact": "stackhop.core.artifact_types",
+    "Dataset": "stackhop.core.artifact_types",
+    "Model": "stackhop.core.artifact_types",
+    "Metrics": "stackhop.core.artifact_types",
+    "ClassificationMetrics": "stackhop.core.artifact_types",
+    "HTML": "stackhop.core.artifact_types",
+    "Markdown": "stackhop.core.artifact_types",
+    # running
+    "run": "stackhop.core.api",
+    "compile": "stackhop.core.api",
+    "get_run": "stackhop.core.api",
+    "RunHandle": "stackhop.core.api",
+    "RunStatus": "stackhop.core.runs",
+    "StepStatus": "stackhop.core.runs",
+    "ArtifactRef": "stackhop.core.runs",
+    "StackhopError": "stackhop.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stackhop' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from stackhop.core.api import RunHandle, compile, get_run, run
+    from stackhop.core.artifact_types import (
+        HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output,
+    )
+    from stackhop.core.dsl import (
+        Condition, ExitHandler, If, InputPath, InputValue, OutputPath, ParallelFor,
+        container_step, pipeline, resource_op, step,
+    )
+    from stackhop.core.runs import ArtifactRef, RunStatus, StepStatus
+    from stackhop.errors import StackhopError

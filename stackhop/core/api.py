@@ -1,0 +1,323 @@
+"""`run()`, `compile()` and `RunHandle`: the same calls whatever backend the stack names."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from stackhop.core.adapter import Adapter, BackendRef, Capability, CodeRef, Compiled, RunRequest
+from stackhop.core.ir import Pipeline
+from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState
+from stackhop.core.stack import LoadedConfig, Stack, apply_stack, load_stack
+from stackhop.core.store import RunRecord, RunStore
+from stackhop.errors import ArtifactError, CapabilityError, ParameterError, StackhopError
+
+
+def to_ir(pipeline: Any) -> tuple[Pipeline, Path | None]:
+    """Accept a @pipeline definition or an IR; return the IR and the code's source root."""
+    from stackhop.core.dsl import PipelineDef
+
+    if isinstance(pipeline, PipelineDef):
+        return pipeline.build(), pipeline.source_root
+    if isinstance(pipeline, Pipeline):
+        from stackhop.core.validate import validate
+
+        validate(pipeline)
+        return pipeline, None
+    raise StackhopError(
+        f"run() takes a function decorated with @pipeline (or a stackhop IR), got {type(pipeline).__name__}."
+    )
+
+
+def required_capabilities(ir: Pipeline) -> dict[Capability, list[str]]:
+    """Which steps need which backend feature."""
+    needs: dict[Capability, list[str]] = {}
+    groups = {g.id: g for g in ir.groups}
+
+    def need(cap: Capability, step: str) -> None:
+        needs.setdefault(cap, [])
+        if step not in needs[cap]:
+            needs[cap].append(step)
+
+    for s in ir.steps:
+        for g in ir.group_chain(s.group):
+            need({"condition": Capability.CONDITIONS, "parallel_for": Capability.PARALLEL_FOR,
+                  "exit_handler": Capability.EXIT_HANDLER}[g.kind], s.name)
+        st = s.settings
+        if st.retry and st.retry.max_retries > 0:
+            need(Capability.RETRIES, s.name)
+        if st.timeout_seconds:
+            need(Capability.TIMEOUTS, s.name)
+        if s.secrets:
+            need(Capability.SECRETS, s.name)
+        if st.resources and st.resources.accelerator:
+            need(Capability.GPU, s.name)
+        if s.kind == "resource":
+            need(Capability.RESOURCE_OPS, s.name)
+        if s.kind == "container":
+            need(Capability.CONTAINER_STEPS, s.name)
+        if st.node_selector:
+            need(Capability.NODE_SELECTORS, s.name)
+        if st.tolerations:
+            need(Capability.TOLERATIONS, s.name)
+    for g in groups.values():
+        if g.kind == "exit_handler" and g.exit_step:
+            need(Capability.EXIT_HANDLER, g.exit_step)
+    return needs
+
+
+def check_capabilities(ir: Pipeline, stack: Stack, adapter_cls: type[Adapter]) -> list[str]:
+    """Raise for the first unsupported feature; return warnings for features the backend ignores."""
+    from stackhop.core.plugins import adapters
+
+    warnings = []
+    for cap, steps in required_capabilities(ir).items():
+        if cap in adapter_cls.capabilities:
+            continue
+        if cap in adapter_cls.ignored:
+            warnings.append(f"stack {stack.name!r} ({adapter_cls.name}) ignores {cap.value} on step(s) {', '.join(steps)}.")
+            continue
+        others = sorted(n for n, c in adapters().items() if cap in c.capabilities)
+        where = ", ".join(others) if others else "none of the installed adapters"
+        raise CapabilityError(
+            f"pipeline {ir.name!r}, step {steps[0]!r} needs {cap.value}, which stack {stack.name!r} "
+            f"(adapter {adapter_cls.name!r}) does not support; adapters that do: {where}."
+        )
+    return warnings
+
+
+def resolve_parameters(ir: Pipeline, given: dict[str, Any] | None, *, from_strings: bool = False) -> dict[str, Any]:
+    """Defaults plus given values, type-checked; CLI strings are parsed per the declared type."""
+    import json
+
+    from stackhop.core.validate import value_matches
+
+    given = dict(given or {})
+    out: dict[str, Any] = {}
+    known = {p.name: p for p in ir.parameters}
+    for name in given:
+        if name not in known:
+            raise ParameterError(
+                f"pipeline {ir.name!r} has no parameter {name!r}; its parameters are {', '.join(known) or 'none'}."
+            )
+    for p in ir.parameters:
+        if p.name not in given:
+            if not p.has_default:
+                raise ParameterError(
+                    f"pipeline {ir.name!r} needs parameter {p.name!r} ({p.type}); pass it with -p {p.name}=<value>."
+                )
+            out[p.name] = p.default
+            continue
+        value = given[p.name]
+        if from_strings and isinstance(value, str) and p.type != "str":
+            try:
+                value = {"int": int, "float": float}.get(p.type, json.loads)(value)
+                if p.type == "bool" and not isinstance(value, bool):
+                    raise ValueError
+            except ValueError:
+                raise ParameterError(
+                    f"pipeline {ir.name!r}: parameter {p.name!r} is {p.type}, and {given[p.name]!r} is not one"
+                    + (" (write true or false)." if p.type == "bool" else ".")
+                ) from None
+        if not value_matches(value, p.type):
+            raise ParameterError(
+                f"pipeline {ir.name!r}: parameter {p.name!r} is {p.type}, got {type(value).__name__} {value!r}."
+            )
+        out[p.name] = float(value) if p.type == "float" else list(value) if p.type == "list" else value
+    return out
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def _prepare(pipeline: Any, stack: str | Stack | None, config: Any) -> tuple[Pipeline, Path | None, Stack, Adapter, list[str]]:
+    from stackhop.core.plugins import adapter_class
+
+    ir, root = to_ir(pipeline)
+    stk = stack if isinstance(stack, Stack) else load_stack(stack, config=config)
+    effective = apply_stack(ir, stk)
+    from stackhop.core.validate import validate
+
+    validate(effective)
+    cls = adapter_class(stk.config.adapter, where=f"stack {stk.name!r}")
+    warnings = check_capabilities(effective, stk, cls)
+    return effective, root, stk, cls(stk), warnings
+
+
+def compile(pipeline: Any, stack: str | Stack | None = None, *, config: str | LoadedConfig | None = None) -> Compiled:
+    """The backend document for this pipeline on this stack; pure and deterministic."""
+    ir, _root, _stk, adapter, warnings = _prepare(pipeline, stack, config)
+    compiled = adapter.compile(ir)
+    return Compiled(compiled.adapter, compiled.files, tuple(warnings) + compiled.notes)
+
+
+def run(
+    pipeline: Any,
+    stack: str | Stack | None = None,
+    parameters: dict[str, Any] | None = None,
+    *,
+    wait: bool = True,
+    cache: bool = True,
+    config: str | LoadedConfig | None = None,
+    run_id: str | None = None,
+    on_update: Callable[[RunState], None] | None = None,
+    _parameters_are_strings: bool = False,
+) -> "RunHandle":
+    """Compile the pipeline for the stack, submit it, and (by default) wait for it to finish.
+
+    Returns the handle either way; a failed run is a FAILED status, not an exception.
+    """
+    ir, root, stk, adapter, warnings = _prepare(pipeline, stack, config)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    params = resolve_parameters(ir, parameters, from_strings=_parameters_are_strings)
+    run_id = run_id or new_run_id()
+    code = _code_ref(root, stk, adapter)
+    compiled = adapter.compile(ir)
+    store = RunStore(stk.store_path)
+    request = RunRequest(run_id, params, stk.artifact_root, code, cache, str(stk.store_path))
+    record = RunRecord(
+        run_id=run_id, pipeline=ir.name, stack=stk.name, adapter=adapter.name, status=RunStatus.PENDING.value,
+        created_at=time.time(), finished_at=None, parameters=params, backend_ref={}, ir_digest=ir.digest(),
+        artifact_root=stk.artifact_root, stack_source=stk.source, message="", steps={},
+    )
+    store.add(record)
+    try:
+        ref = adapter.submit(compiled, request)
+    except BaseException as exc:
+        store.set_status(run_id, RunStatus.FAILED.value, finished=True, message=f"submit failed: {exc}")
+        raise
+    store.set_status(run_id, RunStatus.PENDING.value, backend_ref={"adapter": ref.adapter, **ref.data})
+    handle = RunHandle(run_id, ir.name, stk, adapter, ref, store)
+    if wait:
+        handle.wait(on_update=on_update)
+    return handle
+
+
+def _code_ref(root: Path | None, stack: Stack, adapter: Adapter) -> CodeRef:
+    if root is None:
+        return CodeRef()
+    if not adapter.wants_code_archive():
+        return CodeRef(source_dir=str(root))
+    from stackhop.core.artifacts import ArtifactStore
+    from stackhop.core.code_archive import upload
+
+    uri, digest = upload(ArtifactStore(stack.artifact_root), root)
+    return CodeRef(archive_uri=uri, digest=digest)
+
+
+def get_run(run_id: str, *, config: str | LoadedConfig | None = None) -> "RunHandle":
+    """A handle on any recorded run, from any process."""
+    from stackhop.core.plugins import adapter_class
+    from stackhop.core.stack import StackConfig, load_config
+
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    probe = Stack("local", StackConfig(), loaded.project_dir, "built-in")
+    store = RunStore(probe.store_path)
+    rec = store.get(run_id)
+    try:
+        stk = load_stack(rec.stack, config=loaded)
+        if stk.config.adapter != rec.adapter:
+            raise StackhopError("stack changed adapter")
+    except StackhopError:
+        cls = adapter_class(rec.adapter, where=f"run {rec.run_id}")
+        stk = Stack(rec.stack, StackConfig(adapter=rec.adapter, artifact_root=rec.artifact_root),
+                    loaded.project_dir, rec.stack_source, cls.Settings())
+    cls = adapter_class(rec.adapter, where=f"run {rec.run_id}")
+    ref_data = dict(rec.backend_ref)
+    ref = BackendRef(ref_data.pop("adapter", rec.adapter), ref_data)
+    return RunHandle(rec.run_id, rec.pipeline, stk, cls(stk), ref, store)
+
+
+class RunHandle:
+    """One run, on whichever backend: status, steps, logs, artifacts, wait and cancel."""
+
+    def __init__(self, run_id: str, pipeline: str, stack: Stack, adapter: Adapter, ref: BackendRef, store: RunStore):
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.stack = stack
+        self.adapter = adapter
+        self.ref = ref
+        self._store = store
+        self._last: RunState | None = None
+
+    def __repr__(self) -> str:
+        status = self._last.status.value if self._last else "?"
+        return f"<RunHandle {self.run_id} {self.pipeline} on {self.stack.name}: {status}>"
+
+    def refresh(self) -> RunState:
+        state = self.adapter.status(self.ref)
+        if self._last is None or state.status != self._last.status or state.steps != self._last.steps:
+            self._store.set_status(
+                self.run_id, state.status.value, finished=state.status.terminal, message=state.message,
+                steps={k: {"status": v.status.value, "native": v.native} for k, v in state.steps.items()},
+            )
+        self._last = state
+        return state
+
+    @property
+    def status(self) -> RunStatus:
+        return self.refresh().status
+
+    def steps(self) -> dict[str, StepState]:
+        return dict(self.refresh().steps)
+
+    def wait(
+        self, timeout: float | None = None, *, poll: float = 0.05, on_update: Callable[[RunState], None] | None = None
+    ) -> RunStatus:
+        """Block until the run ends. Ctrl-C cancels the run, waits for that, then re-raises."""
+        deadline = time.time() + timeout if timeout else None
+        delay = poll
+        try:
+            while True:
+                state = self.refresh()
+                if on_update:
+                    on_update(state)
+                if state.status.terminal:
+                    return state.status
+                if deadline and time.time() > deadline:
+                    raise TimeoutError(f"run {self.run_id} is still {state.status.value} after {timeout}s")
+                time.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+        except KeyboardInterrupt:
+            self.cancel()
+            self.wait(timeout=60, on_update=on_update)
+            raise
+
+    def cancel(self) -> None:
+        self.adapter.cancel(self.ref)
+
+    def logs(self, step: str) -> str:
+        return self.adapter.logs(self.ref, step)
+
+    def artifacts(self) -> list[ArtifactRef]:
+        return self.adapter.artifacts(self.ref)
+
+    def artifact(self, step: str, output: str) -> ArtifactRef:
+        found = [a for a in self.artifacts() if a.step == step and a.output == output]
+        if not found:
+            have = sorted({f"{a.step}.{a.output}" for a in self.artifacts()})
+            raise ArtifactError(
+                f"run {self.run_id} has no output {output!r} of step {step!r}"
+                + (f"; it has {', '.join(have)}." if have else " (no step has finished yet).")
+            )
+        return found[0]
+
+    @property
+    def failed(self) -> bool:
+        return (self._last or self.refresh()).status == RunStatus.FAILED
+
+    def state(self) -> RunState:
+        return self.refresh()
+
+
+def project_store(config: str | LoadedConfig | None = None) -> RunStore:
+    from stackhop.core.stack import StackConfig, load_config
+
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    return RunStore(Stack("local", StackConfig(), loaded.project_dir, "built-in").store_path)
+

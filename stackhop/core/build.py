@@ -1,0 +1,145 @@
+"""Trace a pipeline definition and turn the trace into a validated IR."""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+
+from stackhop.core import ir, tracing
+from stackhop.core.validate import validate
+from stackhop.errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from stackhop.core.dsl import PipelineDef
+
+
+def build_ir(pdef: "PipelineDef") -> ir.Pipeline:
+    params = pdef.parameters()
+    with tracing.trace(pdef.name) as trace:
+        pdef.fn(*params)
+    where = f"pipeline {pdef.name!r}"
+    sig = inspect.signature(pdef.fn)
+    parameters = []
+    for p in params:
+        default = sig.parameters[p.name].default
+        has_default = default is not inspect.Parameter.empty
+        parameters.append(
+            dict(name=p.name, type=p.type, default=default if has_default else None, has_default=has_default)
+        )
+    groups = [_group(trace, g, where) for g in trace.groups]
+    steps = [_step(t, where) for t in trace.tasks]
+    data = dict(
+        name=pdef.name,
+        description=pdef.description,
+        parameters=parameters,
+        steps=steps,
+        groups=groups,
+        defaults=pdef._defaults,
+    )
+    pipeline = construct(ir.Pipeline, data, where)
+    validate(pipeline)
+    return pipeline
+
+
+def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": g.id, "kind": g.kind, "parent": g.parent.id if g.parent else None}
+    if g.kind == "condition":
+        out["condition"] = tracing.to_expr(g.condition, where=f"{where}, {g.id}").model_dump()
+    elif g.kind == "parallel_for":
+        if isinstance(g.items, tracing.PipelineParam):
+            out["items"] = {"param": g.items.name}
+        else:
+            items = [tracing.to_value(i, where=f"{where}, {g.id}") for i in g.items]
+            if not all(isinstance(i, ir.Const) for i in items):
+                raise PipelineDefinitionError(
+                    f"{where}: ParallelFor items must be constants; to loop over a runtime list, pass a list parameter."
+                )
+            out["items"] = {"static": [i.value for i in items]}
+        out["parallelism"] = g.parallelism
+    else:
+        assert g.exit_task is not None
+        if g.exit_task.group is not g.parent:
+            raise PipelineDefinitionError(
+                f"{where}: exit step {g.exit_task.name!r} must be created right before `with ExitHandler(...)`, "
+                "outside the handler's body."
+            )
+        out["exit_step"] = g.exit_task.name
+    return out
+
+
+def _step(t: tracing.Task, where: str) -> dict[str, Any]:
+    swhere = f"{where}, step {t.name!r}"
+    inputs = []
+    for name, (type_name, as_value, default, has_default) in t.input_types.items():
+        value = t.inputs.get(name)
+        inputs.append(
+            dict(
+                name=name,
+                type=type_name,
+                value=tracing.to_value(value, where=f"{swhere}, input {name!r}").model_dump() if name in t.inputs else None,
+                default=default,
+                has_default=has_default,
+                as_value=as_value,
+            )
+        )
+    outputs = [dict(name=n, type=ty, from_return=fr) for n, (ty, fr) in t.output_types.items()]
+    data: dict[str, Any] = dict(
+        name=t.name,
+        kind=t.kind,
+        display_name=t.display_name,
+        inputs=inputs,
+        outputs=outputs,
+        after=[a.name for a in t.after_tasks],
+        group=t.group.id if t.group else None,
+        settings=t.settings,
+        secrets=t.secrets,
+        allow_pickle=t.allow_pickle,
+    )
+    if t.python:
+        data["python"] = t.python
+    if t.container:
+        c = t.container
+        data["container"] = {
+            "image": c["image"],
+            "command": [_placeholder(x) for x in c["command"]],
+            "args": [_placeholder(x) for x in c["args"]],
+        }
+    if t.resource:
+        data["resource"] = t.resource
+    return data
+
+
+def _placeholder(x: Any) -> Any:
+    return x if isinstance(x, str) else {"placeholder": x.kind, "name": x.name}
+
+
+def construct(model: type[pydantic.BaseModel], data: Any, where: str) -> Any:
+    """Build a pydantic model, turning its error into one sentence that names the field."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise PipelineDefinitionError(f"{where}: {describe_pydantic_error(exc, data)}") from None
+
+
+def describe_pydantic_error(exc: pydantic.ValidationError, data: Any = None) -> str:
+    err = exc.errors()[0]
+    loc = list(err["loc"])
+    label = _readable_loc(loc, data)
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{label}: {msg}" + (f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else "") + "."
+
+
+def _readable_loc(loc: list[Any], data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for key in loc:
+        if isinstance(key, int) and isinstance(node, list) and key < len(node):
+            node = node[key]
+            name = node.get("name") if isinstance(node, dict) else None
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{name or key}]"]
+            continue
+        parts.append(str(key))
+        node = node.get(key) if isinstance(node, dict) else None
+    return ".".join(parts) or "value"

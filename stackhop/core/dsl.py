@@ -1,0 +1,519 @@
+"""The authoring surface: @step, @pipeline, container_step, resource_op and control flow.
+
+Decorating does nothing but remember the function; tracing (`PipelineDef.build()`) calls the
+pipeline function with placeholders and records tasks. Step code never runs while tracing.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar, overload
+
+from stackhop.core import tracing
+from stackhop.core.artifact_types import Artifact
+from stackhop.core.signatures import Signature, read_signature, scalar_type_name, value_type_name
+from stackhop.core.tracing import GroupRec, LoopItem, PipelineParam, Task, TaskOutput, current_trace
+from stackhop.errors import PipelineDefinitionError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# ====================================================================== steps
+
+
+class StepDef:
+    """A Python function that becomes one step each time a pipeline calls it."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None, settings: dict[str, Any], allow_pickle: bool):
+        self.fn = fn
+        self.name = name or fn.__name__
+        self._settings = settings
+        self.allow_pickle = allow_pickle
+        self._signature: Signature | None = None
+        functools.update_wrapper(self, fn)
+
+    @property
+    def signature(self) -> Signature:
+        if self._signature is None:
+            self._signature = read_signature(self.fn, step=self.name)
+        return self._signature
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
+        trace = current_trace(f"step {self.name!r}")
+        sig = self.signature
+        inputs = sig.inputs
+        if len(args) > len(inputs):
+            raise PipelineDefinitionError(
+                f"step {self.name!r} takes {len(inputs)} inputs but was called with {len(args)} positional arguments."
+            )
+        bound: dict[str, Any] = {p.name: a for p, a in zip(inputs, args)}
+        for key, value in kwargs.items():
+            if key in bound:
+                raise PipelineDefinitionError(f"step {self.name!r}: input {key!r} was given twice.")
+            if not any(p.name == key for p in inputs):
+                outs = [p.name for p in sig.artifact_outputs]
+                why = (
+                    f"{key!r} is an output; the step writes it, read it as {self.name}(...).outputs[{key!r}]"
+                    if key in outs
+                    else f"it has no input {key!r}; its inputs are {', '.join(p.name for p in inputs) or 'none'}"
+                )
+                raise PipelineDefinitionError(f"step {self.name!r}: {why}.")
+            bound[key] = value
+        for p in inputs:
+            if p.name not in bound and not p.has_default:
+                raise PipelineDefinitionError(
+                    f"step {self.name!r} in pipeline {trace.pipeline!r} needs input {p.name!r}; "
+                    f"pass it as {self.name}({p.name}=...)."
+                )
+        module, _root = _module(self.fn)
+        from stackhop.core.source import source_hash
+
+        task = Task(
+            name=trace.unique_name(self.name),
+            explicit_name=False,
+            kind="python",
+            group=trace.group,
+            inputs=bound,
+            input_types={p.name: (p.type, p.as_value, p.default, p.has_default) for p in inputs},
+            output_types={
+                **{p.name: (p.type, False) for p in sig.artifact_outputs},
+                **{n: (t, materialized) for n, t, materialized in sig.returns},
+            },
+            python={"module": module, "qualname": self.fn.__qualname__, "source_hash": source_hash(self.fn)},
+            settings=_copy_settings(self._settings),
+            allow_pickle=self.allow_pickle,
+        )
+        return trace.add_task(task)
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}>"
+
+
+def _copy_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in settings.items()}
+
+
+def _module(fn: Callable[..., Any]) -> tuple[str, Path | None]:
+    from stackhop.core.source import module_and_root
+
+    return module_and_root(fn)
+
+
+def _settings_from_kwargs(
+    where: str,
+    *,
+    image: str | None,
+    resources: dict[str, Any] | None,
+    retries: int | dict[str, Any] | None,
+    timeout: float | None,
+    cache: bool | None,
+    env: dict[str, str] | None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if image is not None:
+        out["image"] = image
+    if resources is not None:
+        out["resources"] = tracing.resources_dict(where, **resources)
+    if retries is not None:
+        out["retry"] = {"max_retries": retries} if isinstance(retries, int) else dict(retries)
+    if timeout is not None:
+        out["timeout_seconds"] = timeout
+    if cache is not None:
+        out["caching"] = cache
+    if env:
+        out["env"] = {k: str(v) for k, v in env.items()}
+    return out
+
+
+@overload
+def step(fn: F) -> StepDef: ...
+@overload
+def step(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    image: str | None = None,
+    resources: dict[str, Any] | None = None,
+    retries: int | dict[str, Any] | None = None,
+    timeout: float | None = None,
+    cache: bool | None = None,
+    env: dict[str, str] | None = None,
+    allow_pickle: bool = False,
+) -> Callable[[F], StepDef]: ...
+
+
+def step(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    image: str | None = None,
+    resources: dict[str, Any] | None = None,
+    retries: int | dict[str, Any] | None = None,
+    timeout: float | None = None,
+    cache: bool | None = None,
+    env: dict[str, str] | None = None,
+    allow_pickle: bool = False,
+) -> Any:
+    """Turn a function into a step. `allow_pickle=True` lets return values no safer format fits be pickled."""
+
+    def wrap(f: Callable[..., Any]) -> StepDef:
+        where = f"step {name or f.__name__!r}"
+        settings = _settings_from_kwargs(
+            where, image=image, resources=resources, retries=retries, timeout=timeout, cache=cache, env=env
+        )
+        return StepDef(f, name, settings, allow_pickle)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+# ====================================================================== container steps
+
+
+class _Placeholder:
+    kind = ""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class InputPath(_Placeholder):
+    """Replaced by a local path holding the input artifact (or the scalar written to a file)."""
+
+    kind = "input_path"
+
+
+class InputValue(_Placeholder):
+    """Replaced by the input's value as a string."""
+
+    kind = "input_value"
+
+
+class OutputPath(_Placeholder):
+    """Replaced by a local path the command writes; scalar outputs are parsed from that file."""
+
+    kind = "output_path"
+
+
+def container_step(
+    name: str,
+    image: str,
+    command: Iterable[str | _Placeholder],
+    args: Iterable[str | _Placeholder] = (),
+    *,
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, type] | None = None,
+) -> Task:
+    """A step that runs an arbitrary image's command; inputs and outputs pass through placeholders.
+
+    `outputs` maps names to an artifact class (Dataset, Model ...) or a scalar type (int, str ...).
+    """
+    trace = current_trace(f"container_step {name!r}")
+    inputs = dict(inputs or {})
+    outputs = dict(outputs or {})
+    input_types: dict[str, tuple[str, bool, Any, bool]] = {}
+    for key, value in inputs.items():
+        input_types[key] = (_infer_type(name, key, value), False, None, False)
+    output_types: dict[str, tuple[str, bool]] = {}
+    for key, cls in outputs.items():
+        scalar = scalar_type_name(cls)
+        if scalar:
+            output_types[key] = (scalar, False)
+        elif isinstance(cls, type) and issubclass(cls, Artifact):
+            output_types[key] = (cls.type_name, False)
+        else:
+            raise PipelineDefinitionError(
+                f"step {name!r}: output {key!r} must be an artifact class (Dataset, Model ...) or str/int/float/bool/list/dict, got {cls!r}."
+            )
+    parts = {"command": list(command), "args": list(args)}
+    for part in parts.values():
+        for item in part:
+            if isinstance(item, _Placeholder):
+                table = output_types if item.kind == "output_path" else input_types
+                if item.name not in table:
+                    raise PipelineDefinitionError(
+                        f"step {name!r}: {item!r} names no declared {'output' if item.kind == 'output_path' else 'input'}; "
+                        f"declare it in {'outputs' if item.kind == 'output_path' else 'inputs'}={{...}}."
+                    )
+            elif not isinstance(item, str):
+                raise PipelineDefinitionError(
+                    f"step {name!r}: command and args must be strings or InputPath/InputValue/OutputPath, got {item!r}."
+                )
+    task = Task(
+        name=name,
+        explicit_name=True,
+        kind="container",
+        group=trace.group,
+        inputs=inputs,
+        input_types=input_types,
+        output_types=output_types,
+        container={"image": image, **parts},
+    )
+    return trace.add_task(task)
+
+
+def _infer_type(step_name: str, key: str, value: Any) -> str:
+    if isinstance(value, Task):
+        value = value.output
+    if isinstance(value, (TaskOutput, PipelineParam)):
+        return value.type
+    if isinstance(value, LoopItem):
+        return "str" if value.field else "str"
+    found = value_type_name(value)
+    if found is None:
+        raise PipelineDefinitionError(
+            f"step {step_name!r}: input {key!r} is a {type(value).__name__}; pass a JSON-able constant, "
+            "a pipeline parameter or another step's output."
+        )
+    return found
+
+
+# ====================================================================== resource ops
+
+_COND_RE = re.compile(r"^\s*([A-Za-z_][\w.\[\]-]*)\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*$")
+
+
+def _parse_conditions(step_name: str, which: str, text: str | None) -> list[dict[str, Any]]:
+    if not text:
+        return []
+    out = []
+    for part in text.split(","):
+        m = _COND_RE.match(part)
+        if not m:
+            raise PipelineDefinitionError(
+                f"step {step_name!r}: {which} {part.strip()!r} is not `<field path> <op> <value>`, "
+                "e.g. 'status.phase == Running' or 'status.succeeded > 0'."
+            )
+        path, op, raw = m.groups()
+        out.append({"path": path, "op": op, "value": _literal(raw)})
+    return out
+
+
+def _literal(raw: str) -> Any:
+    raw = raw.strip().strip("'\"")
+    if raw in ("true", "false"):
+        return raw == "true"
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def resource_op(
+    name: str,
+    manifest: dict[str, Any] | str | os.PathLike[str],
+    action: str = "create",
+    *,
+    success_condition: str | None = None,
+    failure_condition: str | None = None,
+    outputs: dict[str, str] | None = None,
+) -> Task:
+    """Create, apply, patch or delete a Kubernetes object and wait for its conditions.
+
+    `outputs` maps output names to field paths on the live object (e.g. {"job": "metadata.name"}).
+    """
+    trace = current_trace(f"resource_op {name!r}")
+    if action not in ("create", "apply", "patch", "delete"):
+        raise PipelineDefinitionError(
+            f"step {name!r}: action {action!r} is not one of create, apply, patch, delete."
+        )
+    if not isinstance(manifest, dict):
+        manifest = _load_manifest(name, Path(manifest))
+    for key in ("apiVersion", "kind"):
+        if key not in manifest:
+            raise PipelineDefinitionError(f"step {name!r}: the manifest has no {key!r}; add it.")
+    meta = manifest.get("metadata") or {}
+    if not (meta.get("name") or meta.get("generateName")):
+        raise PipelineDefinitionError(f"step {name!r}: the manifest needs metadata.name (or metadata.generateName).")
+    task = Task(
+        name=name,
+        explicit_name=True,
+        kind="resource",
+        group=trace.group,
+        inputs={},
+        input_types={},
+        output_types={k: ("str", False) for k in (outputs or {})},
+        resource={
+            "manifest": manifest,
+            "action": action,
+            "success_conditions": _parse_conditions(name, "success_condition", success_condition),
+            "failure_conditions": _parse_conditions(name, "failure_condition", failure_condition),
+            "output_fields": dict(outputs or {}),
+        },
+    )
+    return trace.add_task(task)
+
+
+def _load_manifest(step_name: str, path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_absolute():
+        caller = inspect.stack()[2].filename
+        candidate = Path(caller).parent / path
+        path = candidate if candidate.exists() else path
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except FileNotFoundError:
+        raise PipelineDefinitionError(f"step {step_name!r}: manifest file {str(path)!r} does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise PipelineDefinitionError(f"step {step_name!r}: manifest {str(path)!r} is not valid YAML ({exc}).") from None
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise PipelineDefinitionError(
+            f"step {step_name!r}: manifest {str(path)!r} must hold exactly one object, found {len(docs)}."
+        )
+    return docs[0]
+
+
+# ====================================================================== control flow
+
+
+class If:
+    """`with If(evaluate.output == "yes"):` — steps inside run only when the condition holds."""
+
+    def __init__(self, condition: Any, name: str | None = None):
+        self.condition = condition
+        self._rec: GroupRec | None = None
+
+    def __enter__(self) -> None:
+        self._rec = current_trace("If").open_group("condition", condition=self.condition)
+
+    def __exit__(self, *exc: Any) -> None:
+        current_trace("If").close_group(self._rec)  # type: ignore[arg-type]
+
+
+Condition = If
+
+
+class ParallelFor:
+    """`with ParallelFor([...]) as item:` — the body runs once per item, at most `parallelism` at a time."""
+
+    def __init__(self, items: list[Any] | PipelineParam, parallelism: int | None = None):
+        if not isinstance(items, (list, tuple, PipelineParam)):
+            raise PipelineDefinitionError(
+                f"ParallelFor takes a list or a list pipeline parameter, got {type(items).__name__}."
+            )
+        if isinstance(items, PipelineParam) and items.type != "list":
+            raise PipelineDefinitionError(
+                f"ParallelFor over pipeline parameter {items.name!r} needs it typed `list`, it is {items.type}."
+            )
+        if parallelism is not None and parallelism < 1:
+            raise PipelineDefinitionError(f"ParallelFor parallelism must be at least 1, got {parallelism}.")
+        self.items = items
+        self.parallelism = parallelism
+        self._rec: GroupRec | None = None
+
+    def __enter__(self) -> LoopItem:
+        self._rec = current_trace("ParallelFor").open_group(
+            "parallel_for", items=self.items, parallelism=self.parallelism
+        )
+        return LoopItem(self._rec)
+
+    def __exit__(self, *exc: Any) -> None:
+        current_trace("ParallelFor").close_group(self._rec)  # type: ignore[arg-type]
+
+
+class ExitHandler:
+    """`with ExitHandler(cleanup_task):` — cleanup runs after the body, whether it failed or not."""
+
+    def __init__(self, exit_task: Task):
+        if not isinstance(exit_task, Task):
+            raise PipelineDefinitionError(f"ExitHandler takes a task created before the `with`, got {exit_task!r}.")
+        self.exit_task = exit_task
+        self._rec: GroupRec | None = None
+
+    def __enter__(self) -> None:
+        trace = current_trace("ExitHandler")
+        if self.exit_task.inputs and any(
+            isinstance(v, (Task, TaskOutput)) for v in self.exit_task.inputs.values()
+        ):
+            raise PipelineDefinitionError(
+                f"exit step {self.exit_task.name!r} cannot read other steps' outputs; give it constants or pipeline parameters."
+            )
+        self._rec = trace.open_group("exit_handler", exit_task=self.exit_task)
+
+    def __exit__(self, *exc: Any) -> None:
+        current_trace("ExitHandler").close_group(self._rec)  # type: ignore[arg-type]
+
+
+# ====================================================================== pipelines
+
+_PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+class PipelineDef:
+    """A traced-on-demand pipeline. `build()` returns the IR; it is cached per definition."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None, description: str | None, defaults: dict[str, Any]):
+        self.fn = fn
+        self.name = name or fn.__name__.replace("_", "-").lower()
+        self.description = description if description is not None else inspect.cleandoc(fn.__doc__ or "")
+        self._defaults = defaults
+        self._ir: Any = None
+        module, root = _module(fn)
+        self.module = module
+        self.source_root: Path | None = root
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise PipelineDefinitionError(
+            f"pipeline {self.name!r} is not called directly; run it with stackhop.run({self.fn.__name__}, stack=...)."
+        )
+
+    def parameters(self) -> list[PipelineParam]:
+        import typing
+
+        hints = typing.get_type_hints(self.fn)
+        params = []
+        for p in inspect.signature(self.fn).parameters.values():
+            hint = hints.get(p.name)
+            type_name = scalar_type_name(hint) if hint is not None else (
+                value_type_name(p.default) if p.default is not inspect.Parameter.empty else None
+            )
+            if type_name is None:
+                raise PipelineDefinitionError(
+                    f"pipeline {self.name!r}: parameter {p.name!r} needs a str/int/float/bool/list/dict annotation."
+                )
+            params.append(PipelineParam(p.name, type_name))
+        return params
+
+    def build(self) -> Any:
+        if self._ir is None:
+            from stackhop.core.build import build_ir
+
+            self._ir = build_ir(self)
+        return self._ir
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name}>"
+
+
+def pipeline(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    image: str | None = None,
+    resources: dict[str, Any] | None = None,
+    retries: int | dict[str, Any] | None = None,
+    timeout: float | None = None,
+    cache: bool | None = None,
+    env: dict[str, str] | None = None,
+) -> Any:
+    """Declare a pipeline; keyword settings are defaults for every step that does not set its own."""
+
+    def wrap(f: Callable[..., Any]) -> PipelineDef:
+        where = f"pipeline {name or f.__name__!r}"
+        defaults = _settings_from_kwargs(
+            where, image=image, resources=resources, retries=retries, timeout=timeout, cache=cache, env=env
+        )
+        return PipelineDef(f, name, description, defaults)
+
+    return wrap(fn) if fn is not None else wrap

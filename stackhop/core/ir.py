@@ -1,0 +1,373 @@
+"""The pipeline IR: the one contract every adapter reads.
+
+Frozen, JSON round-trip exact, and content-hashed: `Pipeline.digest()` is the same for the
+same pipeline on any machine and any Python run, which is what caching, release manifests
+and promotion rely on. The DSL produces it; adapters only read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from stackhop.core.accelerators import canonical_accelerator
+
+IR_VERSION = 1
+
+SCALAR_TYPES = ("str", "int", "float", "bool", "list", "dict")
+ARTIFACT_TYPES = (
+    "Artifact",
+    "Dataset",
+    "Model",
+    "Metrics",
+    "ClassificationMetrics",
+    "HTML",
+    "Markdown",
+)
+ScalarType = Literal["str", "int", "float", "bool", "list", "dict"]
+ArtifactType = Literal[
+    "Artifact", "Dataset", "Model", "Metrics", "ClassificationMetrics", "HTML", "Markdown"
+]
+JsonValue = Any
+
+
+def is_artifact_type(type_name: str) -> bool:
+    return type_name in ARTIFACT_TYPES
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- values a step input can take
+
+
+class Const(_Frozen):
+    kind: Literal["const"] = "const"
+    value: JsonValue
+
+
+class ParamRef(_Frozen):
+    kind: Literal["param"] = "param"
+    name: str
+
+
+class OutputRef(_Frozen):
+    kind: Literal["output"] = "output"
+    step: str
+    output: str
+
+
+class LoopItemRef(_Frozen):
+    """The current item of an enclosing ParallelFor, or one key of it when items are dicts."""
+
+    kind: Literal["loop_item"] = "loop_item"
+    loop: str
+    field: str | None = None
+
+
+Value = Annotated[Union[Const, ParamRef, OutputRef, LoopItemRef], Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------- condition expressions
+
+
+class Compare(_Frozen):
+    kind: Literal["compare"] = "compare"
+    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in"]
+    left: Value
+    right: Value
+
+
+class BoolOp(_Frozen):
+    kind: Literal["and", "or"]
+    operands: tuple["Expr", ...]
+
+
+class Not(_Frozen):
+    kind: Literal["not"] = "not"
+    operand: "Expr"
+
+
+Expr = Annotated[Union[Compare, BoolOp, Not], Field(discriminator="kind")]
+BoolOp.model_rebuild()
+Not.model_rebuild()
+
+
+def expr_values(expr: Compare | BoolOp | Not) -> list[Const | ParamRef | OutputRef | LoopItemRef]:
+    """Every leaf value an expression reads, in order."""
+    if isinstance(expr, Compare):
+        return [expr.left, expr.right]
+    if isinstance(expr, Not):
+        return expr_values(expr.operand)
+    return [v for operand in expr.operands for v in expr_values(operand)]
+
+
+# ---------------------------------------------------------------- per-step settings
+
+
+class Accelerator(_Frozen):
+    type: str
+    count: int = Field(ge=1)
+
+    @field_validator("type")
+    @classmethod
+    def _canonical(cls, v: str) -> str:
+        return canonical_accelerator(v, where="accelerator")
+
+
+class Resources(_Frozen):
+    """Requests and limits in exact units, so equal amounts compare equal however spelled.
+
+    Users write "2"/"500m" and "4Gi"; `parse_resources` turns that into these integers once.
+    """
+
+    cpu_millicores: int | None = Field(default=None, gt=0)
+    cpu_limit_millicores: int | None = Field(default=None, gt=0)
+    memory_bytes: int | None = Field(default=None, gt=0)
+    memory_limit_bytes: int | None = Field(default=None, gt=0)
+    disk_bytes: int | None = Field(default=None, gt=0)
+    accelerator: Accelerator | None = None
+
+    @model_validator(mode="after")
+    def _limits_not_below_requests(self) -> "Resources":
+        for req, lim in (("cpu_millicores", "cpu_limit_millicores"), ("memory_bytes", "memory_limit_bytes")):
+            r, l = getattr(self, req), getattr(self, lim)
+            if r is not None and l is not None and l < r:
+                raise ValueError(f"the {lim.split('_')[0]} limit is below the request; raise the limit or lower the request")
+        return self
+
+    def merged_over(self, base: "Resources | None") -> "Resources":
+        """Fields set here win; unset fields fall back to `base`."""
+        if base is None:
+            return self
+        data = base.model_dump(exclude_none=True)
+        data.update(self.model_dump(exclude_none=True))
+        return Resources.model_validate(data)
+
+
+class RetryPolicy(_Frozen):
+    max_retries: int = Field(ge=0, le=100)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    backoff_factor: float = Field(default=2.0, ge=1)
+    max_backoff_seconds: float = Field(default=300.0, ge=0)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        return min(self.backoff_seconds * self.backoff_factor ** (attempt - 1), self.max_backoff_seconds)
+
+
+class SecretRef(_Frozen):
+    """A secret exposed to the step as an environment variable. Only the reference is stored."""
+
+    env: str
+    name: str
+    key: str
+
+
+class Toleration(_Frozen):
+    key: str | None = None
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class Placeholder(_Frozen):
+    """Stands in a container command for an input's value or path, or an output's path."""
+
+    placeholder: Literal["input_value", "input_path", "output_path"]
+    name: str
+
+
+class PythonCall(_Frozen):
+    module: str
+    qualname: str
+    source_hash: str
+
+
+class ContainerSpec(_Frozen):
+    image: str
+    command: tuple[str | Placeholder, ...]
+    args: tuple[str | Placeholder, ...] = ()
+
+
+class FieldCondition(_Frozen):
+    """`status.phase == Running`: a field path on the live object, an operator, a literal."""
+
+    path: str
+    op: Literal["==", "!=", "<", "<=", ">", ">="]
+    value: str | int | float | bool
+
+
+class ResourceOpSpec(_Frozen):
+    manifest: dict[str, JsonValue]
+    action: Literal["create", "apply", "patch", "delete"]
+    success_conditions: tuple[FieldCondition, ...] = ()
+    failure_conditions: tuple[FieldCondition, ...] = ()
+    output_fields: dict[str, str] = Field(default_factory=dict)
+
+
+class InputSpec(_Frozen):
+    name: str
+    type: str
+    value: Value | None = None
+    default: JsonValue = None
+    has_default: bool = False
+    as_value: bool = False
+    """For artifact inputs annotated with a plain Python type: hand the step the loaded value."""
+
+
+class OutputSpec(_Frozen):
+    name: str
+    type: str
+    from_return: bool = False
+    """A return value stored as an artifact (bytes, numpy, pandas ...) through a materializer."""
+
+
+class StepSettings(_Frozen):
+    """Everything a pipeline, a stack override or a step may set; None means 'not set here'."""
+
+    image: str | None = None
+    resources: Resources | None = None
+    retry: RetryPolicy | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    caching: bool | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+
+
+class Step(_Frozen):
+    name: str
+    kind: Literal["python", "container", "resource"]
+    display_name: str | None = None
+    python: PythonCall | None = None
+    container: ContainerSpec | None = None
+    resource: ResourceOpSpec | None = None
+    inputs: tuple[InputSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
+    after: tuple[str, ...] = ()
+    group: str | None = None
+    settings: StepSettings = StepSettings()
+    secrets: tuple[SecretRef, ...] = ()
+    allow_pickle: bool = False
+
+    def input(self, name: str) -> InputSpec | None:
+        return next((i for i in self.inputs if i.name == name), None)
+
+    def output(self, name: str) -> OutputSpec | None:
+        return next((o for o in self.outputs if o.name == name), None)
+
+
+class LoopItems(_Frozen):
+    static: tuple[JsonValue, ...] | None = None
+    param: str | None = None
+
+
+class Group(_Frozen):
+    id: str
+    kind: Literal["condition", "parallel_for", "exit_handler"]
+    parent: str | None = None
+    condition: Expr | None = None
+    items: LoopItems | None = None
+    parallelism: int | None = Field(default=None, ge=1)
+    exit_step: str | None = None
+
+
+class Parameter(_Frozen):
+    name: str
+    type: ScalarType
+    default: JsonValue = None
+    has_default: bool = False
+    description: str = ""
+
+
+class Pipeline(_Frozen):
+    ir_version: Literal[1] = IR_VERSION
+    name: str
+    description: str = ""
+    parameters: tuple[Parameter, ...] = ()
+    steps: tuple[Step, ...]
+    groups: tuple[Group, ...] = ()
+    defaults: StepSettings = StepSettings()
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def group(self, group_id: str) -> Group:
+        for g in self.groups:
+            if g.id == group_id:
+                return g
+        raise KeyError(group_id)
+
+    def parameter(self, name: str) -> Parameter | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+    def group_chain(self, group_id: str | None) -> list[Group]:
+        """Enclosing groups of a step, innermost first."""
+        chain: list[Group] = []
+        by_id = {g.id: g for g in self.groups}
+        while group_id is not None:
+            g = by_id[group_id]
+            chain.append(g)
+            group_id = g.parent
+        return chain
+
+    def edges(self) -> list[tuple[str, str]]:
+        """(upstream, downstream) pairs: data dependencies, `.after()`, condition reads, exit handlers."""
+        by_id = {g.id: g for g in self.groups}
+        pairs: set[tuple[str, str]] = set()
+        for s in self.steps:
+            for up in step_dependencies(s, by_id):
+                pairs.add((up, s.name))
+        for g in self.groups:
+            if g.kind == "exit_handler" and g.exit_step:
+                for s in self.steps:
+                    if g.id in _ancestors(s.group, by_id):
+                        pairs.add((s.name, g.exit_step))
+        return sorted(pairs)
+
+    def to_json(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Pipeline":
+        return cls.model_validate_json(text)
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: stable across machines and Python runs."""
+        return "sha256:" + hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def _ancestors(group_id: str | None, by_id: dict[str, Group]) -> list[str]:
+    out = []
+    while group_id is not None:
+        out.append(group_id)
+        group_id = by_id[group_id].parent
+    return out
+
+
+def step_dependencies(step: Step, groups_by_id: dict[str, Group]) -> list[str]:
+    """Steps that must finish before `step` may start (not counting exit-handler edges)."""
+    ups: list[str] = list(step.after)
+    for i in step.inputs:
+        if isinstance(i.value, OutputRef):
+            ups.append(i.value.step)
+    gid = step.group
+    while gid is not None:
+        g = groups_by_id[gid]
+        if g.condition is not None:
+            ups.extend(v.step for v in expr_values(g.condition) if isinstance(v, OutputRef))
+        gid = g.parent
+    return list(dict.fromkeys(u for u in ups if u != step.name))
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

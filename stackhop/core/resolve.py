@@ -1,0 +1,140 @@
+"""Resolve IR values and conditions for one step instance, from a run spec and the artifact store.
+
+Works on the IR's JSON form (plain dicts), not the pydantic models: the entrypoint in every
+step process uses it and must start fast. The local runner and the emulators use it too, so
+"what does this input hold" has exactly one answer.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable
+
+from stackhop.core.artifacts import ArtifactStore
+
+Index = tuple[int, ...]
+
+
+class RunView:
+    """A run spec plus the artifact store it points at."""
+
+    def __init__(self, spec: dict[str, Any], store: ArtifactStore | None = None):
+        self.spec = spec
+        self.ir = spec["pipeline"]
+        self.run_id: str = spec["run_id"]
+        self.parameters: dict[str, Any] = spec["parameters"]
+        self.store = store or ArtifactStore(spec["artifact_root"])
+        self.steps = {s["name"]: s for s in self.ir["steps"]}
+        self.groups = {g["id"]: g for g in self.ir.get("groups", [])}
+        self._outputs: dict[tuple[str, Index], dict[str, Any]] = {}
+
+    @property
+    def pipeline(self) -> str:
+        return self.ir["name"]
+
+    # -------------------------------------------------------------- loops
+    def chain(self, group_id: str | None) -> list[dict[str, Any]]:
+        """Enclosing groups, outermost first."""
+        out = []
+        while group_id is not None:
+            g = self.groups[group_id]
+            out.append(g)
+            group_id = g.get("parent")
+        return out[::-1]
+
+    def loops(self, step: str) -> list[dict[str, Any]]:
+        return [g for g in self.chain(self.steps[step].get("group")) if g["kind"] == "parallel_for"]
+
+    def loop_items(self, group: dict[str, Any]) -> list[Any]:
+        items = group["items"]
+        if items.get("param") is not None:
+            value = self.parameters[items["param"]]
+            if not isinstance(value, list):
+                raise ValueError(f"ParallelFor parameter {items['param']!r} must be a list, got {type(value).__name__}")
+            return value
+        return list(items["static"])
+
+    def instances(self, step: str) -> list[Index]:
+        """Every loop index this step runs at (one empty index when it is in no loop)."""
+        indexes: list[Index] = [()]
+        for loop in self.loops(step):
+            n = len(self.loop_items(loop))
+            indexes = [ix + (i,) for ix in indexes for i in range(n)]
+        return indexes
+
+    # -------------------------------------------------------------- outputs
+    def outputs_uri(self, step: str, index: Index) -> str:
+        return self.store.step_meta(self.pipeline, self.run_id, step, index, "outputs.json")
+
+    def outputs(self, step: str, index: Index) -> dict[str, Any]:
+        key = (step, index)
+        if key not in self._outputs:
+            self._outputs[key] = self.store.read_json(self.outputs_uri(step, index))
+        return self._outputs[key]
+
+    def remember_outputs(self, step: str, index: Index, record: dict[str, Any]) -> None:
+        self._outputs[(step, index)] = record
+
+    def upstream_index(self, upstream: str, index: Index) -> Index:
+        return index[: len(self.loops(upstream))]
+
+    # -------------------------------------------------------------- values
+    def value(self, value: dict[str, Any], consumer: str, index: Index) -> Any:
+        """A scalar's value, or an artifact's output record (a dict with "uri")."""
+        kind = value["kind"]
+        if kind == "const":
+            return value["value"]
+        if kind == "param":
+            return self.parameters[value["name"]]
+        if kind == "loop_item":
+            loops = self.loops(consumer)
+            pos = next(i for i, g in enumerate(loops) if g["id"] == value["loop"])
+            item = self.loop_items(loops[pos])[index[pos]]
+            return item[value["field"]] if value.get("field") else item
+        step, output = value["step"], value["output"]
+        record = self.outputs(step, self.upstream_index(step, index))
+        if output in record.get("scalars", {}):
+            return record["scalars"][output]
+        return record["artifacts"][output]
+
+    def condition(self, expr: dict[str, Any], consumer: str, index: Index) -> bool:
+        return evaluate(expr, lambda v: self.value(v, consumer, index))
+
+    def conditions_hold(self, step: str, index: Index) -> tuple[bool, str]:
+        for g in self.chain(self.steps[step].get("group")):
+            if g["kind"] == "condition" and not self.condition(g["condition"], step, index):
+                return False, g["id"]
+        return True, ""
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
+}
+
+
+def evaluate(expr: dict[str, Any], lookup: Callable[[dict[str, Any]], Any]) -> bool:
+    kind = expr["kind"]
+    if kind == "compare":
+        return bool(_OPS[expr["op"]](lookup(expr["left"]), lookup(expr["right"])))
+    if kind == "not":
+        return not evaluate(expr["operand"], lookup)
+    results = (evaluate(e, lookup) for e in expr["operands"])
+    return all(results) if kind == "and" else any(results)
+
+
+def instance_key(step: str, index: Index) -> str:
+    return step + "".join(f"[{i}]" for i in index)
+
+
+def parse_instance_key(key: str) -> tuple[str, Index]:
+    if "[" not in key:
+        return key, ()
+    name, rest = key.split("[", 1)
+    return name, tuple(int(x) for x in rest.rstrip("]").split("]["))

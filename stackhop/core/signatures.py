@@ -1,0 +1,146 @@
+"""Read a step function's signature into typed inputs and outputs.
+
+`Input[Dataset]` and `Output[Model]` are artifacts; str/int/float/bool/list/dict are scalars;
+any other annotation (bytes, numpy arrays, DataFrames ...) is an artifact whose value a
+materializer loads and stores. The return value is the scalar output `output`, or one output
+per field of a NamedTuple.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from stackhop.core.artifact_types import Artifact, Input, Output
+from stackhop.errors import PipelineDefinitionError
+
+_SCALARS: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", list: "list", dict: "dict"}
+_NO_DEFAULT = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    type: str
+    direction: str  # "in" | "out"
+    as_value: bool = False
+    default: Any = None
+    has_default: bool = False
+
+
+@dataclass(frozen=True)
+class Signature:
+    params: tuple[ParamInfo, ...]
+    returns: tuple[tuple[str, str, bool], ...] = field(default=())
+    """(output name, type, stored through a materializer)"""
+
+    @property
+    def inputs(self) -> tuple[ParamInfo, ...]:
+        return tuple(p for p in self.params if p.direction == "in")
+
+    @property
+    def artifact_outputs(self) -> tuple[ParamInfo, ...]:
+        return tuple(p for p in self.params if p.direction == "out")
+
+
+def scalar_type_name(annotation: Any) -> str | None:
+    if annotation in _SCALARS:
+        return _SCALARS[annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict):
+        return _SCALARS[origin]
+    return None
+
+
+def value_type_name(value: Any) -> str | None:
+    """The scalar type of a constant, or None when it is not JSON-able."""
+    return _SCALARS.get(type(value))
+
+
+def read_signature(fn: Callable[..., Any], *, step: str) -> Signature:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:  # unresolvable forward references
+        raise PipelineDefinitionError(
+            f"step {step!r}: cannot read the type annotations of {fn.__qualname__} ({exc}); "
+            "make every annotation importable at module level."
+        ) from None
+    params: list[ParamInfo] = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise PipelineDefinitionError(
+                f"step {step!r}: *{p.name} / **{p.name} parameters cannot be traced; declare each input by name."
+            )
+        params.append(_param(step, p, hints.get(p.name, _NO_DEFAULT)))
+    return Signature(tuple(params), _returns(step, hints.get("return", None)))
+
+
+def _artifact_class(step: str, name: str, arg: Any) -> type[Artifact]:
+    if isinstance(arg, type) and issubclass(arg, Artifact):
+        return arg
+    raise PipelineDefinitionError(
+        f"step {step!r}: parameter {name!r} must be Input[<artifact type>] or Output[<artifact type>] "
+        f"with one of Artifact, Dataset, Model, Metrics, ClassificationMetrics, HTML, Markdown; got {arg!r}."
+    )
+
+
+def _param(step: str, p: inspect.Parameter, hint: Any) -> ParamInfo:
+    has_default = p.default is not _NO_DEFAULT
+    default = p.default if has_default else None
+    origin = typing.get_origin(hint)
+    if origin is Input:
+        (arg,) = typing.get_args(hint)
+        cls = _artifact_class(step, p.name, arg)
+        return ParamInfo(p.name, cls.type_name, "in")
+    if origin is Output:
+        (arg,) = typing.get_args(hint)
+        if scalar_type_name(arg):
+            raise PipelineDefinitionError(
+                f"step {step!r}: parameter {p.name!r} is Output[{arg.__name__}]; return scalar outputs instead "
+                "(a value, or a NamedTuple for several)."
+            )
+        cls = _artifact_class(step, p.name, arg)
+        return ParamInfo(p.name, cls.type_name, "out")
+    if hint is _NO_DEFAULT:
+        inferred = scalar_type_name(type(default)) if has_default and default is not None else None
+        if inferred is None:
+            raise PipelineDefinitionError(
+                f"step {step!r}: parameter {p.name!r} has no type annotation; annotate it, e.g. `{p.name}: str`."
+            )
+        return ParamInfo(p.name, inferred, "in", default=default, has_default=has_default)
+    scalar = scalar_type_name(hint)
+    if scalar:
+        return ParamInfo(p.name, scalar, "in", default=default, has_default=has_default)
+    if isinstance(hint, type) and issubclass(hint, Artifact):
+        raise PipelineDefinitionError(
+            f"step {step!r}: parameter {p.name!r} is annotated {hint.__name__}; write Input[{hint.__name__}] "
+            f"to read it or Output[{hint.__name__}] to write it."
+        )
+    return ParamInfo(p.name, "Artifact", "in", as_value=True, default=default, has_default=has_default)
+
+
+def _returns(step: str, hint: Any) -> tuple[tuple[str, str, bool], ...]:
+    if hint is None or hint is type(None):
+        return ()
+    fields = getattr(hint, "__annotations__", None) if _is_namedtuple(hint) else None
+    if fields is not None:
+        return tuple(_return_field(step, name, ann) for name, ann in fields.items())
+    return (_return_field(step, "output", hint),)
+
+
+def _return_field(step: str, name: str, hint: Any) -> tuple[str, str, bool]:
+    scalar = scalar_type_name(hint)
+    if scalar:
+        return (name, scalar, False)
+    if isinstance(hint, type) and issubclass(hint, Artifact):
+        raise PipelineDefinitionError(
+            f"step {step!r}: return type {hint.__name__} is an artifact class; declare a parameter "
+            f"`{name}: Output[{hint.__name__}]` and write to its path instead."
+        )
+    return (name, "Artifact", True)
+
+
+def _is_namedtuple(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields")

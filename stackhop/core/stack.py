@@ -1,0 +1,342 @@
+"""Stacks: which backend, which artifact store, and what each environment changes.
+
+`stackhop.yaml` is found upward from the working directory (or given with --config). It
+names stacks; one is chosen by argument, then $STACKHOP_STACK, then `default_stack`, then the
+built-in `local` stack, which always exists unless the file defines its own. `${VAR}` and
+`${VAR:-default}` are replaced from the environment, so secrets stay out of the file. Every
+error names the file, the line and the key.
+
+Overrides, highest precedence first: `overrides.steps.<name>`, `overrides.all_steps`, the
+step's own settings, the pipeline's defaults, then the stack's `defaults`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackhop.errors import ConfigError, StackhopError
+
+CONFIG_NAME = "stackhop.yaml"
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StepOverride(_Strict):
+    image: str | None = None
+    resources: dict[str, Any] | None = None
+    retries: int | None = Field(default=None, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    caching: bool | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+
+
+class Overrides(_Strict):
+    all_steps: StepOverride | None = None
+    steps: dict[str, StepOverride] = Field(default_factory=dict)
+
+
+class StackConfig(_Strict):
+    adapter: str = "local"
+    description: str = ""
+    artifact_root: str = ".stackhop/artifacts"
+    caching: bool = True
+    defaults: StepOverride | None = None
+    overrides: Overrides = Overrides()
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigFile(_Strict):
+    version: Literal[1] = 1
+    default_stack: str | None = None
+    stacks: dict[str, StackConfig] = Field(default_factory=dict)
+    promotion: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    config: StackConfig
+    project_dir: Path
+    source: str
+    """Where the stack came from: 'path/stackhop.yaml' or 'built-in'."""
+    adapter_settings: Any = None
+
+    @property
+    def artifact_root(self) -> str:
+        from stackhop.core.artifacts import normalize_root
+
+        return normalize_root(self.config.artifact_root, self.project_dir)
+
+    @property
+    def store_path(self) -> Path:
+        return Path(os.environ.get("STACKHOP_HOME") or self.project_dir / ".stackhop") / "runs.db"
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+@dataclass
+class _Located:
+    data: Any
+    lines: dict[tuple[Any, ...], int]
+
+
+def _compose(text: str, path: str) -> _Located:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax.") from None
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(n: Any, loc: tuple[Any, ...]) -> Any:
+        lines[loc] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            out = {}
+            for k, v in n.value:
+                key = yaml.safe_load(yaml.serialize(k)) if not isinstance(k, yaml.ScalarNode) else k.value
+                lines[loc + (key,)] = k.start_mark.line + 1
+                out[key] = walk(v, loc + (key,))
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [walk(v, loc + (i,)) for i, v in enumerate(n.value)]
+        value = yaml.safe_load(yaml.serialize(n))
+        if isinstance(value, str):
+            value = _interpolate(value, path, lines[loc], loc)
+        return value
+
+    data = walk(node, ()) if node is not None else {}
+    return _Located(data, lines)
+
+
+def _interpolate(value: str, path: str, line: int, loc: tuple[Any, ...]) -> Any:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        var, default = m.group(1), m.group(2)
+        if var in os.environ:
+            return os.environ[var]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{path}:{line}: {_dotted(loc)} uses ${{{var}}}, which is not set; export {var} or write ${{{var}:-default}}."
+        )
+
+    return _ENV.sub(sub, value)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(x) for x in loc) or "(top level)"
+
+
+def _line_for(located: _Located, loc: tuple[Any, ...]) -> int:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in located.lines:
+            return located.lines[loc[:n]]
+    return 1
+
+
+def _validate(model: type[BaseModel], located: _Located, path: str, prefix: tuple[Any, ...] = ()) -> Any:
+    data = located.data
+    for key in prefix:
+        data = data[key]
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        loc = prefix + tuple(err["loc"])
+        line = _line_for(located, loc)
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(model, tuple(err["loc"])[:-1]))
+            raise ConfigError(
+                f"{path}:{line}: unknown key {_dotted(loc)!r}; allowed here: {allowed}."
+            ) from None
+        raise ConfigError(f"{path}:{line}: {_dotted(loc)}: {err['msg'].removeprefix('Value error, ')}.") from None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for key in loc:
+        if isinstance(key, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(str(key))
+        if field is None:
+            # a dict[str, Model] value: the key is a user name, the model is the value type
+            continue
+        ann = field.annotation
+        for candidate in (ann, *getattr(ann, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            for inner in getattr(candidate, "__args__", ()):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    current = inner
+    return sorted(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        candidate = d / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    file: ConfigFile
+    path: Path | None
+    located: _Located | None
+
+    @property
+    def project_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def stack_names(self) -> list[str]:
+        names = list(self.file.stacks)
+        return names if "local" in names else ["local", *names]
+
+    def line(self, *loc: Any) -> int:
+        return _line_for(self.located, loc) if self.located else 1
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
+    explicit = path or os.environ.get("STACKHOP_CONFIG")
+    found = Path(explicit) if explicit else find_config()
+    if found is None:
+        return LoadedConfig(ConfigFile(), None, None)
+    if not found.is_file():
+        raise ConfigError(f"config file {str(found)!r} does not exist; pass an existing file to --config.")
+    located = _compose(found.read_text(), str(found))
+    if not isinstance(located.data, dict):
+        raise ConfigError(f"{found}:1: the file must be a mapping with a `stacks:` key.")
+    return LoadedConfig(_validate(ConfigFile, located, str(found)), found.resolve(), located)
+
+
+def load_stack(name: str | None = None, *, config: str | os.PathLike[str] | LoadedConfig | None = None) -> Stack:
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    chosen = name or os.environ.get("STACKHOP_STACK") or loaded.file.default_stack or "local"
+    source = str(loaded.path) if loaded.path else "built-in"
+    if chosen in loaded.file.stacks:
+        cfg = loaded.file.stacks[chosen]
+    elif chosen == "local":
+        cfg, source = StackConfig(), "built-in"
+    else:
+        where = f"{loaded.path}" if loaded.path else "no stackhop.yaml was found"
+        raise ConfigError(
+            f"stack {chosen!r} is not defined ({where}); known stacks are {', '.join(loaded.stack_names())}."
+        )
+    from stackhop.core.plugins import adapter_class
+
+    where = f"{source}:{loaded.line('stacks', chosen, 'adapter')}" if source != "built-in" else "built-in stack"
+    cls = adapter_class(cfg.adapter, where=f"{where} stacks.{chosen}.adapter")
+    if loaded.located is not None and chosen in loaded.file.stacks:
+        assert loaded.path is not None
+        settings = _validate(cls.Settings, loaded.located, str(loaded.path), ("stacks", chosen, "settings"))
+    else:
+        settings = cls.Settings.model_validate(cfg.settings)
+    _check_overrides(cfg, chosen, source, loaded)
+    return Stack(chosen, cfg, loaded.project_dir, source, settings)
+
+
+def _check_overrides(cfg: StackConfig, name: str, source: str, loaded: LoadedConfig) -> None:
+    from stackhop.core.tracing import resources_dict
+
+    entries: list[tuple[tuple[Any, ...], StepOverride]] = []
+    if cfg.defaults:
+        entries.append((("defaults",), cfg.defaults))
+    if cfg.overrides.all_steps:
+        entries.append((("overrides", "all_steps"), cfg.overrides.all_steps))
+    entries += [(("overrides", "steps", k), v) for k, v in cfg.overrides.steps.items()]
+    for loc, ov in entries:
+        if ov.resources is not None:
+            full = ("stacks", name, *loc, "resources")
+            try:
+                resources_dict(f"{source}:{loaded.line(*full)} {_dotted(full)}", **ov.resources)
+            except StackhopError as exc:
+                raise ConfigError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------- applying
+
+
+def apply_stack(ir: Any, stack: Stack) -> Any:
+    """The IR as this stack will run it: stack defaults and overrides folded into each step."""
+    from stackhop.core import ir as irm
+    from stackhop.core.build import construct
+    from stackhop.core.tracing import resources_dict
+
+    cfg = stack.config
+    names = {s.name for s in ir.steps}
+    for step_name in cfg.overrides.steps:
+        if step_name not in names:
+            raise ConfigError(
+                f"{stack.source} stacks.{stack.name}.overrides.steps.{step_name}: pipeline {ir.name!r} has no step "
+                f"{step_name!r}; its steps are {', '.join(sorted(names))}."
+            )
+
+    def as_settings(ov: StepOverride | None) -> dict[str, Any]:
+        if ov is None:
+            return {}
+        out: dict[str, Any] = {}
+        if ov.image is not None:
+            out["image"] = ov.image
+        if ov.resources is not None:
+            out["resources"] = irm.Resources.model_validate(resources_dict(f"stack {stack.name!r}", **ov.resources))
+        if ov.retries is not None:
+            out["retry"] = irm.RetryPolicy(max_retries=ov.retries)
+        if ov.timeout is not None:
+            out["timeout_seconds"] = ov.timeout
+        if ov.caching is not None:
+            out["caching"] = ov.caching
+        if ov.env:
+            out["env"] = dict(ov.env)
+        if ov.node_selector:
+            out["node_selector"] = dict(ov.node_selector)
+        return out
+
+    low = as_settings(cfg.defaults)
+    high_all = as_settings(cfg.overrides.all_steps)
+    steps = []
+    for s in ir.steps:
+        layers = [low, _settings_dict(ir.defaults), _settings_dict(s.settings), high_all,
+                  as_settings(cfg.overrides.steps.get(s.name))]
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            for key, value in layer.items():
+                if key in ("env", "labels", "node_selector"):
+                    merged[key] = {**merged.get(key, {}), **value}
+                elif key == "resources" and merged.get("resources") is not None:
+                    merged[key] = value.merged_over(merged["resources"])
+                else:
+                    merged[key] = value
+        steps.append(s.model_copy(update={"settings": construct(irm.StepSettings, merged, f"step {s.name!r}")}))
+    return ir.model_copy(update={"steps": tuple(steps)})
+
+
+def _settings_dict(settings: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in type(settings).model_fields:
+        value = getattr(settings, key)
+        if value is None or value == {} or value == ():
+            continue
+        out[key] = value
+    return out
+
+
+def json_schema() -> dict[str, Any]:
+    return ConfigFile.model_json_schema()

@@ -1,0 +1,139 @@
+"""The local run store: every run on every stack, in one SQLite file (WAL mode).
+
+Short-lived connections with a busy timeout make it safe for many runs (and their runner
+processes) writing at once. The store only records; each backend stays the authority on a
+run's live state, and `RunHandle.refresh()` writes back what it sees.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from stackhop.errors import RunNotFoundError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        TEXT PRIMARY KEY,
+    pipeline      TEXT NOT NULL,
+    stack         TEXT NOT NULL,
+    adapter       TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    finished_at   REAL,
+    parameters    TEXT NOT NULL,
+    backend_ref   TEXT NOT NULL,
+    ir_digest     TEXT NOT NULL,
+    artifact_root TEXT NOT NULL,
+    stack_source  TEXT NOT NULL DEFAULT '',
+    message       TEXT NOT NULL DEFAULT '',
+    steps         TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_pipeline ON runs (pipeline, created_at);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    pipeline: str
+    stack: str
+    adapter: str
+    status: str
+    created_at: float
+    finished_at: float | None
+    parameters: dict[str, Any]
+    backend_ref: dict[str, Any]
+    ir_digest: str
+    artifact_root: str
+    stack_source: str
+    message: str
+    steps: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class RunStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    def add(self, record: RunRecord) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT INTO runs VALUES (:run_id,:pipeline,:stack,:adapter,:status,:created_at,:finished_at,"
+                ":parameters,:backend_ref,:ir_digest,:artifact_root,:stack_source,:message,:steps)",
+                {**record.to_dict(), "parameters": json.dumps(record.parameters),
+                 "backend_ref": json.dumps(record.backend_ref), "steps": json.dumps(record.steps)},
+            )
+
+    def set_status(
+        self, run_id: str, status: str, *, finished: bool = False, message: str | None = None,
+        steps: dict[str, Any] | None = None, backend_ref: dict[str, Any] | None = None,
+    ) -> None:
+        sets, args = ["status = ?"], [status]
+        if finished:
+            sets.append("finished_at = COALESCE(finished_at, ?)")
+            args.append(time.time())
+        if message is not None:
+            sets.append("message = ?")
+            args.append(message)
+        if steps is not None:
+            sets.append("steps = ?")
+            args.append(json.dumps(steps))
+        if backend_ref is not None:
+            sets.append("backend_ref = ?")
+            args.append(json.dumps(backend_ref))
+        with closing(self._connect()) as db, db:
+            db.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*args, run_id])
+
+    def get(self, run_id: str) -> RunRecord:
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                rows = db.execute("SELECT * FROM runs WHERE run_id LIKE ? LIMIT 2", (run_id + "%",)).fetchall()
+                row = rows[0] if len(rows) == 1 else None
+        if row is None:
+            raise RunNotFoundError(
+                f"no run {run_id!r} in {self.path}; list runs with `stackhop runs list`."
+            )
+        return _record(row)
+
+    def list(self, *, pipeline: str | None = None, stack: str | None = None, limit: int = 50) -> list[RunRecord]:
+        where, args = [], []
+        if pipeline:
+            where.append("pipeline = ?")
+            args.append(pipeline)
+        if stack:
+            where.append("stack = ?")
+            args.append(stack)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        with closing(self._connect()) as db:
+            return [_record(r) for r in db.execute(sql, [*args, limit]).fetchall()]
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        return iter(self.list(limit=1_000_000))
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    data = dict(row)
+    for key in ("parameters", "backend_ref", "steps"):
+        data[key] = json.loads(data[key])
+    return RunRecord(**data)

@@ -1,0 +1,425 @@
+"""The trace of a pipeline function: tasks, the values they pass, and control-flow groups.
+
+Calling a pipeline function under a trace records what would run; no step code executes.
+References stay live objects until the trace ends, so `.set_name()` can rename a task after
+others already consume its outputs; `to_ir()` then turns everything into plain IR values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+from stackhop.errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from stackhop.core import ir
+
+_active: "Trace | None" = None
+
+
+def current_trace(what: str) -> "Trace":
+    if _active is None:
+        raise PipelineDefinitionError(
+            f"{what} can only be used inside a function decorated with @pipeline; "
+            "to call a step's plain Python function in a test, use `<step>.fn(...)`."
+        )
+    return _active
+
+
+class _Operand:
+    """Something a condition can compare: a task output, a pipeline parameter or a loop item."""
+
+    def _cmp(self, op: str, other: Any) -> "ExprNode":
+        return ExprNode("compare", op, (self, other))
+
+    def __eq__(self, other: Any) -> "ExprNode":  # type: ignore[override]
+        return self._cmp("==", other)
+
+    def __ne__(self, other: Any) -> "ExprNode":  # type: ignore[override]
+        return self._cmp("!=", other)
+
+    def __lt__(self, other: Any) -> "ExprNode":
+        return self._cmp("<", other)
+
+    def __le__(self, other: Any) -> "ExprNode":
+        return self._cmp("<=", other)
+
+    def __gt__(self, other: Any) -> "ExprNode":
+        return self._cmp(">", other)
+
+    def __ge__(self, other: Any) -> "ExprNode":
+        return self._cmp(">=", other)
+
+    def is_in(self, options: list[Any] | "_Operand") -> "ExprNode":
+        return self._cmp("in", options)
+
+    def not_in(self, options: list[Any] | "_Operand") -> "ExprNode":
+        return self._cmp("not in", options)
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise PipelineDefinitionError(
+            f"{self!r} has no value while the pipeline is traced; use it in If(...) or pass it to a step."
+        )
+
+
+@dataclass(eq=False)
+class ExprNode:
+    kind: str  # compare | and | or | not
+    op: str
+    operands: tuple[Any, ...]
+
+    def __and__(self, other: "ExprNode") -> "ExprNode":
+        return ExprNode("and", "and", (self, other))
+
+    def __or__(self, other: "ExprNode") -> "ExprNode":
+        return ExprNode("or", "or", (self, other))
+
+    def __invert__(self) -> "ExprNode":
+        return ExprNode("not", "not", (self,))
+
+    def __bool__(self) -> bool:
+        raise PipelineDefinitionError(
+            "conditions cannot use Python's `and`, `or`, `not` or chained comparisons; "
+            "combine them with `&`, `|` and `~`, e.g. If((a.output > 1) & (b.output == 'yes'))."
+        )
+
+
+class PipelineParam(_Operand):
+    def __init__(self, name: str, type_name: str):
+        self.name = name
+        self.type = type_name
+
+    def __repr__(self) -> str:
+        return f"pipeline parameter {self.name!r}"
+
+
+class TaskOutput(_Operand):
+    def __init__(self, task: "Task", name: str, type_name: str):
+        self.task = task
+        self.name = name
+        self.type = type_name
+
+    def __repr__(self) -> str:
+        return f"output {self.name!r} of step {self.task.name!r}"
+
+
+class LoopItem(_Operand):
+    def __init__(self, group: "GroupRec", field_name: str | None = None):
+        self.group = group
+        self.field = field_name
+
+    def __getitem__(self, key: str) -> "LoopItem":
+        return LoopItem(self.group, key)
+
+    def __getattr__(self, key: str) -> "LoopItem":
+        if key.startswith("_"):
+            raise AttributeError(key)
+        return LoopItem(self.group, key)
+
+    def __repr__(self) -> str:
+        return f"item of {self.group.id}" + (f" field {self.field!r}" if self.field else "")
+
+
+@dataclass(eq=False)
+class GroupRec:
+    id: str
+    kind: str
+    parent: "GroupRec | None"
+    condition: ExprNode | None = None
+    items: Any = None
+    parallelism: int | None = None
+    exit_task: "Task | None" = None
+
+
+@dataclass(eq=False)
+class Task:
+    """One step invocation inside a traced pipeline; setters return the task for chaining."""
+
+    name: str
+    explicit_name: bool
+    kind: str
+    group: GroupRec | None
+    inputs: dict[str, Any]
+    input_types: dict[str, tuple[str, bool, Any, bool]]  # name -> (type, as_value, default, has_default)
+    output_types: dict[str, tuple[str, bool]]  # name -> (type, from_return)
+    python: dict[str, str] | None = None
+    container: dict[str, Any] | None = None
+    resource: dict[str, Any] | None = None
+    after_tasks: list["Task"] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    secrets: list[dict[str, str]] = field(default_factory=list)
+    display_name: str | None = None
+    allow_pickle: bool = False
+
+    # ------------------------------------------------------------ outputs
+    @property
+    def outputs(self) -> dict[str, TaskOutput]:
+        return {n: TaskOutput(self, n, t) for n, (t, _) in self.output_types.items()}
+
+    @property
+    def output(self) -> TaskOutput:
+        if len(self.output_types) != 1:
+            names = ", ".join(self.output_types) or "none"
+            raise PipelineDefinitionError(
+                f"step {self.name!r} has {len(self.output_types)} outputs ({names}); "
+                f"pick one with {self.name}.outputs['<name>']."
+            )
+        (name,) = self.output_types
+        return self.outputs[name]
+
+    def output_ref(self, name: str) -> TaskOutput:
+        if name not in self.output_types:
+            raise PipelineDefinitionError(
+                f"step {self.name!r} has no output {name!r}; its outputs are {', '.join(self.output_types) or 'none'}."
+            )
+        return self.outputs[name]
+
+    # ------------------------------------------------------------ setters
+    def set_name(self, name: str) -> "Task":
+        self.name, self.explicit_name = name, True
+        return self
+
+    def set_display_name(self, display_name: str) -> "Task":
+        self.display_name = display_name
+        return self
+
+    def set_resources(
+        self,
+        cpu: str | float | None = None,
+        memory: str | None = None,
+        *,
+        cpu_limit: str | float | None = None,
+        memory_limit: str | None = None,
+        disk: str | None = None,
+        accelerator: str | None = None,
+        accelerator_count: int | None = None,
+        gpu: int | None = None,
+    ) -> "Task":
+        """Limits default to the requests; `gpu=N` is shorthand for `accelerator_count=N`."""
+        self.settings["resources"] = resources_dict(
+            f"step {self.name!r}",
+            cpu=cpu, memory=memory, cpu_limit=cpu_limit, memory_limit=memory_limit,
+            disk=disk, accelerator=accelerator, accelerator_count=accelerator_count or gpu,
+        )
+        return self
+
+    def set_retry(
+        self, max_retries: int, backoff_seconds: float = 1.0, backoff_factor: float = 2.0, max_backoff_seconds: float = 300.0
+    ) -> "Task":
+        self.settings["retry"] = {
+            "max_retries": max_retries, "backoff_seconds": backoff_seconds,
+            "backoff_factor": backoff_factor, "max_backoff_seconds": max_backoff_seconds,
+        }
+        return self
+
+    def set_timeout(self, seconds: float) -> "Task":
+        self.settings["timeout_seconds"] = seconds
+        return self
+
+    def set_caching(self, enabled: bool) -> "Task":
+        self.settings["caching"] = bool(enabled)
+        return self
+
+    def set_env(self, name: str | None = None, value: str | None = None, **env: str) -> "Task":
+        merged = dict(self.settings.get("env", {}))
+        if name is not None:
+            merged[name] = str(value)
+        merged.update({k: str(v) for k, v in env.items()})
+        self.settings["env"] = merged
+        return self
+
+    def set_secret_env(self, env: str, secret: str, key: str) -> "Task":
+        """Expose key `key` of secret `secret` as `$env`; only the reference is ever stored."""
+        self.secrets.append({"env": env, "name": secret, "key": key})
+        return self
+
+    def set_image(self, image: str) -> "Task":
+        self.settings["image"] = image
+        return self
+
+    def set_labels(self, **labels: str) -> "Task":
+        self.settings["labels"] = {**self.settings.get("labels", {}), **labels}
+        return self
+
+    def add_node_selector(self, key: str, value: str) -> "Task":
+        self.settings["node_selector"] = {**self.settings.get("node_selector", {}), key: value}
+        return self
+
+    def add_toleration(
+        self, key: str | None = None, operator: str = "Equal", value: str | None = None, effect: str | None = None
+    ) -> "Task":
+        self.settings["tolerations"] = [
+            *self.settings.get("tolerations", []),
+            {"key": key, "operator": operator, "value": value, "effect": effect},
+        ]
+        return self
+
+    def after(self, *tasks: "Task") -> "Task":
+        for t in tasks:
+            if not isinstance(t, Task):
+                raise PipelineDefinitionError(f"step {self.name!r}: .after() takes tasks, got {t!r}.")
+            self.after_tasks.append(t)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r})"
+
+
+def resources_dict(where: str, **kw: Any) -> dict[str, Any]:
+    """Parse user spellings ("2", "500m", "4Gi", gpu=1) into the IR's exact units.
+
+    Validated now, so the error names the step (or config key) that set them. Limits default
+    to the requests.
+    """
+    from stackhop.core.accelerators import canonical_accelerator
+    from stackhop.core.quantities import parse_bytes, parse_cpu
+
+    known = {"cpu", "memory", "cpu_limit", "memory_limit", "disk", "accelerator", "accelerator_count", "gpu"}
+    unknown = set(kw) - known
+    if unknown:
+        raise PipelineDefinitionError(
+            f"{where}: unknown resource setting {sorted(unknown)[0]!r}; use {', '.join(sorted(known))}."
+        )
+    out: dict[str, Any] = {}
+    if kw.get("cpu") is not None:
+        out["cpu_millicores"] = out["cpu_limit_millicores"] = parse_cpu(kw["cpu"], where=where)
+    if kw.get("cpu_limit") is not None:
+        out["cpu_limit_millicores"] = parse_cpu(kw["cpu_limit"], where=where)
+    if kw.get("memory") is not None:
+        out["memory_bytes"] = out["memory_limit_bytes"] = parse_bytes(kw["memory"], where=where)
+    if kw.get("memory_limit") is not None:
+        out["memory_limit_bytes"] = parse_bytes(kw["memory_limit"], where=where, what="memory limit")
+    if kw.get("disk") is not None:
+        out["disk_bytes"] = parse_bytes(kw["disk"], where=where, what="disk")
+    count, accel = kw.get("accelerator_count") or kw.get("gpu"), kw.get("accelerator")
+    if count or accel:
+        if not accel:
+            raise PipelineDefinitionError(
+                f"{where}: {count} GPU(s) requested without a type; pass accelerator='nvidia-tesla-t4' (or l4, a100 ...)."
+            )
+        out["accelerator"] = {"type": canonical_accelerator(accel, where=where), "count": int(count or 1)}
+    for req, lim in (("cpu_millicores", "cpu_limit_millicores"), ("memory_bytes", "memory_limit_bytes")):
+        if req in out and out[lim] < out[req]:
+            what = req.split("_")[0]
+            raise PipelineDefinitionError(f"{where}: the {what} limit is below the {what} request; raise the limit or lower the request.")
+    return out
+
+
+@dataclass(eq=False)
+class Trace:
+    pipeline: str
+    tasks: list[Task] = field(default_factory=list)
+    groups: list[GroupRec] = field(default_factory=list)
+    stack: list[GroupRec] = field(default_factory=list)
+    _names: dict[str, int] = field(default_factory=dict)
+    _group_counts: dict[str, int] = field(default_factory=dict)
+
+    def unique_name(self, base: str) -> str:
+        n = self._names.get(base, 0) + 1
+        self._names[base] = n
+        return base if n == 1 else f"{base}-{n}"
+
+    def add_task(self, task: Task) -> Task:
+        self.tasks.append(task)
+        return task
+
+    @property
+    def group(self) -> GroupRec | None:
+        return self.stack[-1] if self.stack else None
+
+    def open_group(self, kind: str, **kw: Any) -> GroupRec:
+        n = self._group_counts.get(kind, 0) + 1
+        self._group_counts[kind] = n
+        prefix = {"condition": "condition", "parallel_for": "for", "exit_handler": "exit-handler"}[kind]
+        rec = GroupRec(id=f"{prefix}-{n}", kind=kind, parent=self.group, **kw)
+        self.groups.append(rec)
+        self.stack.append(rec)
+        return rec
+
+    def close_group(self, rec: GroupRec) -> None:
+        assert self.stack and self.stack[-1] is rec
+        self.stack.pop()
+
+
+def trace(pipeline_name: str) -> "_TraceScope":
+    return _TraceScope(Trace(pipeline_name))
+
+
+class _TraceScope:
+    def __init__(self, t: Trace):
+        self.trace = t
+
+    def __enter__(self) -> Trace:
+        global _active
+        if _active is not None:
+            raise PipelineDefinitionError(
+                f"pipeline {self.trace.pipeline!r} was called while tracing pipeline {_active.pipeline!r}; "
+                "nested pipelines are not supported, call its steps directly."
+            )
+        _active = self.trace
+        return self.trace
+
+    def __exit__(self, *exc: Any) -> None:
+        global _active
+        _active = None
+
+
+# ---------------------------------------------------------------------- trace -> IR
+
+
+def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | ir.LoopItemRef":
+    from stackhop.core import ir
+
+    if isinstance(v, Task):
+        v = v.output
+    if isinstance(v, TaskOutput):
+        return ir.OutputRef(step=v.task.name, output=v.name)
+    if isinstance(v, PipelineParam):
+        return ir.ParamRef(name=v.name)
+    if isinstance(v, LoopItem):
+        return ir.LoopItemRef(loop=v.group.id, field=v.field)
+    try:
+        json.dumps(v, allow_nan=False)
+    except (TypeError, ValueError):
+        raise PipelineDefinitionError(
+            f"{where}: {type(v).__name__} value {v!r} cannot be stored in the pipeline; pass JSON-able constants "
+            "(str, int, float, bool, list, dict), pipeline parameters or other steps' outputs."
+        ) from None
+    return ir.Const(value=v)
+
+
+def to_expr(node: Any, *, where: str) -> Any:
+    from stackhop.core import ir
+
+    if isinstance(node, _Operand):
+        raise PipelineDefinitionError(
+            f"{where}: If() needs a comparison such as `{node!r} == 'yes'`, not a bare value."
+        )
+    if not isinstance(node, ExprNode):
+        raise PipelineDefinitionError(
+            f"{where}: If() needs a comparison of step outputs or pipeline parameters, got {node!r}."
+        )
+    if node.kind == "compare":
+        left, right = node.operands
+        return ir.Compare(op=node.op, left=to_value(left, where=where), right=to_value(right, where=where))
+    if node.kind == "not":
+        return ir.Not(operand=to_expr(node.operands[0], where=where))
+    flat: list[Any] = []
+    for operand in node.operands:
+        sub = to_expr(operand, where=where)
+        flat.extend(sub.operands if getattr(sub, "kind", None) == node.kind else [sub])
+    return ir.BoolOp(kind=node.kind, operands=tuple(flat))
+
+
+def iter_tasks_in(trace_: Trace, group: GroupRec) -> Iterator[Task]:
+    for t in trace_.tasks:
+        g = t.group
+        while g is not None:
+            if g is group:
+                yield t
+                break
+            g = g.parent

@@ -1,0 +1,324 @@
+"""Rules every IR must satisfy before any adapter sees it.
+
+Each failure is one sentence naming the pipeline, the step or field, and the fix. The DSL
+catches some of these earlier with more context; this module is the authority, because IRs
+also arrive as JSON (release manifests) and from hand-written code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+
+from stackhop.core import ir
+from stackhop.errors import ValidationError
+
+STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+PIPELINE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NUMERIC = {"int", "float"}
+
+
+def validate(p: ir.Pipeline) -> None:
+    where = f"pipeline {p.name!r}"
+    if not PIPELINE_NAME.match(p.name):
+        raise ValidationError(
+            f"{where}: the name must be 1-63 lowercase letters, digits and '-', starting with a letter "
+            f"and not ending with '-'; e.g. {_suggest_pipeline_name(p.name)!r}."
+        )
+    _parameters(p, where)
+    steps = _names(p, where)
+    groups = {g.id: g for g in p.groups}
+    _groups(p, groups, steps, where)
+    for s in p.steps:
+        _step(p, s, steps, groups, f"{where}, step {s.name!r}")
+    _cycles(p, where)
+
+
+def _suggest_pipeline_name(name: str) -> str:
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    if not cleaned or not cleaned[0].isalpha():
+        cleaned = "p-" + cleaned
+    return cleaned[:63].rstrip("-")
+
+
+def _parameters(p: ir.Pipeline, where: str) -> None:
+    seen: set[str] = set()
+    for param in p.parameters:
+        if not IDENT.match(param.name):
+            raise ValidationError(f"{where}: parameter name {param.name!r} must be a Python identifier not starting with '_'.")
+        if param.name in seen:
+            raise ValidationError(f"{where}: parameter {param.name!r} is declared twice.")
+        seen.add(param.name)
+        if param.has_default and not value_matches(param.default, param.type):
+            raise ValidationError(
+                f"{where}: parameter {param.name!r} is {param.type} but its default {param.default!r} is not."
+            )
+
+
+def _names(p: ir.Pipeline, where: str) -> dict[str, ir.Step]:
+    steps: dict[str, ir.Step] = {}
+    for s in p.steps:
+        if not STEP_NAME.match(s.name):
+            raise ValidationError(
+                f"{where}: step name {s.name!r} must be 1-63 letters, digits, '_' or '-', starting with a letter."
+            )
+        if s.name in steps:
+            raise ValidationError(
+                f"{where}: two steps are named {s.name!r}; give one another name with .set_name(...)."
+            )
+        steps[s.name] = s
+        for kind, items in (("input", s.inputs), ("output", s.outputs)):
+            seen: set[str] = set()
+            for item in items:
+                if not IDENT.match(item.name):
+                    raise ValidationError(
+                        f"{where}, step {s.name!r}: {kind} name {item.name!r} must be a Python identifier not starting with '_'."
+                    )
+                if item.name in seen:
+                    raise ValidationError(f"{where}, step {s.name!r}: {kind} {item.name!r} is declared twice.")
+                seen.add(item.name)
+    return steps
+
+
+def _groups(p: ir.Pipeline, groups: dict[str, ir.Group], steps: dict[str, ir.Step], where: str) -> None:
+    for g in p.groups:
+        if g.parent is not None and g.parent not in groups:
+            raise ValidationError(f"{where}: group {g.id!r} has unknown parent {g.parent!r}.")
+        gwhere = f"{where}, {g.id}"
+        if g.kind == "condition":
+            if g.condition is None:
+                raise ValidationError(f"{gwhere}: a condition group needs a condition.")
+            _condition(p, g, g.condition, steps, groups, gwhere)
+        elif g.kind == "parallel_for":
+            if g.items is None or (g.items.static is None) == (g.items.param is None):
+                raise ValidationError(f"{gwhere}: a ParallelFor needs either a static list or a list parameter.")
+            if g.items.param is not None:
+                param = p.parameter(g.items.param)
+                if param is None or param.type != "list":
+                    raise ValidationError(
+                        f"{gwhere}: ParallelFor iterates over {g.items.param!r}, which is not a list parameter of the pipeline."
+                    )
+        elif g.kind == "exit_handler":
+            if g.exit_step not in steps:
+                raise ValidationError(f"{gwhere}: exit step {g.exit_step!r} is not a step of the pipeline.")
+            if g.id in _chain(steps[g.exit_step].group, groups):
+                raise ValidationError(f"{gwhere}: exit step {g.exit_step!r} cannot be inside its own handler.")
+
+
+def _chain(group_id: str | None, groups: dict[str, ir.Group]) -> list[str]:
+    out = []
+    while group_id is not None:
+        out.append(group_id)
+        group_id = groups[group_id].parent
+    return out
+
+
+def _condition(
+    p: ir.Pipeline, g: ir.Group, expr: object, steps: dict[str, ir.Step], groups: dict[str, ir.Group], where: str
+) -> None:
+    if isinstance(expr, ir.Compare):
+        types = [_value_type(p, v, steps, groups, g.parent, where, reading="the condition") for v in (expr.left, expr.right)]
+        for v, t in zip((expr.left, expr.right), types):
+            if t is not None and ir.is_artifact_type(t):
+                raise ValidationError(
+                    f"{where}: the condition compares {_describe(v)}, a {t} artifact; conditions read scalar outputs "
+                    "or parameters, so have a step return the value to compare."
+                )
+        lt, rt = types
+        if expr.op in ("in", "not in"):
+            if rt not in (None, "list"):
+                raise ValidationError(f"{where}: the right side of `{expr.op}` must be a list, it is {rt}.")
+        elif expr.op in ("<", "<=", ">", ">="):
+            for v, t in zip((expr.left, expr.right), types):
+                if t is not None and t not in _NUMERIC and t != "str":
+                    raise ValidationError(f"{where}: `{expr.op}` cannot order {_describe(v)} of type {t}.")
+            if lt and rt and (lt in _NUMERIC) != (rt in _NUMERIC):
+                raise ValidationError(f"{where}: `{expr.op}` compares {lt} with {rt}; compare values of one kind.")
+        return
+    if isinstance(expr, ir.Not):
+        _condition(p, g, expr.operand, steps, groups, where)
+        return
+    assert isinstance(expr, ir.BoolOp)
+    for operand in expr.operands:
+        _condition(p, g, operand, steps, groups, where)
+
+
+def _describe(v: object) -> str:
+    if isinstance(v, ir.OutputRef):
+        return f"output {v.output!r} of step {v.step!r}"
+    if isinstance(v, ir.ParamRef):
+        return f"parameter {v.name!r}"
+    if isinstance(v, ir.LoopItemRef):
+        return f"the item of {v.loop}"
+    return repr(getattr(v, "value", v))
+
+
+def _value_type(
+    p: ir.Pipeline,
+    v: object,
+    steps: dict[str, ir.Step],
+    groups: dict[str, ir.Group],
+    consumer_group: str | None,
+    where: str,
+    reading: str,
+) -> str | None:
+    """The type of a value, after checking that the consumer may see it. None means 'any'."""
+    if isinstance(v, ir.Const):
+        from stackhop.core.signatures import value_type_name
+
+        return value_type_name(v.value) if v.value is not None else None
+    if isinstance(v, ir.ParamRef):
+        param = p.parameter(v.name)
+        if param is None:
+            names = ", ".join(x.name for x in p.parameters) or "none"
+            raise ValidationError(f"{where}: {reading} reads unknown pipeline parameter {v.name!r}; parameters are {names}.")
+        return param.type
+    if isinstance(v, ir.LoopItemRef):
+        if v.loop not in _chain(consumer_group, groups) or groups[v.loop].kind != "parallel_for":
+            raise ValidationError(f"{where}: {reading} uses the item of {v.loop!r} outside that ParallelFor.")
+        return None
+    assert isinstance(v, ir.OutputRef)
+    up = steps.get(v.step)
+    if up is None:
+        raise ValidationError(f"{where}: {reading} reads step {v.step!r}, which is not in the pipeline.")
+    out = up.output(v.output)
+    if out is None:
+        names = ", ".join(o.name for o in up.outputs) or "none"
+        raise ValidationError(
+            f"{where}: {reading} reads output {v.output!r} of step {v.step!r}, which has no such output; its outputs are {names}."
+        )
+    consumer_chain = _chain(consumer_group, groups)
+    for gid in _chain(up.group, groups):
+        if gid in consumer_chain:
+            break
+        kind = groups[gid].kind
+        if kind == "condition":
+            raise ValidationError(
+                f"{where}: {reading} uses output {v.output!r} of step {v.step!r}, which runs only under {gid}; "
+                "move the consumer into the same If block."
+            )
+        if kind == "parallel_for":
+            raise ValidationError(
+                f"{where}: {reading} uses output {v.output!r} of step {v.step!r} from outside its ParallelFor ({gid}); "
+                "collecting loop outputs is not supported, consume it inside the loop."
+            )
+    return out.type
+
+
+def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[str, ir.Group], where: str) -> None:
+    if s.group is not None and s.group not in groups:
+        raise ValidationError(f"{where}: unknown group {s.group!r}.")
+    body = {"python": s.python, "container": s.container, "resource": s.resource}
+    if body[s.kind] is None or sum(v is not None for v in body.values()) != 1:
+        raise ValidationError(f"{where}: a {s.kind} step must carry exactly its `{s.kind}` body.")
+    for i in s.inputs:
+        iwhere = f"{where}, input {i.name!r}"
+        if i.value is None:
+            if not i.has_default:
+                raise ValidationError(f"{where} needs input {i.name!r}; pass it when calling the step.")
+            continue
+        source = _value_type(p, i.value, steps, groups, s.group, where, reading=f"input {i.name!r}")
+        if source is not None and not type_accepts(i.type, source):
+            raise ValidationError(
+                f"{iwhere} expects {i.type} but gets {_describe(i.value)} of type {source}; "
+                "connect an output of the matching type."
+            )
+    for up in s.after:
+        if up not in steps:
+            raise ValidationError(f"{where}: .after() names step {up!r}, which is not in the pipeline.")
+        if up == s.name:
+            raise ValidationError(f"{where}: a step cannot run after itself.")
+    for key in list(s.settings.env) + [x.env for x in s.secrets]:
+        if not ENV_NAME.match(key):
+            raise ValidationError(f"{where}: environment variable name {key!r} is invalid; use letters, digits and '_'.")
+    names = [x.env for x in s.secrets]
+    clash = set(names) & set(s.settings.env) or {n for n in names if names.count(n) > 1}
+    if clash:
+        raise ValidationError(f"{where}: environment variable {sorted(clash)[0]!r} is set twice (env and secret); keep one.")
+    if s.container:
+        declared_in = {i.name for i in s.inputs}
+        declared_out = {o.name for o in s.outputs}
+        for item in (*s.container.command, *s.container.args):
+            if isinstance(item, ir.Placeholder):
+                pool = declared_out if item.placeholder == "output_path" else declared_in
+                if item.name not in pool:
+                    raise ValidationError(f"{where}: placeholder {item.placeholder}({item.name!r}) names nothing declared.")
+        if not s.container.command:
+            raise ValidationError(f"{where}: a container step needs a command.")
+
+
+def type_accepts(target: str, source: str) -> bool:
+    if ir.is_artifact_type(target) != ir.is_artifact_type(source):
+        return False
+    if ir.is_artifact_type(target):
+        return target == source or target == "Artifact"
+    return target == source or (target == "float" and source == "int")
+
+
+def value_matches(value: object, type_name: str) -> bool:
+    checks: dict[str, tuple[type, ...]] = {
+        "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list, tuple), "dict": (dict,)
+    }
+    if type_name in ("int", "float") and isinstance(value, bool):
+        return False
+    return isinstance(value, checks[type_name])
+
+
+def _cycles(p: ir.Pipeline, where: str) -> None:
+    edges = p.edges()
+    indeg = {s.name: 0 for s in p.steps}
+    out: dict[str, list[str]] = {s.name: [] for s in p.steps}
+    for a, b in edges:
+        out[a].append(b)
+        indeg[b] += 1
+    queue = deque(n for n, d in indeg.items() if d == 0)
+    seen = 0
+    while queue:
+        n = queue.popleft()
+        seen += 1
+        for m in out[n]:
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                queue.append(m)
+    if seen != len(indeg):
+        cycle = _find_cycle({n for n, d in indeg.items() if d > 0}, out)
+        raise ValidationError(
+            f"{where}: steps depend on each other in a cycle ({' -> '.join(cycle)}); remove one of the .after() calls."
+        )
+
+
+def _find_cycle(nodes: set[str], out: dict[str, list[str]]) -> list[str]:
+    start = min(nodes)
+    path, seen = [start], {start}
+    node = start
+    while True:
+        node = next(m for m in out[node] if m in nodes)
+        if node in seen:
+            return path[path.index(node):] + [node]
+        path.append(node)
+        seen.add(node)
+
+
+def topological_order(p: ir.Pipeline) -> list[str]:
+    edges = p.edges()
+    order_index = {s.name: i for i, s in enumerate(p.steps)}
+    indeg = {s.name: 0 for s in p.steps}
+    out: dict[str, list[str]] = {s.name: [] for s in p.steps}
+    for a, b in edges:
+        out[a].append(b)
+        indeg[b] += 1
+    import heapq
+
+    heap = [(order_index[n], n) for n, d in indeg.items() if d == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, n = heapq.heappop(heap)
+        order.append(n)
+        for m in out[n]:
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                heapq.heappush(heap, (order_index[m], m))
+    return order

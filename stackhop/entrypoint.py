@@ -1,0 +1,262 @@
+"""What runs inside every step's process or container, on every backend.
+
+    python -m stackhop.entrypoint --spec URI --step NAME [--index 0,2]
+
+It reads the run spec, loads the step's inputs from the artifact store, calls the function
+(or runs the container command with its placeholders filled), writes each output atomically,
+and writes `outputs.json` last: that file is the commit marker downstream steps and caches
+trust. On failure it writes `error.json` and exits non-zero; nothing already committed is
+touched. Kept free of pydantic and fsspec imports for local roots, so a step starts in tens
+of milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+from typing import Any
+
+from stackhop.core.artifact_types import ARTIFACT_CLASSES, Artifact
+from stackhop.core.artifacts import ArtifactStore, content_digest
+from stackhop.core.resolve import Index, RunView, instance_key
+
+SCALARS = ("str", "int", "float", "bool", "list", "dict")
+
+
+class StepError(Exception):
+    """A failure of the step itself (its code, its command, or an output it did not write)."""
+
+
+def read_spec(uri: str) -> dict[str, Any]:
+    if "://" not in uri:
+        with open(uri) as f:
+            return json.load(f)
+    return ArtifactStore.for_uri(uri).read_json(uri)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stackhop.entrypoint")
+    parser.add_argument("--spec", required=True, help="URI or path of the run spec (run.json)")
+    parser.add_argument("--step", required=True)
+    parser.add_argument("--index", default="", help="loop indexes, comma-separated")
+    args = parser.parse_args(argv)
+    index: Index = tuple(int(x) for x in args.index.split(",") if x != "")
+    view = RunView(read_spec(args.spec))
+    step = view.steps.get(args.step)
+    if step is None:
+        print(f"error: run spec has no step {args.step!r}", file=sys.stderr)
+        return 2
+    try:
+        record = run_step(view, step, index)
+    except BaseException as exc:  # report every failure, then exit non-zero
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        message = str(exc) if isinstance(exc, StepError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, StepError):
+            traceback.print_exc()
+        print(f"stackhop: step {instance_key(args.step, index)} failed: {message}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            view.store.write_json(
+                view.store.step_meta(view.pipeline, view.run_id, args.step, index, "error.json"),
+                {"message": message, "type": type(exc).__name__},
+            )
+        return getattr(exc, "exit_code", None) or 1
+    view.store.write_json(view.outputs_uri(args.step, index), record)
+    return 0
+
+
+def run_step(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any]:
+    if step["kind"] == "python":
+        return _run_python(view, step, index)
+    if step["kind"] == "container":
+        return _run_container(view, step, index)
+    raise StepError(f"step {step['name']!r} is a resource op; only a Kubernetes backend can run it.")
+
+
+def _import_step(view: RunView, step: dict[str, Any]) -> Any:
+    code = view.spec.get("code") or {}
+    root = code.get("source_dir")
+    if not root and code.get("archive_uri"):
+        from stackhop.core.code_archive import extract
+
+        root = extract(code["archive_uri"], code["digest"])
+    if root and root not in sys.path:
+        sys.path.insert(0, root)
+    call = step["python"]
+    obj: Any = importlib.import_module(call["module"])
+    for part in call["qualname"].split("."):
+        obj = getattr(obj, part)
+    return getattr(obj, "fn", obj)
+
+
+def _check_scalar(step: str, name: str, type_name: str, value: Any) -> Any:
+    checks: dict[str, tuple[type, ...]] = {
+        "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list, tuple), "dict": (dict,)
+    }
+    if (type_name in ("int", "float") and isinstance(value, bool)) or not isinstance(value, checks[type_name]):
+        raise StepError(
+            f"step {step!r} returned {type(value).__name__} {value!r} for output {name!r}, which is declared {type_name}."
+        )
+    if type_name == "float":
+        return float(value)
+    if type_name == "list":
+        return list(value)
+    return value
+
+
+def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any]:
+    from stackhop.core import materializers
+
+    fn = _import_step(view, step)
+    name = step["name"]
+    kwargs: dict[str, Any] = {}
+    record: dict[str, Any] = {"scalars": {}, "artifacts": {}}
+    with contextlib.ExitStack() as stack:
+        for spec in step["inputs"]:
+            if spec.get("value") is None:
+                continue
+            value = view.value(spec["value"], name, index)
+            if spec["type"] in SCALARS:
+                kwargs[spec["name"]] = float(value) if spec["type"] == "float" and isinstance(value, int) else value
+                continue
+            path = stack.enter_context(view.store.local_copy(value["uri"]))
+            if spec.get("as_value"):
+                if not value.get("materializer"):
+                    raise StepError(f"step {name!r}: input {spec['name']!r} is a file artifact, not a stored value; "
+                                    "annotate it Input[...] to receive its path.")
+                kwargs[spec["name"]] = materializers.load(path, value["materializer"], allow_pickle=step.get("allow_pickle", False))
+            else:
+                cls = ARTIFACT_CLASSES[spec["type"]]
+                kwargs[spec["name"]] = cls(spec["name"], value["uri"], path, value.get("metadata"))
+        outputs: dict[str, tuple[Artifact, str]] = {}
+        for out in step["outputs"]:
+            if out["type"] in SCALARS or out.get("from_return"):
+                continue
+            uri = view.store.output_uri(view.pipeline, view.run_id, name, out["name"], index)
+            staged = view.store.staging_path(uri)
+            artifact = ARTIFACT_CLASSES[out["type"]](out["name"], uri, staged)
+            outputs[out["name"]] = (artifact, uri)
+            kwargs[out["name"]] = artifact
+        result = fn(**kwargs)
+    returns = [o for o in step["outputs"] if o["type"] in SCALARS or o.get("from_return")]
+    for out in returns:
+        value = result if len(returns) == 1 else getattr(result, out["name"], None)
+        if out.get("from_return"):
+            uri = view.store.output_uri(view.pipeline, view.run_id, name, out["name"], index)
+            staged = view.store.staging_path(uri)
+            kind = materializers.save(value, staged, allow_pickle=step.get("allow_pickle", False), where=f"step {name!r}")
+            digest = content_digest(staged)
+            view.store.commit(staged, uri)
+            record["artifacts"][out["name"]] = {"uri": uri, "type": "Artifact", "digest": digest, "metadata": {}, "materializer": kind}
+        else:
+            record["scalars"][out["name"]] = _check_scalar(name, out["name"], out["type"], value)
+    for out_name, (artifact, uri) in outputs.items():
+        record["artifacts"][out_name] = _commit_artifact(view, name, artifact, uri)
+    return record
+
+
+def _commit_artifact(view: RunView, step: str, artifact: Artifact, uri: str) -> dict[str, Any]:
+    staged = artifact.path
+    if not os.path.exists(staged):
+        if artifact.type_name in ("Metrics", "ClassificationMetrics"):
+            with open(staged, "w") as f:
+                json.dump(artifact.metadata, f, sort_keys=True)
+        else:
+            raise StepError(
+                f"step {step!r} did not write output {artifact.name!r}; write a file or directory at {artifact.name}.path."
+            )
+    digest = content_digest(staged)
+    view.store.commit(staged, uri)
+    return {"uri": uri, "type": artifact.type_name, "digest": digest, "metadata": artifact.metadata, "materializer": None}
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any]:
+    """Run the command on this host with placeholders filled; the image is the backend's business."""
+    name = step["name"]
+    types = {i["name"]: i["type"] for i in step["inputs"]}
+    out_types = {o["name"]: o["type"] for o in step["outputs"]}
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="stackhop-step-"))
+        values: dict[str, Any] = {}
+        for spec in step["inputs"]:
+            if spec.get("value") is not None:
+                values[spec["name"]] = view.value(spec["value"], name, index)
+            elif spec.get("has_default"):
+                values[spec["name"]] = spec.get("default")
+        staged: dict[str, str] = {}
+        uris: dict[str, str] = {}
+        for out in step["outputs"]:
+            if out["type"] in SCALARS:
+                staged[out["name"]] = os.path.join(scratch, "outputs", out["name"])
+                os.makedirs(os.path.dirname(staged[out["name"]]), exist_ok=True)
+            else:
+                uris[out["name"]] = view.store.output_uri(view.pipeline, view.run_id, name, out["name"], index)
+                staged[out["name"]] = view.store.staging_path(uris[out["name"]])
+
+        def fill(item: Any) -> str:
+            if isinstance(item, str):
+                return item
+            key, kind = item["name"], item["placeholder"]
+            if kind == "output_path":
+                return staged[key]
+            value = values[key]
+            if kind == "input_value":
+                if types[key] not in SCALARS:
+                    raise StepError(f"step {name!r}: InputValue({key!r}) is an artifact; use InputPath({key!r}).")
+                return _as_text(value)
+            if types[key] in SCALARS:
+                path = os.path.join(scratch, "inputs", key)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w") as f:
+                    f.write(_as_text(value))
+                return path
+            return stack.enter_context(view.store.local_copy(value["uri"]))
+
+        spec = step["container"]
+        argv = [fill(x) for x in (*spec["command"], *spec["args"])]
+        sys.stdout.flush()
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            err = StepError(f"command {argv[0]!r} exited with code {proc.returncode}")
+            err.exit_code = proc.returncode if 0 < proc.returncode < 126 else 1  # type: ignore[attr-defined]
+            raise err
+        record: dict[str, Any] = {"scalars": {}, "artifacts": {}}
+        for key, type_name in out_types.items():
+            path = staged[key]
+            if type_name in SCALARS:
+                if not os.path.exists(path):
+                    raise StepError(f"step {name!r} did not write scalar output {key!r} at its OutputPath.")
+                record["scalars"][key] = _parse_scalar(name, key, type_name, open(path).read())
+            else:
+                record["artifacts"][key] = _commit_artifact(view, name, ARTIFACT_CLASSES[type_name](key, uris[key], path), uris[key])
+        return record
+
+
+def _parse_scalar(step: str, key: str, type_name: str, text: str) -> Any:
+    text = text.rstrip("\n")
+    try:
+        if type_name == "str":
+            return text
+        if type_name == "bool":
+            if text.strip().lower() not in ("true", "false"):
+                raise ValueError(text)
+            return text.strip().lower() == "true"
+        value = json.loads(text)
+        return _check_scalar(step, key, type_name, value)
+    except (ValueError, StepError):
+        raise StepError(f"step {step!r} wrote {text[:80]!r} to output {key!r}, which is not a valid {type_name}.") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
