@@ -1,0 +1,5 @@
+import sys
+
+from stackhop.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The `stackhop` command line."""

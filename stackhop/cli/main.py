@@ -1,0 +1,306 @@
+"""The `stackhop` command. Commands import the core lazily so `stackhop --help` stays instant.
+
+User errors print one sentence and exit 2 (a traceback only with --debug); a failed run exits
+1; a run cancelled with Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Write an ML pipeline once; run it locally, on Kubernetes, SageMaker, Vertex AI or Kubeflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+runs_app = typer.Typer(help="Runs recorded in this project's run store.", no_args_is_help=True)
+stacks_app = typer.Typer(help="Stacks defined in stackhop.yaml.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(stacks_app, name="stacks")
+
+_state: dict[str, Any] = {"debug": False, "config": None}
+
+ConfigOpt = typer.Option(None, "--config", help="Path to stackhop.yaml (default: searched upward from here).")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for user errors."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    _state["debug"] = debug
+    _state["config"] = str(config) if config else None
+
+
+def _config(local: Optional[Path]) -> Optional[str]:
+    return str(local) if local else _state["config"]
+
+
+def _emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _parse_params(values: List[str]) -> dict[str, str]:
+    from stackhop.errors import ParameterError
+
+    out: dict[str, str] = {}
+    for item in values:
+        if "=" not in item:
+            raise ParameterError(f"parameter {item!r} must be written name=value, e.g. -p min_accuracy=0.9.")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+# ------------------------------------------------------------------------------- run / compile
+
+
+@app.command()
+def run(
+    target: str = typer.Argument(..., help="FILE[:PIPELINE], e.g. examples/training/pipeline.py"),
+    stack: Optional[str] = typer.Option(None, "--stack", "-s", help="Stack name (default: $STACKHOP_STACK, then default_stack)."),
+    param: List[str] = typer.Option([], "--param", "-p", help="Pipeline parameter name=value; repeatable."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run every step even when a cached result exists."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Submit and return at once with the run id."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Run a pipeline on a stack and follow it."""
+    from stackhop.cli.load import load_pipeline
+    from stackhop.cli.progress import Follower
+    from stackhop.core.api import run as run_pipeline
+
+    pipeline = load_pipeline(target)
+    follower = None if (json_out or detach) else Follower(sys.stderr)
+    try:
+        handle = run_pipeline(
+            pipeline, stack, _parse_params(param), wait=not detach, cache=not no_cache, config=_config(config),
+            on_update=follower.update if follower else None, _parameters_are_strings=True,
+        )
+    except KeyboardInterrupt:
+        if follower:
+            follower.close()
+        typer.echo("cancelled", err=True)
+        raise typer.Exit(130)
+    if follower:
+        follower.close()
+    state = handle.state()
+    if json_out:
+        _emit_json({"run_id": handle.run_id, "pipeline": handle.pipeline, "stack": handle.stack.name, **state.to_dict()})
+    elif detach:
+        typer.echo(handle.run_id)
+    else:
+        typer.echo(f"run {handle.run_id} {state.status.value}" + (f": {state.message}" if state.message else ""))
+    if not detach and state.status.value != "SUCCEEDED":
+        raise typer.Exit(130 if state.status.value == "CANCELLED" else 1)
+
+
+@app.command()
+def compile(
+    target: str = typer.Argument(..., help="FILE[:PIPELINE]"),
+    stack: Optional[str] = typer.Option(None, "--stack", "-s"),
+    out: Path = typer.Option(Path("compiled"), "--output", "-o", help="Directory for the backend documents."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write the backend documents for a pipeline on a stack (pure: no network, same bytes every time)."""
+    from stackhop.cli.load import load_pipeline
+    from stackhop.core.api import compile as compile_pipeline
+
+    compiled = compile_pipeline(load_pipeline(target), stack, config=_config(config))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in sorted(compiled.files.items()):
+        (out / name).write_bytes(data)
+    if json_out:
+        _emit_json({"adapter": compiled.adapter, "digest": compiled.digest(), "files": sorted(compiled.files),
+                    "output": str(out), "notes": list(compiled.notes)})
+        return
+    for note in compiled.notes:
+        typer.echo(f"note: {note}", err=True)
+    for name in sorted(compiled.files):
+        typer.echo(str(out / name))
+    typer.echo(f"{compiled.adapter} document digest {compiled.digest()}", err=True)
+
+
+@app.command()
+def graph(
+    target: str = typer.Argument(..., help="FILE[:PIPELINE]"),
+    svg: Optional[Path] = typer.Option(None, "--svg", help="Also render an SVG with graphviz's `dot`, when installed."),
+) -> None:
+    """Print the pipeline's graph as Mermaid text."""
+    from stackhop.cli.graph import mermaid, render_svg
+    from stackhop.cli.load import load_pipeline
+
+    ir = load_pipeline(target).build()
+    typer.echo(mermaid(ir))
+    if svg:
+        typer.echo(render_svg(ir, svg), err=True)
+
+
+@app.command()
+def cancel(run_id: str = typer.Argument(...), config: Optional[Path] = ConfigOpt) -> None:
+    """Ask a run's backend to stop it."""
+    from stackhop.core.api import get_run
+
+    get_run(run_id, config=_config(config)).cancel()
+    typer.echo(f"cancel requested for {run_id}")
+
+
+@app.command()
+def logs(
+    run_id: str = typer.Argument(...),
+    step: Optional[str] = typer.Argument(None, help="Step (e.g. train or train[2]); all steps when omitted."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Print a run's step logs."""
+    from stackhop.core.api import get_run
+
+    handle = get_run(run_id, config=_config(config))
+    if step:
+        steps = handle.steps()
+        if step not in steps:
+            from stackhop.errors import StackhopError
+
+            raise StackhopError(f"run {handle.run_id} has no step {step!r}; its steps are {', '.join(steps)}.")
+        typer.echo(handle.logs(step), nl=False)
+        return
+    for key in handle.steps():
+        typer.echo(f"===== {key} =====")
+        typer.echo(handle.logs(key), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of stackhop.yaml."""
+    from stackhop.core.stack import json_schema
+
+    _emit_json(json_schema())
+
+
+# ------------------------------------------------------------------------------- runs
+
+
+@runs_app.command("list")
+def runs_list(
+    pipeline: Optional[str] = typer.Option(None, "--pipeline"),
+    stack: Optional[str] = typer.Option(None, "--stack", "-s"),
+    limit: int = typer.Option(20, "--limit", "-n"),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """List runs, newest first."""
+    from stackhop.core.api import project_store
+
+    records = project_store(_config(config)).list(pipeline=pipeline, stack=stack, limit=limit)
+    if json_out:
+        _emit_json([r.to_dict() for r in records])
+        return
+    from stackhop.cli.progress import runs_table
+
+    runs_table(records)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str = typer.Argument(...), json_out: bool = JsonOpt, config: Optional[Path] = ConfigOpt) -> None:
+    """Show one run: status, parameters, steps and outputs."""
+    from stackhop.core.api import get_run
+
+    handle = get_run(run_id, config=_config(config))
+    state = handle.state()
+    record = handle._store.get(handle.run_id)
+    outputs = [
+        {"step": a.step, "output": a.output, "type": a.type, "uri": a.uri, **({"value": a.value} if a.value is not None else {}),
+         **({"metadata": a.metadata} if a.metadata else {})}
+        for a in handle.artifacts()
+    ]
+    if json_out:
+        _emit_json({**record.to_dict(), "state": state.to_dict(), "outputs": outputs})
+        return
+    from stackhop.cli.progress import show_run
+
+    show_run(record, state, outputs)
+
+
+# ------------------------------------------------------------------------------- stacks
+
+
+@stacks_app.command("list")
+def stacks_list(json_out: bool = JsonOpt, config: Optional[Path] = ConfigOpt) -> None:
+    """List stacks and which one is the default."""
+    from stackhop.core.stack import load_config
+
+    loaded = load_config(_config(config))
+    default = os.environ.get("STACKHOP_STACK") or loaded.file.default_stack or "local"
+    rows = []
+    for name in loaded.stack_names():
+        cfg = loaded.file.stacks.get(name)
+        rows.append({"name": name, "adapter": cfg.adapter if cfg else "local", "default": name == default,
+                     "artifact_root": cfg.artifact_root if cfg else ".stackhop/artifacts",
+                     "source": str(loaded.path) if cfg else "built-in"})
+    if json_out:
+        _emit_json(rows)
+        return
+    for r in rows:
+        typer.echo(f"{'*' if r['default'] else ' '} {r['name']:<16} {r['adapter']:<12} {r['artifact_root']}  ({r['source']})")
+
+
+@stacks_app.command("show")
+def stacks_show(name: Optional[str] = typer.Argument(None), json_out: bool = JsonOpt, config: Optional[Path] = ConfigOpt) -> None:
+    """Show a stack with its adapter settings validated."""
+    from stackhop.core.stack import load_stack
+
+    stk = load_stack(name, config=_config(config))
+    data = {
+        "name": stk.name, "source": stk.source, "artifact_root": stk.artifact_root,
+        "config": stk.config.model_dump(mode="json"),
+        "adapter_settings": stk.adapter_settings.model_dump(mode="json") if stk.adapter_settings else {},
+    }
+    if json_out:
+        _emit_json(data)
+        return
+    import yaml
+
+    typer.echo(yaml.safe_dump(data, sort_keys=False))
+
+
+# ------------------------------------------------------------------------------- entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="stackhop", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except typer.Abort:
+        return 130
+    except Exception as exc:
+        from stackhop.errors import StackhopError
+
+        if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
+            exc.show()
+            return int(getattr(exc, "exit_code", 2))
+        if isinstance(exc, StackhopError) and not debug:
+            typer.echo(f"error: {exc}", err=True)
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Shared fixtures: an isolated project directory, and pipelines written as real files.
+
+Step processes import the step's module, so test pipelines live in files under the test's
+own temp directory rather than in the test module.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from stackhop.core.source import import_file
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project: cwd, run store and artifacts all under tmp_path, no env leaking in."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("STACKHOP_STACK", "STACKHOP_CONFIG", "STACKHOP_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("STACKHOP_CODE_CACHE", str(tmp_path / ".code-cache"))
+    return tmp_path
+
+
+@pytest.fixture
+def write_pipeline(project: Path) -> Callable[..., Any]:
+    """Write `source` to a uniquely named module in the project and import it."""
+
+    def write(source: str, name: str | None = None) -> Any:
+        module = name or f"pipe_{os.getpid()}_{next(_counter)}"
+        path = project / f"{module}.py"
+        path.write_text(textwrap.dedent(source))
+        sys.modules.pop(module, None)
+        return import_file(path)
+
+    return write
+
+
+@pytest.fixture
+def write_config(project: Path) -> Callable[[str], Path]:
+    def write(text: str) -> Path:
+        path = project / "stackhop.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
