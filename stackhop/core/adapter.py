@@ -92,6 +92,8 @@ class Adapter(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     ignored: ClassVar[frozenset[Capability]] = frozenset()
     """Features this backend accepts but cannot honour (a warning, not an error)."""
+    poll_seconds: ClassVar[tuple[float, float]] = (1.0, 10.0)
+    """First and longest delay between status polls; cloud APIs want the longer end."""
 
     def __init__(self, stack: "Stack"):
         self.stack = stack

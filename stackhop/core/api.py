@@ -267,11 +267,11 @@ class RunHandle:
         return dict(self.refresh().steps)
 
     def wait(
-        self, timeout: float | None = None, *, poll: float = 0.05, on_update: Callable[[RunState], None] | None = None
+        self, timeout: float | None = None, *, on_update: Callable[[RunState], None] | None = None
     ) -> RunStatus:
         """Block until the run ends. Ctrl-C cancels the run, waits for that, then re-raises."""
         deadline = time.time() + timeout if timeout else None
-        delay = poll
+        delay, longest = self.adapter.poll_seconds
         try:
             while True:
                 state = self.refresh()
@@ -282,7 +282,7 @@ class RunHandle:
                 if deadline and time.time() > deadline:
                     raise TimeoutError(f"run {self.run_id} is still {state.status.value} after {timeout}s")
                 time.sleep(delay)
-                delay = min(delay * 1.5, 1.0)
+                delay = min(delay * 1.5, longest)
         except KeyboardInterrupt:
             self.cancel()
             self.wait(timeout=60, on_update=on_update)

@@ -30,6 +30,11 @@ class LocalSettings(AdapterSettings):
         default_factory=dict, description="secret name -> key -> environment variable that holds the value."
     )
     kill_grace_seconds: float = Field(default=3.0, ge=0, description="SIGTERM to SIGKILL delay on timeout/cancel.")
+    launcher: Literal["fork", "spawn"] = Field(
+        default="fork",
+        description="fork: each step is forked from a warm process that imported stackhop and the step modules "
+        "once (fast); spawn: each step starts a fresh interpreter.",
+    )
 
 
 class LocalAdapter(Adapter):
@@ -40,6 +45,7 @@ class LocalAdapter(Adapter):
         Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.CONTAINER_STEPS,
     })
     ignored = frozenset({Capability.NODE_SELECTORS, Capability.TOLERATIONS})
+    poll_seconds = (0.02, 0.1)
 
     def wants_code_archive(self) -> bool:
         return self.settings.code == "archive"

@@ -45,7 +45,7 @@ class Instance:
     finished_at: float | None = None
     exit_code: int | None = None
     message: str = ""
-    proc: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
     deadline: float | None = None
     kill_at: float | None = None
     timed_out: bool = False
@@ -73,6 +73,7 @@ class Runner:
         self.instances: dict[str, Instance] = {}
         self.order: list[str] = []
         self.loop_running: dict[tuple[str, Index], int] = {}
+        self.forkserver: Any = None
         self._build()
 
     # ------------------------------------------------------------------ graph
@@ -119,6 +120,31 @@ class Runner:
         signal.signal(signal.SIGINT, self._on_signal)
         self._update_store("RUNNING")
         self._write_state("RUNNING")
+        self._start_forkserver()
+        try:
+            status = self._loop()
+        finally:
+            if self.forkserver is not None:
+                self.forkserver.close()
+        self._write_state(status)
+        self._update_store(status)
+        return status
+
+    def _start_forkserver(self) -> None:
+        """Fork per step from a warm process unless the stack asks for fresh interpreters."""
+        if self.settings.get("launcher", "fork") != "fork" or not hasattr(os, "fork"):
+            return
+        from stackhop.adapters.local.forkserver import ForkServer
+
+        source = (self.view.spec.get("code") or {}).get("source_dir")
+        modules = sorted({s["python"]["module"] for s in self.view.ir["steps"] if s.get("python")}) if source else []
+        self.forkserver = ForkServer(modules, [source] if source else [], self._forked_exit)
+
+    def _forked_exit(self, rid: str, rc: int) -> None:
+        key, attempt = rid.rsplit("#", 1)
+        self.events.put((key, int(attempt), rc))
+
+    def _loop(self) -> str:
         while True:
             if self.cancel_requested:
                 self._cancel_all()
@@ -138,10 +164,7 @@ class Runner:
                 except queue.Empty:
                     event = None
             self._write_state("CANCELLING" if self.cancel_requested else "RUNNING")
-        status = self._final_status()
-        self._write_state(status)
-        self._update_store(status)
-        return status
+        return self._final_status()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.cancel_requested = True
@@ -162,7 +185,7 @@ class Runner:
 
     # ------------------------------------------------------------------ scheduling
     def _running(self) -> int:
-        return sum(1 for i in self.instances.values() if i.proc is not None)
+        return sum(1 for i in self.instances.values() if i.pid is not None)
 
     def _schedule(self) -> None:
         changed = True
@@ -170,7 +193,7 @@ class Runner:
             changed = False
             for key in self.order:
                 inst = self.instances[key]
-                if inst.status == "RUNNING" and inst.retry_at and inst.proc is None:
+                if inst.status == "RUNNING" and inst.retry_at and inst.pid is None:
                     if time.time() >= inst.retry_at and self._has_capacity(inst):
                         inst.retry_at = None
                         self._launch(inst)
@@ -310,15 +333,21 @@ class Runner:
         if inst.index:
             cmd += ["--index", ",".join(str(i) for i in inst.index)]
         log_path = self._log_path(inst)
+        cwd = self.view.spec.get("workdir") or None
         with open(log_path, "ab") as log:
             if inst.attempts > 1:
                 log.write(f"\n===== attempt {inst.attempts} =====\n".encode())
                 log.flush()
-            proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=env, cwd=self.view.spec.get("workdir") or None,
-            )
-        inst.proc = proc
+            if self.forkserver is not None:
+                inst.pid = self.forkserver.start(f"{inst.key}#{inst.attempts}", cmd[3:], env, cwd, log_path)
+            else:
+                proc = subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, env=env, cwd=cwd,
+                )
+                inst.pid = proc.pid
+                attempt = inst.attempts
+                threading.Thread(target=lambda: self.events.put((inst.key, attempt, proc.wait())), daemon=True).start()
         inst.status, inst.native = "RUNNING", f"attempt {inst.attempts}"
         inst.started_at = inst.started_at or time.time()
         timeout = settings.get("timeout_seconds")
@@ -326,8 +355,6 @@ class Runner:
         inst.kill_at, inst.timed_out = None, False
         if inst.loop_slot:
             self.loop_running[inst.loop_slot] = self.loop_running.get(inst.loop_slot, 0) + 1
-        attempt = inst.attempts
-        threading.Thread(target=lambda: self.events.put((inst.key, attempt, proc.wait())), daemon=True).start()
 
     def _add_secrets(self, step: dict[str, Any], env: dict[str, str]) -> str:
         table: dict[str, dict[str, str]] = self.settings.get("secrets") or {}
@@ -342,17 +369,24 @@ class Runner:
         return ""
 
     def _kill(self, inst: Instance, sig: int) -> None:
-        if inst.proc is None:
+        if inst.pid is None:
             return
         try:
-            os.killpg(inst.proc.pid, sig)
+            os.killpg(inst.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
     def _check_timers(self) -> None:
         now = time.time()
+        if self.forkserver is not None and not self.forkserver.alive():
+            for inst in self.instances.values():
+                if inst.pid is not None:
+                    self._kill(inst, signal.SIGKILL)
+                    inst.pid = None
+                    self._settle(inst, "FAILED", "launcher_died", "the local fork server exited unexpectedly")
+            self.forkserver = None
         for inst in self.instances.values():
-            if inst.proc is None:
+            if inst.pid is None:
                 continue
             if inst.deadline and now >= inst.deadline and not inst.timed_out:
                 inst.timed_out = True
@@ -364,9 +398,9 @@ class Runner:
 
     def _on_exit(self, key: str, attempt: int, rc: int) -> None:
         inst = self.instances[key]
-        if attempt != inst.attempts or inst.proc is None:
+        if attempt != inst.attempts or inst.pid is None:
             return
-        inst.proc, inst.deadline, inst.kill_at = None, None, None
+        inst.pid, inst.deadline, inst.kill_at = None, None, None
         inst.exit_code = rc
         if inst.loop_slot:
             self.loop_running[inst.loop_slot] -= 1
@@ -412,7 +446,7 @@ class Runner:
 
     def _cancel_all(self) -> None:
         for inst in self.instances.values():
-            if inst.proc is not None:
+            if inst.pid is not None:
                 if inst.kill_at is None:
                     inst.kill_at = time.time() + self.grace
                     self._kill(inst, signal.SIGTERM)

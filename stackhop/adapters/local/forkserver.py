@@ -1,0 +1,170 @@
+"""A fork server for step processes: import once, fork per step.
+
+Starting a fresh interpreter per step costs ~100 ms before any user code runs; a 100-step
+chain would spend most of its time starting Pythons. The fork server imports the entrypoint
+(and, best effort, the pipeline's step modules) once, then forks one child per step attempt.
+Each child is still a separate process in its own session and process group, with its own
+log file, environment and exit code, so isolation, timeouts and cancel work exactly as with
+spawned processes. The server stays single-threaded, which is what makes fork safe.
+
+Protocol (JSON lines): the runner writes {"id", "argv", "env", "cwd", "log"}; the server
+answers {"id", "pid"} when the child starts and {"id", "rc"} when it ends (rc as
+subprocess reports it: negative for a signal).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Callable
+
+
+def serve(preload: list[str], sys_path: list[str]) -> None:
+    for p in reversed(sys_path):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    from stackhop import entrypoint  # noqa: F401  (the point is to have it imported)
+
+    for module in preload:
+        try:
+            importlib.import_module(module)
+        except BaseException:  # the child will import again and report the error in its log
+            pass
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    stdin = sys.stdin.buffer
+    out = sys.stdout
+    children: dict[int, str] = {}
+    buffer = b""
+    open_input = True
+    while open_input or children:
+        ready, _, _ = select.select([stdin, wake_r] if open_input else [wake_r], [], [], 1.0)
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+        if stdin in ready:
+            chunk = os.read(stdin.fileno(), 65536)
+            if not chunk:
+                open_input = False
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                request = json.loads(line)
+                pid = _fork(request)
+                children[pid] = request["id"]
+                out.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
+                out.flush()
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            rid = children.pop(pid, None)
+            if rid is not None:
+                out.write(json.dumps({"id": rid, "rc": os.waitstatus_to_exitcode(status)}) + "\n")
+                out.flush()
+
+
+def _fork(request: dict[str, Any]) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        if request.get("cwd"):
+            os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        import random
+
+        random.seed()
+        from stackhop import entrypoint
+
+        code = entrypoint.main(request["argv"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+class ForkServer:
+    """The runner's side: start steps through the server, hear about exits on a callback."""
+
+    def __init__(self, preload: list[str], sys_path: list[str], on_exit: Callable[[str, int], None]):
+        code = "import json,sys; from stackhop.adapters.local.forkserver import serve; serve(*json.loads(sys.argv[1]))"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, json.dumps([preload, sys_path])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+        )
+        self._on_exit = on_exit
+        self._pids: dict[str, int] = {}
+        self._started = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if "pid" in msg:
+                with self._started:
+                    self._pids[msg["id"]] = msg["pid"]
+                    self._started.notify_all()
+            else:
+                self._on_exit(msg["id"], msg["rc"])
+
+    def start(self, rid: str, argv: list[str], env: dict[str, str], cwd: str | None, log: str) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"id": rid, "argv": argv, "env": env, "cwd": cwd, "log": log}) + "\n").encode())
+        self.proc.stdin.flush()
+        with self._started:
+            if not self._started.wait_for(lambda: rid in self._pids, timeout=30):
+                raise RuntimeError("the fork server did not start the step within 30s")
+            return self._pids.pop(rid)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
