@@ -147,7 +147,8 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
         result = fn(**kwargs)
     returns = [o for o in step["outputs"] if o["type"] in SCALARS or o.get("from_return")]
     for out in returns:
-        value = result if len(returns) == 1 else getattr(result, out["name"], None)
+        named = hasattr(result, "_fields") and out["name"] in result._fields
+        value = getattr(result, out["name"]) if named else result if len(returns) == 1 else None
         if out.get("from_return"):
             uri = view.store.output_uri(view.pipeline, view.run_id, name, out["name"], index)
             staged = view.store.staging_path(uri)

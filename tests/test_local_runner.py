@@ -546,3 +546,41 @@ def test_the_runner_process_handles_termination_as_a_cancel(project: Path, write
     _wait_for(project / "pids.txt")
     os.kill(handle.ref.data["pid"], signum)
     assert handle.wait(timeout=20) == RunStatus.CANCELLED
+
+
+def test_namedtuple_returns_become_separate_typed_outputs_at_run_time(project: Path, write_pipeline) -> None:
+    module = write_pipeline("""
+        from __future__ import annotations
+        from typing import NamedTuple
+        from stackhop import step, pipeline, If
+
+        class Scores(NamedTuple):
+            accuracy: float
+            verdict: str
+
+        class Single(NamedTuple):
+            count: int
+
+        @step
+        def score() -> Scores:
+            return Scores(0.75, "good")
+
+        @step
+        def count() -> Single:
+            return Single(3)
+
+        @step
+        def report(accuracy: float, n: int) -> str:
+            return f"{accuracy}/{n}"
+
+        @pipeline
+        def scored():
+            s = score()
+            with If(s.outputs["verdict"] == "good"):
+                report(accuracy=s.outputs["accuracy"], n=count().outputs["count"])
+    """)
+    handle = stackhop.run(module.scored)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("score", "verdict").load() == "good"
+    assert handle.artifact("count", "count").load() == 3
+    assert handle.artifact("report", "output").load() == "0.75/3"

@@ -124,7 +124,8 @@ def _param(step: str, p: inspect.Parameter, hint: Any) -> ParamInfo:
 def _returns(step: str, hint: Any) -> tuple[tuple[str, str, bool], ...]:
     if hint is None or hint is type(None):
         return ()
-    fields = getattr(hint, "__annotations__", None) if _is_namedtuple(hint) else None
+    # get_type_hints, not __annotations__: under `from __future__ import annotations` those are strings.
+    fields = typing.get_type_hints(hint) if _is_namedtuple(hint) and getattr(hint, "__annotations__", None) else None
     if fields is not None:
         return tuple(_return_field(step, name, ann) for name, ann in fields.items())
     return (_return_field(step, "output", hint),)

@@ -135,6 +135,17 @@ class GroupRec:
     exit_task: "Task | None" = None
 
 
+class _Outputs(dict):  # type: ignore[type-arg]
+    """`task.outputs`: an unknown name raises an error listing the real outputs, not a bare KeyError."""
+
+    def __init__(self, task: "Task", items: dict[str, TaskOutput]):
+        super().__init__(items)
+        self._task = task
+
+    def __missing__(self, key: str) -> TaskOutput:
+        return self._task.output_ref(key)
+
+
 @dataclass(eq=False)
 class Task:
     """One step invocation inside a traced pipeline; setters return the task for chaining."""
@@ -158,7 +169,7 @@ class Task:
     # ------------------------------------------------------------ outputs
     @property
     def outputs(self) -> dict[str, TaskOutput]:
-        return {n: TaskOutput(self, n, t) for n, (t, _) in self.output_types.items()}
+        return _Outputs(self, {n: TaskOutput(self, n, t) for n, (t, _) in self.output_types.items()})
 
     @property
     def output(self) -> TaskOutput:
@@ -176,7 +187,7 @@ class Task:
             raise PipelineDefinitionError(
                 f"step {self.name!r} has no output {name!r}; its outputs are {', '.join(self.output_types) or 'none'}."
             )
-        return self.outputs[name]
+        return TaskOutput(self, name, self.output_types[name][0])
 
     # ------------------------------------------------------------ setters
     def set_name(self, name: str) -> "Task":

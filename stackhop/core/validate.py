@@ -182,7 +182,9 @@ def _value_type(
     assert isinstance(v, ir.OutputRef)
     up = steps.get(v.step)
     if up is None:
-        raise ValidationError(f"{where}: {reading} reads step {v.step!r}, which is not in the pipeline.")
+        raise ValidationError(
+            f"{where}: {reading} reads step {v.step!r}, which is not in the pipeline; its steps are {', '.join(steps) or 'none'}."
+        )
     out = up.output(v.output)
     if out is None:
         names = ", ".join(o.name for o in up.outputs) or "none"
