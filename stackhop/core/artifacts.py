@@ -123,8 +123,13 @@ class ArtifactStore:
                 f.write(data)
             os.replace(tmp, path)
         else:
+            self._ensure_parent(uri)
             with self.fs.open(uri, "wb") as f:  # object stores commit a PUT whole
                 f.write(data)
+
+    def _ensure_parent(self, uri: str) -> None:
+        """Filesystems need the directory; on object stores this is a cheap no-op."""
+        self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
 
     def write_json(self, uri: str, data: Any) -> None:
         self.write_bytes(uri, json.dumps(data, sort_keys=True, indent=1, default=str).encode())
@@ -150,6 +155,7 @@ class ArtifactStore:
             else:
                 os.replace(staged, target)
             return
+        self._ensure_parent(uri)
         if os.path.isdir(staged):
             self.fs.put(staged.rstrip("/") + "/", uri.rstrip("/") + "/", recursive=True)
         else:
@@ -196,6 +202,7 @@ class ArtifactStore:
             shutil.copyfile(local, tmp)
             os.replace(tmp, path)
         else:
+            self._ensure_parent(uri)
             self.fs.put_file(local, uri)
 
     def list_json(self, prefix: str, name: str) -> list[tuple[str, Any]]:

@@ -8,12 +8,12 @@ and promotion rely on. The DSL produces it; adapters only read it.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stackhop.core.accelerators import canonical_accelerator
+from stackhop.core.canonical import canonical_json
 
 IR_VERSION = 1
 
@@ -367,7 +367,3 @@ def step_dependencies(step: Step, groups_by_id: dict[str, Group]) -> list[str]:
             ups.extend(v.step for v in expr_values(g.condition) if isinstance(v, OutputRef))
         gid = g.parent
     return list(dict.fromkeys(u for u in ups if u != step.name))
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

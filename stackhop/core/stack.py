@@ -152,7 +152,8 @@ def _line_for(located: _Located, loc: tuple[Any, ...]) -> int:
 def _validate(model: type[BaseModel], located: _Located, path: str, prefix: tuple[Any, ...] = ()) -> Any:
     data = located.data
     for key in prefix:
-        data = data[key]
+        data = data.get(key) if isinstance(data, dict) else None
+    data = {} if data is None and prefix else data
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:

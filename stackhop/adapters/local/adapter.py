@@ -13,7 +13,8 @@ from pydantic import Field
 
 from stackhop.core.adapter import Adapter, AdapterSettings, BackendRef, Capability, Compiled, RunRequest
 from stackhop.core.artifacts import ArtifactStore
-from stackhop.core.ir import Pipeline, canonical_json
+from stackhop.core.canonical import canonical_json
+from stackhop.core.ir import Pipeline
 from stackhop.core.resolve import parse_instance_key
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
 from stackhop.errors import StackhopError

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackhop.core.ir import canonical_json
+from stackhop.core.canonical import canonical_json
 from stackhop.core.resolve import Index, RunView, instance_key
 
 OK = ("SUCCEEDED", "CACHED")
@@ -74,6 +74,7 @@ class Runner:
         self.order: list[str] = []
         self.loop_running: dict[tuple[str, Index], int] = {}
         self.forkserver: Any = None
+        self._forkserver_tried = False
         self._build()
 
     # ------------------------------------------------------------------ graph
@@ -120,7 +121,6 @@ class Runner:
         signal.signal(signal.SIGINT, self._on_signal)
         self._update_store("RUNNING")
         self._write_state("RUNNING")
-        self._start_forkserver()
         try:
             status = self._loop()
         finally:
@@ -131,7 +131,10 @@ class Runner:
         return status
 
     def _start_forkserver(self) -> None:
-        """Fork per step from a warm process unless the stack asks for fresh interpreters."""
+        """Fork per step from a warm process unless the stack asks for fresh interpreters.
+
+        Started at the first launch, so a fully cached run never pays for it."""
+        self._forkserver_tried = True
         if self.settings.get("launcher", "fork") != "fork" or not hasattr(os, "fork"):
             return
         from stackhop.adapters.local.forkserver import ForkServer
@@ -338,6 +341,8 @@ class Runner:
             if inst.attempts > 1:
                 log.write(f"\n===== attempt {inst.attempts} =====\n".encode())
                 log.flush()
+            if not self._forkserver_tried:
+                self._start_forkserver()
             if self.forkserver is not None:
                 inst.pid = self.forkserver.start(f"{inst.key}#{inst.attempts}", cmd[3:], env, cwd, log_path)
             else:

@@ -1,0 +1,41 @@
+"""P5: re-running the 100-step chain when every step is cached (no step process starts).
+
+    python benchmarks/p5_cached.py
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from _common import HERE, emit, project
+
+
+def main() -> None:
+    root = project()
+    code = (
+        "import sys, json; sys.path.insert(0, %r); from _common import run_in; from pathlib import Path; "
+        "print(json.dumps(run_in(Path(%r), 'chain_100')))"
+    ) % (str(HERE), str(root))
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    cli = subprocess.run(
+        [sys.executable, "-m", "stackhop", "run", str(HERE / "chain_pipelines.py:chain_100"), "--json"],
+        cwd=root, capture_output=True, text=True,
+    )
+    cached_steps = sum(1 for s in json.loads(cli.stdout)["steps"].values() if s["status"] == "CACHED")
+    import time
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "stackhop", "run", str(HERE / "chain_pipelines.py:chain_100"), "--json"],
+                   cwd=root, capture_output=True, check=True)
+    emit({"benchmark": "P5 cached re-run of the 100-step chain", "target_s": 1.0,
+          "first_run_s": round(runs[0][0], 2), "cached_run_api_s": round(runs[1][0], 2),
+          "cached_run_cli_wall_s": round(time.perf_counter() - start, 2), "cached_steps": cached_steps})
+
+
+if __name__ == "__main__":
+    main()
