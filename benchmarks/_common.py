@@ -51,5 +51,16 @@ def run_in(root: Path, pipeline_attr: str) -> tuple[float, str]:
     return seconds, handle.status.value
 
 
+def run_fresh(root: Path, pipeline_attr: str) -> tuple[float, str]:
+    """`run_in` in a new interpreter, so every figure includes no state from an earlier one."""
+    code = (
+        "import sys, json; sys.path.insert(0, %r); from _common import run_in; from pathlib import Path; "
+        "print(json.dumps(run_in(Path(%r), %r)))"
+    ) % (str(HERE), str(root), pipeline_attr)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    seconds, status = json.loads(out.strip().splitlines()[-1])
+    return seconds, status
+
+
 def emit(figures: dict[str, Any]) -> None:
     print(json.dumps(figures, sort_keys=True))

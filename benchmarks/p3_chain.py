@@ -14,16 +14,11 @@ import os
 import subprocess
 import sys
 
-from _common import HERE, emit, project
+from _common import HERE, emit, project, run_fresh
 
 
 def _one(launcher: str) -> dict[str, float | str]:
-    code = (
-        "import sys, json; sys.path.insert(0, %r); from _common import run_in; from pathlib import Path; "
-        "print(json.dumps(run_in(Path(%r), 'chain_100')))"
-    ) % (str(HERE), str(project({"launcher": launcher})))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    seconds, status = json.loads(out.strip().splitlines()[-1])
+    seconds, status = run_fresh(project({"launcher": launcher}), "chain_100")
     return {"seconds": round(seconds, 2), "per_step_ms": round(seconds * 10, 1), "status": status}
 
 

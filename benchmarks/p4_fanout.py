@@ -5,21 +5,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
-from _common import HERE, emit, project
+from _common import emit, project, run_fresh
 
 
 def _one(workers: int) -> float:
-    code = (
-        "import sys, json; sys.path.insert(0, %r); from _common import run_in; from pathlib import Path; "
-        "print(json.dumps(run_in(Path(%r), 'fan_64')))"
-    ) % (str(HERE), str(project({"max_workers": workers})))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    seconds, status = json.loads(out.strip().splitlines()[-1])
+    seconds, status = run_fresh(project({"max_workers": workers}), "fan_64")
     assert status == "SUCCEEDED", status
     return round(seconds, 2)
 

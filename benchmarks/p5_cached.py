@@ -9,19 +9,12 @@ import json
 import subprocess
 import sys
 
-from _common import HERE, emit, project
+from _common import HERE, emit, project, run_fresh
 
 
 def main() -> None:
     root = project()
-    code = (
-        "import sys, json; sys.path.insert(0, %r); from _common import run_in; from pathlib import Path; "
-        "print(json.dumps(run_in(Path(%r), 'chain_100')))"
-    ) % (str(HERE), str(root))
-    runs = []
-    for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-        runs.append(json.loads(out.strip().splitlines()[-1]))
+    runs = [run_fresh(root, "chain_100") for _ in range(2)]
     cli = subprocess.run(
         [sys.executable, "-m", "stackhop", "run", str(HERE / "chain_pipelines.py:chain_100"), "--json"],
         cwd=root, capture_output=True, text=True,

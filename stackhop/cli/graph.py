@@ -16,31 +16,11 @@ def _node_id(name: str) -> str:
 
 def _label(g: ir.Group) -> str:
     if g.kind == "condition":
-        return f"If {describe_expr(g.condition)}"
+        return f"If {ir.describe_expr(g.condition)}"
     if g.kind == "parallel_for":
         items = f"params.{g.items.param}" if g.items and g.items.param else f"{len(g.items.static or ())} items"
         return f"ParallelFor {items}" + (f" (parallelism {g.parallelism})" if g.parallelism else "")
     return f"ExitHandler -> {g.exit_step}"
-
-
-def describe_value(v: object) -> str:
-    if isinstance(v, ir.OutputRef):
-        return f"{v.step}.{v.output}"
-    if isinstance(v, ir.ParamRef):
-        return f"params.{v.name}"
-    if isinstance(v, ir.LoopItemRef):
-        return "item" + (f".{v.field}" if v.field else "")
-    return repr(getattr(v, "value", v))
-
-
-def describe_expr(e: object) -> str:
-    if isinstance(e, ir.Compare):
-        return f"{describe_value(e.left)} {e.op} {describe_value(e.right)}"
-    if isinstance(e, ir.Not):
-        return f"not ({describe_expr(e.operand)})"
-    if isinstance(e, ir.BoolOp):
-        return f" {e.kind} ".join(f"({describe_expr(x)})" for x in e.operands)
-    return "?"
 
 
 def mermaid(p: ir.Pipeline) -> str:

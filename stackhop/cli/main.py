@@ -135,13 +135,18 @@ def compile(
 def graph(
     target: str = typer.Argument(..., help="FILE[:PIPELINE]"),
     svg: Optional[Path] = typer.Option(None, "--svg", help="Also render an SVG with graphviz's `dot`, when installed."),
+    json_out: bool = JsonOpt,
 ) -> None:
     """Print the pipeline's graph as Mermaid text."""
     from stackhop.cli.graph import mermaid, render_svg
     from stackhop.cli.load import load_pipeline
 
     ir = load_pipeline(target).build()
-    typer.echo(mermaid(ir))
+    if json_out:
+        _emit_json({"pipeline": ir.name, "digest": ir.digest(), "steps": [s.name for s in ir.steps],
+                    "edges": ir.edges(), "groups": [g.model_dump(mode="json") for g in ir.groups]})
+    else:
+        typer.echo(mermaid(ir))
     if svg:
         typer.echo(render_svg(ir, svg), err=True)
 
@@ -159,21 +164,26 @@ def cancel(run_id: str = typer.Argument(...), config: Optional[Path] = ConfigOpt
 def logs(
     run_id: str = typer.Argument(...),
     step: Optional[str] = typer.Argument(None, help="Step (e.g. train or train[2]); all steps when omitted."),
+    json_out: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Print a run's step logs."""
     from stackhop.core.api import get_run
 
     handle = get_run(run_id, config=_config(config))
-    if step:
-        steps = handle.steps()
-        if step not in steps:
-            from stackhop.errors import StackhopError
+    steps = handle.steps()
+    if step and step not in steps:
+        from stackhop.errors import StackhopError
 
-            raise StackhopError(f"run {handle.run_id} has no step {step!r}; its steps are {', '.join(steps)}.")
+        raise StackhopError(f"run {handle.run_id} has no step {step!r}; its steps are {', '.join(steps)}.")
+    chosen = [step] if step else list(steps)
+    if json_out:
+        _emit_json({key: handle.logs(key) for key in chosen})
+        return
+    if step:
         typer.echo(handle.logs(step), nl=False)
         return
-    for key in handle.steps():
+    for key in chosen:
         typer.echo(f"===== {key} =====")
         typer.echo(handle.logs(key), nl=False)
 

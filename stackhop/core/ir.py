@@ -97,6 +97,27 @@ BoolOp.model_rebuild()
 Not.model_rebuild()
 
 
+def describe_value(v: object, *, prose: bool = False) -> str:
+    """`train.output` for diagrams, "output 'output' of step 'train'" for error messages."""
+    if isinstance(v, OutputRef):
+        return f"output {v.output!r} of step {v.step!r}" if prose else f"{v.step}.{v.output}"
+    if isinstance(v, ParamRef):
+        return f"parameter {v.name!r}" if prose else f"params.{v.name}"
+    if isinstance(v, LoopItemRef):
+        return f"the item of {v.loop}" if prose else "item" + (f".{v.field}" if v.field else "")
+    return repr(getattr(v, "value", v))
+
+
+def describe_expr(e: object) -> str:
+    if isinstance(e, Compare):
+        return f"{describe_value(e.left)} {e.op} {describe_value(e.right)}"
+    if isinstance(e, Not):
+        return f"not ({describe_expr(e.operand)})"
+    if isinstance(e, BoolOp):
+        return f" {e.kind} ".join(f"({describe_expr(x)})" for x in e.operands)
+    return "?"
+
+
 def expr_values(expr: Compare | BoolOp | Not) -> list[Const | ParamRef | OutputRef | LoopItemRef]:
     """Every leaf value an expression reads, in order."""
     if isinstance(expr, Compare):

@@ -146,13 +146,7 @@ def _condition(
 
 
 def _describe(v: object) -> str:
-    if isinstance(v, ir.OutputRef):
-        return f"output {v.output!r} of step {v.step!r}"
-    if isinstance(v, ir.ParamRef):
-        return f"parameter {v.name!r}"
-    if isinstance(v, ir.LoopItemRef):
-        return f"the item of {v.loop}"
-    return repr(getattr(v, "value", v))
+    return ir.describe_value(v, prose=True)
 
 
 def _value_type(
