@@ -289,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="stackhop", standalone_mode=False)
+        code = app(args=args, prog_name="stackhop", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code  # typer hands back a command's typer.Exit(code) as the return value here
     except SystemExit as exc:
         return int(exc.code or 0)
     except typer.Exit as exc:

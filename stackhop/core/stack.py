@@ -103,7 +103,7 @@ def _compose(text: str, path: str) -> _Located:
     lines: dict[tuple[Any, ...], int] = {}
 
     def walk(n: Any, loc: tuple[Any, ...]) -> Any:
-        lines[loc] = n.start_mark.line + 1
+        lines.setdefault(loc, n.start_mark.line + 1)  # a key's own line wins over its value's
         if isinstance(n, yaml.MappingNode):
             out = {}
             for k, v in n.value:
