@@ -132,7 +132,7 @@ class ArtifactStore:
         self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
 
     def write_json(self, uri: str, data: Any) -> None:
-        self.write_bytes(uri, json.dumps(data, sort_keys=True, indent=1, default=str).encode())
+        self.write_bytes(uri, json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode())
 
     def staging_path(self, uri: str) -> str:
         """A local path to write an output at; on local roots it sits beside the target, so the

@@ -1,0 +1,446 @@
+"""Walk a run's DAG to completion, whatever executes the steps.
+
+The scheduler expands loops into step instances, starts an instance when everything it
+depends on has settled, skips it when a condition is false or an upstream failed, serves it
+from cache when an identical step already ran, retries failed attempts with backoff, and
+cancels cleanly. It reports the run as `_stackhop/state.json` in the run's prefix.
+
+A backend subclasses it and supplies only `start`, `stop`, `tick` and `close`: the local
+runner starts processes, the Kubernetes driver creates Jobs, and the emulators run compiled
+documents. Whatever starts an attempt reports its end through `events`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from stackhop.core.canonical import canonical_json
+from stackhop.core.resolve import Index, RunView, instance_key
+
+OK = ("SUCCEEDED", "CACHED")
+TERMINAL = ("SUCCEEDED", "CACHED", "FAILED", "SKIPPED", "CANCELLED")
+FINAL_RUN = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+@dataclass
+class Instance:
+    """One step at one loop index, and what the scheduler knows of it."""
+
+    step: str
+    index: Index
+    key: str
+    data_deps: list[str] = field(default_factory=list)
+    order_deps: list[str] = field(default_factory=list)
+    is_exit: bool = False
+    status: str = "PENDING"
+    native: str = "waiting"
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    message: str = ""
+    handle: Any = None
+    """The backend's name for the running attempt (a pid, a Job name); None when not running."""
+    stopping: bool = False
+    retry_at: float | None = None
+    cache_key: str | None = None
+    loop_slot: tuple[str, Index] | None = None
+
+    @property
+    def deps(self) -> list[str]:
+        return self.data_deps + self.order_deps
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    key: str
+    attempt: int
+    ok: bool
+    reason: str = ""
+    native: str = ""
+    exit_code: int | None = None
+    retryable: bool = True
+
+
+class Scheduler:
+    backend_retries: ClassVar[bool] = False
+    """True when the backend re-runs failed attempts itself (a Job's backoffLimit)."""
+
+    def __init__(self, spec: dict[str, Any], max_running: int | None = None):
+        self.view = RunView(spec)
+        self.spec = spec
+        self.settings: dict[str, Any] = spec.get("settings") or {}
+        self.max_running = max_running or 10**9
+        self.caching = bool(spec.get("caching", True))
+        self.store = self.view.store
+        self.events: queue.Queue[AttemptEnd | None] = queue.Queue()
+        self.cancel_requested = False
+        self.started_at = time.time()
+        self.instances: dict[str, Instance] = {}
+        self.order: list[str] = []
+        self.loop_running: dict[tuple[str, Index], int] = {}
+        self._build()
+
+    # ------------------------------------------------------------------ backend hooks
+    def start(self, inst: Instance) -> None:
+        """Start attempt `inst.attempts` and set `inst.handle`, or settle the instance as failed."""
+        raise NotImplementedError
+
+    def stop(self, inst: Instance) -> None:
+        """Begin stopping a running attempt; its end still arrives through `events`."""
+        raise NotImplementedError
+
+    def tick(self) -> None:
+        """Observe the backend (deadlines, status lists); called at least every `wait_seconds()`."""
+
+    def close(self) -> None:
+        """Release backend resources once the run has settled."""
+
+    def wait_seconds(self) -> float:
+        return 0.5
+
+    def on_settled(self, inst: Instance) -> None:
+        """Called once per instance when it reaches a final state (log persistence, cleanup)."""
+
+    # ------------------------------------------------------------------ graph
+    def _build(self) -> None:
+        v = self.view
+        exit_members: dict[str, list[str]] = {}
+        for g in v.groups.values():
+            if g["kind"] == "exit_handler":
+                exit_members[g["exit_step"]] = [
+                    s for s in v.steps if g["id"] in [x["id"] for x in v.chain(v.steps[s].get("group"))]
+                ]
+        for s in v.ir["steps"]:
+            name = s["name"]
+            data_ups = [i["value"]["step"] for i in s["inputs"] if i.get("value") and i["value"]["kind"] == "output"]
+            for g in v.chain(s.get("group")):
+                if g["kind"] == "condition":
+                    data_ups += [x["step"] for x in _expr_outputs(g["condition"])]
+            order_ups = list(s.get("after", [])) + exit_members.get(name, [])
+            loops = [g["id"] for g in v.loops(name)]
+            for index in v.instances(name):
+                inst = Instance(name, index, instance_key(name, index), is_exit=name in exit_members)
+                inst.data_deps = self._instances_of(dict.fromkeys(data_ups), loops, index)
+                inst.order_deps = self._instances_of(dict.fromkeys(order_ups), loops, index)
+                if loops:
+                    inst.loop_slot = (loops[-1], index[:-1])
+                self.instances[inst.key] = inst
+        self.order = _topological(self.instances)
+
+    def _instances_of(self, ups: dict[str, None], loops: list[str], index: Index) -> list[str]:
+        keys: list[str] = []
+        for up in ups:
+            up_loops = [g["id"] for g in self.view.loops(up)]
+            common = 0
+            while common < min(len(loops), len(up_loops)) and loops[common] == up_loops[common]:
+                common += 1
+            for up_index in self.view.instances(up):
+                if up_index[:common] == index[:common]:
+                    keys.append(instance_key(up, up_index))
+        return keys
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> str:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self._update_store("RUNNING")
+        self._write_state("RUNNING")
+        try:
+            status = self._loop()
+        finally:
+            self.close()
+        self._write_state(status)
+        self._update_store(status)
+        return status
+
+    def request_cancel(self) -> None:
+        self.cancel_requested = True
+        self.events.put(None)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.request_cancel()
+
+    def _loop(self) -> str:
+        while True:
+            if self.cancel_requested:
+                self._cancel_all()
+            else:
+                self._schedule()
+            self.tick()
+            if all(i.status in TERMINAL for i in self.instances.values()):
+                return self._final_status()
+            try:
+                event = self.events.get(timeout=self._timeout())
+            except queue.Empty:
+                event = None
+            while event is not None:
+                self._ended(event)
+                try:
+                    event = self.events.get_nowait()
+                except queue.Empty:
+                    event = None
+            self._write_state("CANCELLING" if self.cancel_requested else "RUNNING")
+
+    def _timeout(self) -> float:
+        now = time.time()
+        times = [i.retry_at for i in self.instances.values() if i.retry_at]
+        return max(0.001, min([self.wait_seconds()] + [t - now for t in times]))
+
+    def _final_status(self) -> str:
+        states = [i.status for i in self.instances.values()]
+        if self.cancel_requested and "CANCELLED" in states:
+            return "CANCELLED"
+        if "FAILED" in states:
+            return "FAILED"
+        return "SUCCEEDED"
+
+    # ------------------------------------------------------------------ scheduling
+    def running(self) -> int:
+        return sum(1 for i in self.instances.values() if i.handle is not None)
+
+    def _schedule(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for key in self.order:
+                inst = self.instances[key]
+                if inst.status == "RUNNING" and inst.retry_at and inst.handle is None:
+                    if time.time() >= inst.retry_at and self._has_capacity(inst):
+                        inst.retry_at = None
+                        self._start(inst)
+                    continue
+                if inst.status != "PENDING":
+                    continue
+                if not all(self.instances[d].status in TERMINAL for d in inst.deps):
+                    continue
+                if self._decide(inst):
+                    changed = True
+
+    def _has_capacity(self, inst: Instance) -> bool:
+        if self.running() >= self.max_running:
+            return False
+        if inst.loop_slot:
+            limit = self.view.groups[inst.loop_slot[0]].get("parallelism")
+            if limit and self.loop_running.get(inst.loop_slot, 0) >= limit:
+                return False
+        return True
+
+    def _decide(self, inst: Instance) -> bool:
+        """Settle a ready instance: skip it, serve it from cache, or start it. True if it changed."""
+        if not inst.is_exit:
+            for d in inst.data_deps:
+                up = self.instances[d]
+                if up.status not in OK:
+                    word = "upstream_skipped" if up.status == "SKIPPED" else "upstream_failed"
+                    return self.settle(inst, "SKIPPED", word, f"{d} is {up.status.lower()}")
+            for d in inst.order_deps:
+                up = self.instances[d]
+                if up.status in ("FAILED", "CANCELLED"):
+                    return self.settle(inst, "SKIPPED", "upstream_failed", f"{d} is {up.status.lower()}")
+            try:
+                holds, group = self.view.conditions_hold(inst.step, inst.index)
+            except Exception as exc:
+                return self.settle(inst, "FAILED", "condition_error", f"could not evaluate the condition: {exc}")
+            if not holds:
+                return self.settle(inst, "SKIPPED", "condition_false", f"{group} is false")
+        if self._try_cache(inst):
+            return True
+        if not self._has_capacity(inst):
+            return False
+        self._start(inst)
+        return True
+
+    def _start(self, inst: Instance) -> None:
+        inst.attempts += 1
+        inst.status, inst.native = "RUNNING", f"attempt {inst.attempts}"
+        inst.started_at = inst.started_at or time.time()
+        self.start(inst)
+        if inst.handle is not None and inst.loop_slot:
+            self.loop_running[inst.loop_slot] = self.loop_running.get(inst.loop_slot, 0) + 1
+
+    def settle(self, inst: Instance, status: str, native: str, message: str = "") -> bool:
+        inst.status, inst.native, inst.message = status, native, message
+        inst.finished_at = time.time()
+        self.on_settled(inst)
+        return True
+
+    # ------------------------------------------------------------------ attempts ending
+    def _ended(self, end: AttemptEnd | None) -> None:
+        if end is None:
+            return
+        inst = self.instances[end.key]
+        if end.attempt != inst.attempts or inst.handle is None:
+            return
+        inst.handle, inst.exit_code = None, end.exit_code
+        if inst.loop_slot:
+            self.loop_running[inst.loop_slot] -= 1
+        if self.cancel_requested or inst.stopping:
+            inst.stopping = False
+            self.settle(inst, "CANCELLED", "cancelled", "the run was cancelled")
+            return
+        if end.ok:
+            try:
+                record = self.store.read_json(self.view.outputs_uri(inst.step, inst.index))
+            except Exception:
+                self.settle(inst, "FAILED", "no_outputs", "the step ended without writing outputs.json")
+                return
+            record["run_id"] = self.view.run_id
+            self.view.remember_outputs(inst.step, inst.index, record)
+            self._store_cache(inst, record)
+            self.settle(inst, "SUCCEEDED", end.native or "succeeded")
+            return
+        reason = end.reason or self.error_message(inst) or f"exited with code {end.exit_code}"
+        retry = self.step_settings(inst).get("retry")
+        if end.retryable and not self.backend_retries and retry and inst.attempts <= int(retry["max_retries"]):
+            delay = min(
+                float(retry.get("backoff_seconds", 1.0)) * float(retry.get("backoff_factor", 2.0)) ** (inst.attempts - 1),
+                float(retry.get("max_backoff_seconds", 300.0)),
+            )
+            inst.retry_at = time.time() + delay
+            inst.native = f"retrying in {delay:g}s"
+            inst.message = f"attempt {inst.attempts} failed: {reason}"
+            return
+        self.settle(inst, "FAILED", end.native or f"exit code {end.exit_code}", reason)
+
+    def error_message(self, inst: Instance) -> str:
+        uri = self.store.step_meta(self.view.pipeline, self.view.run_id, inst.step, inst.index, "error.json")
+        try:
+            return str(self.store.read_json(uri).get("message", ""))
+        except Exception:
+            return ""
+
+    def _cancel_all(self) -> None:
+        for inst in self.instances.values():
+            if inst.handle is not None:
+                if not inst.stopping:
+                    inst.stopping = True
+                    inst.native = "cancelling"
+                    self.stop(inst)
+            elif inst.status not in TERMINAL or (inst.status == "RUNNING" and inst.retry_at):
+                inst.retry_at = None
+                self.settle(inst, "CANCELLED", "cancelled", "the run was cancelled")
+
+    # ------------------------------------------------------------------ caching
+    def step_settings(self, inst: Instance) -> dict[str, Any]:
+        return self.view.steps[inst.step].get("settings") or {}
+
+    def _cache_enabled(self, inst: Instance) -> bool:
+        step = self.view.steps[inst.step]
+        return self.caching and self.step_settings(inst).get("caching") is not False and step["kind"] != "resource"
+
+    def _cache_key(self, inst: Instance) -> str:
+        step = self.view.steps[inst.step]
+        inputs: dict[str, Any] = {}
+        for spec in step["inputs"]:
+            if spec.get("value") is None:
+                inputs[spec["name"]] = {"default": spec.get("default")}
+                continue
+            value = self.view.value(spec["value"], inst.step, inst.index)
+            is_artifact = spec["type"] not in ("str", "int", "float", "bool", "list", "dict")
+            inputs[spec["name"]] = {"digest": value.get("digest")} if is_artifact else {"value": value}
+        material = {
+            "v": 1,
+            "kind": step["kind"],
+            "body": step.get("python") or step.get("container") or step.get("resource"),
+            "image": self.step_settings(inst).get("image"),
+            "env": self.step_settings(inst).get("env") or {},
+            "inputs": inputs,
+            "outputs": step["outputs"],
+        }
+        return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+
+    def _cache_uri(self, inst: Instance, key: str) -> str:
+        return self.store.shared_meta("cache", self.view.pipeline, inst.step, key + ".json")
+
+    def _try_cache(self, inst: Instance) -> bool:
+        if not self._cache_enabled(inst):
+            return False
+        try:
+            inst.cache_key = self._cache_key(inst)
+            uri = self._cache_uri(inst, inst.cache_key)
+            if not self.store.exists(uri):
+                return False
+            record = self.store.read_json(uri)
+        except Exception:
+            return False
+        if not all(self.store.exists(a["uri"]) for a in record.get("artifacts", {}).values()):
+            return False
+        self.store.write_json(self.view.outputs_uri(inst.step, inst.index), record)
+        self.view.remember_outputs(inst.step, inst.index, record)
+        return self.settle(inst, "CACHED", "cache_hit", f"outputs of run {record.get('run_id', '?')}")
+
+    def _store_cache(self, inst: Instance, record: dict[str, Any]) -> None:
+        if inst.cache_key and self._cache_enabled(inst):
+            self.store.write_json(self._cache_uri(inst, inst.cache_key), record)
+
+    # ------------------------------------------------------------------ reporting
+    def state(self, status: str) -> dict[str, Any]:
+        steps = {
+            key: {
+                "status": i.status, "native": i.native, "attempts": i.attempts, "started_at": i.started_at,
+                "finished_at": i.finished_at, "exit_code": i.exit_code, "message": i.message,
+            }
+            for key in self.order
+            for i in (self.instances[key],)
+        }
+        failed = [k for k, s in steps.items() if s["status"] == "FAILED"]
+        import os
+
+        return {
+            "status": status, "native": status.lower(), "pid": os.getpid(), "order": list(self.order),
+            "message": f"step {failed[0]} failed: {steps[failed[0]]['message']}" if failed else "",
+            "started_at": self.started_at, "finished_at": time.time() if status in FINAL_RUN else None,
+            "steps": steps,
+        }
+
+    def _write_state(self, status: str) -> None:
+        self.store.write_json(self.store.run_meta(self.view.pipeline, self.view.run_id, "state.json"), self.state(status))
+
+    def _update_store(self, status: str) -> None:
+        path = self.spec.get("store_path")
+        if not path:
+            return
+        from stackhop.core.store import RunStore
+
+        try:
+            RunStore(path).set_status(self.view.run_id, status, finished=status in FINAL_RUN)
+        except Exception as exc:  # the state file stays authoritative
+            print(f"stackhop: could not update the run store: {exc}", file=sys.stderr)
+
+
+def _expr_outputs(expr: dict[str, Any]) -> list[dict[str, Any]]:
+    if expr["kind"] == "compare":
+        return [v for v in (expr["left"], expr["right"]) if v["kind"] == "output"]
+    if expr["kind"] == "not":
+        return _expr_outputs(expr["operand"])
+    return [v for e in expr["operands"] for v in _expr_outputs(e)]
+
+
+def _topological(instances: dict[str, Instance]) -> list[str]:
+    import heapq
+
+    position = {k: n for n, k in enumerate(instances)}
+    indeg = {k: 0 for k in instances}
+    down: dict[str, list[str]] = {k: [] for k in instances}
+    for k, inst in instances.items():
+        for d in set(inst.deps):
+            down[d].append(k)
+            indeg[k] += 1
+    heap = [(position[k], k) for k, n in indeg.items() if n == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, k = heapq.heappop(heap)
+        order.append(k)
+        for m in down[k]:
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                heapq.heappush(heap, (position[m], m))
+    return order
