@@ -44,9 +44,16 @@ def read_spec(uri: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stackhop.entrypoint")
     parser.add_argument("--spec", required=True, help="URI or path of the run spec (run.json)")
-    parser.add_argument("--step", required=True)
+    parser.add_argument("--step", help="the step to run")
     parser.add_argument("--index", default="", help="loop indexes, comma-separated")
+    parser.add_argument("--driver", help="run a backend's driver for the whole run instead of one step")
     args = parser.parse_args(argv)
+    if args.driver:
+        from stackhop.core.plugins import adapter_class
+
+        return adapter_class(args.driver, where="--driver").drive(args.spec)
+    if not args.step:
+        parser.error("--step is required unless --driver is given")
     index: Index = tuple(int(x) for x in args.index.split(",") if x != "")
     view = RunView(read_spec(args.spec))
     step = view.steps.get(args.step)

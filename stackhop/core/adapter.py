@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from stackhop.errors import StackhopError
+
 if TYPE_CHECKING:
     from stackhop.core.ir import Pipeline
     from stackhop.core.runs import ArtifactRef, RunState
@@ -76,6 +78,8 @@ class RunRequest:
     code: CodeRef
     caching: bool = True
     store_path: str | None = None
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    """The effective IR as JSON: what step processes and drivers read from the run spec."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,11 @@ class Adapter(ABC):
     def wants_code_archive(self) -> bool:
         """Remote backends need the user's code shipped; the local one can read the source tree."""
         return True
+
+    @classmethod
+    def drive(cls, spec_uri: str) -> int:
+        """Run this backend's driver for one run (`python -m stackhop.entrypoint --driver NAME`)."""
+        raise StackhopError(f"adapter {cls.name!r} has no driver; it does not run one.")
 
     @abstractmethod
     def compile(self, ir: "Pipeline") -> Compiled: ...

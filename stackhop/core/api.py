@@ -179,7 +179,9 @@ def run(
     code = _code_ref(root, stk, adapter)
     compiled = adapter.compile(ir)
     store = RunStore(stk.store_path)
-    request = RunRequest(run_id, params, stk.artifact_root, code, cache, str(stk.store_path))
+    import json
+
+    request = RunRequest(run_id, params, stk.artifact_root, code, cache, str(stk.store_path), json.loads(ir.to_json()))
     record = RunRecord(
         run_id=run_id, pipeline=ir.name, stack=stk.name, adapter=adapter.name, status=RunStatus.PENDING.value,
         created_at=time.time(), finished_at=None, parameters=params, backend_ref={}, ir_digest=ir.digest(),

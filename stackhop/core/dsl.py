@@ -279,7 +279,7 @@ def _infer_type(step_name: str, key: str, value: Any) -> str:
 _COND_RE = re.compile(r"^\s*([A-Za-z_][\w.\[\]-]*)\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*$")
 
 
-def _parse_conditions(step_name: str, which: str, text: str | None) -> list[dict[str, Any]]:
+def parse_field_conditions(step_name: str, which: str, text: str | None) -> list[dict[str, Any]]:
     if not text:
         return []
     out = []
@@ -344,8 +344,8 @@ def resource_op(
         resource={
             "manifest": manifest,
             "action": action,
-            "success_conditions": _parse_conditions(name, "success_condition", success_condition),
-            "failure_conditions": _parse_conditions(name, "failure_condition", failure_condition),
+            "success_conditions": parse_field_conditions(name, "success_condition", success_condition),
+            "failure_conditions": parse_field_conditions(name, "failure_condition", failure_condition),
             "output_fields": dict(outputs or {}),
         },
     )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker("stackhop")
 hookimpl = pluggy.HookimplMarker("stackhop")
 
-BUILTIN_PLUGINS = ("stackhop.adapters.local.plugin",)
+BUILTIN_PLUGINS = ("stackhop.adapters.local.plugin", "stackhop.adapters.kubernetes.plugin")
 
 
 class StackhopSpec:

@@ -15,8 +15,8 @@ from stackhop.core.adapter import Adapter, AdapterSettings, BackendRef, Capabili
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.canonical import canonical_json
 from stackhop.core.ir import Pipeline
-from stackhop.core.resolve import parse_instance_key
-from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
+from stackhop.core import run_files
+from stackhop.core.runs import ArtifactRef, RunState, RunStatus
 from stackhop.errors import StackhopError
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -116,26 +116,16 @@ class LocalAdapter(Adapter):
         return True
 
     def status(self, ref: BackendRef) -> RunState:
-        store = ArtifactStore.for_uri(ref.data["state"])
-        try:
-            state = store.read_json(ref.data["state"])
-        except StackhopError:
+        state = run_files.read_state(ref.data["state"])
+        if state is None:
             if self._runner_alive(ref.data.get("pid")):
                 return RunState(RunStatus.PENDING, native="starting")
             return RunState(RunStatus.FAILED, native="runner_died", message=self._runner_log_tail(ref))
-        steps = {
-            key: StepState(
-                name=key, status=StepStatus.parse(s["status"]), native=s.get("native", ""), attempts=s.get("attempts", 0),
-                started_at=s.get("started_at"), finished_at=s.get("finished_at"), exit_code=s.get("exit_code"),
-                message=s.get("message", ""), log_uri=self._log_uri(ref, key),
-            )
-            for key, s in sorted(state["steps"].items(), key=lambda kv: _position(state, kv[0]))
-        }
-        status = RunStatus.parse(state["status"])
-        message = state.get("message", "")
-        if not status.terminal and not self._runner_alive(state.get("pid")):
-            status, message = RunStatus.FAILED, "the local runner process exited unexpectedly; " + self._runner_log_tail(ref)
-        return RunState(status, state.get("native", ""), steps, message, state.get("started_at"), state.get("finished_at"))
+        result = run_files.to_run_state(state, run_files.run_prefix_of(ref.data["state"]))
+        if not result.status.terminal and not self._runner_alive(state.get("pid")):
+            message = "the local runner process exited unexpectedly; " + self._runner_log_tail(ref)
+            return RunState(RunStatus.FAILED, "runner_died", result.steps, message, result.started_at, result.finished_at)
+        return result
 
     def _runner_log_tail(self, ref: BackendRef) -> str:
         uri = ref.data["state"].rsplit("/", 1)[0] + "/runner.log"
@@ -145,48 +135,16 @@ class LocalAdapter(Adapter):
             return "no runner log was written"
         return " | ".join(tail) or "the runner log is empty"
 
-    def _log_uri(self, ref: BackendRef, key: str) -> str:
-        run_prefix = ref.data["state"].rsplit("/_stackhop/", 1)[0]
-        step, index = parse_instance_key(key)
-        return "/".join([run_prefix, step, *(str(i) for i in index), "_stackhop", "log.txt"])
-
     def logs(self, ref: BackendRef, step: str) -> str:
-        uri = self._log_uri(ref, step)
-        store = ArtifactStore.for_uri(uri)
-        if not store.exists(uri):
-            return ""
-        return store.read_bytes(uri).decode(errors="replace")
+        return run_files.read_log(run_files.run_prefix_of(ref.data["state"]), step) or ""
 
     def cancel(self, ref: BackendRef) -> None:
         pid = ref.data.get("pid")
         if not pid:
-            try:
-                pid = ArtifactStore.for_uri(ref.data["state"]).read_json(ref.data["state"]).get("pid")
-            except StackhopError:
-                return
+            state = run_files.read_state(ref.data["state"])
+            pid = state.get("pid") if state else None
         if self._runner_alive(pid):
             os.kill(pid, signal.SIGTERM)
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
-        run_prefix = ref.data["state"].rsplit("/_stackhop/", 1)[0]
-        store = ArtifactStore.for_uri(run_prefix)
-        refs: list[ArtifactRef] = []
-        for uri, record in store.list_json(run_prefix, "outputs.json"):
-            rel = uri[len(run_prefix) + 1:].rsplit("/_stackhop/", 1)[0].split("/")
-            key = rel[0] + "".join(f"[{i}]" for i in rel[1:])
-            for name, value in record.get("scalars", {}).items():
-                refs.append(ArtifactRef(uri=uri + "#" + name, type=_scalar_type(value), step=key, output=name, value=value))
-            for name, art in record.get("artifacts", {}).items():
-                refs.append(ArtifactRef(uri=art["uri"], type=art["type"], step=key, output=name,
-                                        metadata=art.get("metadata") or {}, materializer=art.get("materializer"),
-                                        digest=art.get("digest")))
-        return refs
-
-
-def _position(state: dict[str, Any], key: str) -> int:
-    order = state.get("order") or []
-    return order.index(key) if key in order else len(order)
-
-
-def _scalar_type(value: Any) -> str:
-    return {str: "str", int: "int", float: "float", bool: "bool", list: "list", dict: "dict"}.get(type(value), "str")
+        return run_files.list_artifacts(run_files.run_prefix_of(ref.data["state"]))

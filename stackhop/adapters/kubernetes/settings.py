@@ -1,0 +1,36 @@
+"""The `settings:` section of a Kubernetes stack."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from stackhop.core.adapter import AdapterSettings
+from stackhop.core.ir import Toleration
+
+
+class KubernetesSettings(AdapterSettings):
+    kubeconfig: str | None = Field(default=None, description="Path to a kubeconfig; default: $KUBECONFIG or ~/.kube/config.")
+    context: str | None = Field(default=None, description="kubeconfig context; default: the current one.")
+    in_cluster: bool = Field(default=False, description="Use the pod's service account instead of a kubeconfig.")
+    namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    service_account: str | None = Field(default=None, description="serviceAccountName for step pods.")
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    ttl_seconds_after_finished: int | None = Field(default=86400, ge=0)
+    accelerator_label: str = Field(
+        default="cloud.google.com/gke-accelerator",
+        description="Node label that names the GPU model; its value is the canonical accelerator name "
+        "unless accelerator_values maps it.",
+    )
+    accelerator_values: dict[str, str] = Field(default_factory=dict, description="canonical accelerator -> label value")
+    gpu_toleration: bool = Field(default=True, description="Tolerate the nvidia.com/gpu taint on GPU steps.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="Added to every step pod.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Added to every object stackhop creates.")
+    driver: Literal["client", "in-cluster"] = "client"
+    driver_image: str | None = Field(default=None, description="Image of the in-cluster driver Job (needs stackhop).")
+    python: str = Field(default="python", description="Python executable inside step images.")
+    poll_seconds: float = Field(default=2.0, gt=0)
+    pending_grace_seconds: float = Field(
+        default=60.0, ge=0, description="How long a pod may wait on ImagePullBackOff and friends before the step fails."
+    )
