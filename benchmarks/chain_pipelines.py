@@ -41,3 +41,6 @@ def make_fan(n: int):
 
 chain_100 = make_chain(100)
 fan_64 = make_fan(64)
+
+
+chain_1000 = make_chain(1000)

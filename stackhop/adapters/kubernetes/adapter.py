@@ -10,33 +10,14 @@ import sys
 from typing import Any, ClassVar
 
 from stackhop.adapters.kubernetes.manifests import LABEL_RUN, bind_job, compile_manifests, dump, step_of
+from stackhop.adapters.kubernetes.schemas import validate_manifest
 from stackhop.adapters.kubernetes.settings import KubernetesSettings
 from stackhop.core import run_files
 from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.ir import Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus
-from stackhop.errors import PipelineDefinitionError, StackhopError
-
-SCHEMA_VERSION = "1.30"
-
-
-def validate_manifest(doc: dict[str, Any], version: str = SCHEMA_VERSION) -> None:
-    """Strict OpenAPI validation of one built-in object; custom resources have no schema here."""
-    import kubernetes_validate
-
-    try:
-        kubernetes_validate.validate(doc, version, strict=True)
-    except kubernetes_validate.SchemaNotFoundError:
-        return
-    except kubernetes_validate.ValidationError as exc:
-        field = ".".join(str(p) for p in exc.path) or "(top level)"
-        step = step_of(doc) or doc["metadata"].get("name")
-        raise PipelineDefinitionError(
-            f"step {step!r}: the {doc['kind']} manifest is invalid for Kubernetes {version} at {field}: "
-            f"{exc.message}; fix that field."
-        ) from None
-
+from stackhop.errors import StackhopError
 
 class KubernetesAdapter(Adapter):
     name: ClassVar[str] = "kubernetes"
@@ -59,7 +40,7 @@ class KubernetesAdapter(Adapter):
     def compile(self, ir: Pipeline) -> Compiled:
         docs = compile_manifests(ir, self.settings, self.stack.artifact_root)
         for doc in docs:
-            validate_manifest(doc)
+            validate_manifest(doc, step_of(doc) or doc["metadata"].get("name", "?"))
         notes = []
         if any(s.kind == "container" for s in ir.steps):
             notes.append("container steps run `python -m stackhop.entrypoint` inside their image, "

@@ -234,7 +234,7 @@ def dump(docs: list[dict[str, Any]]) -> str:
     """Multi-document YAML without anchors, keys sorted: the same bytes for the same objects."""
     import yaml
 
-    class NoAliases(yaml.SafeDumper):
+    class NoAliases(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
         def ignore_aliases(self, data: Any) -> bool:
             return True
 

@@ -104,6 +104,16 @@ class Store:
             return None
         return where[0], copy.deepcopy(self._objects[where[0]][where[1]])
 
+    def dependents_of(self, owner_uid: str) -> list[tuple[ResourceKey, dict[str, Any]]]:
+        """Objects with an ownerReference to `owner_uid` (copies)."""
+        found = []
+        for resource, bucket in self._objects.items():
+            for obj in bucket.values():
+                refs = obj["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == owner_uid for ref in refs):
+                    found.append((resource, copy.deepcopy(obj)))
+        return found
+
     def iter_all(self) -> Iterator[tuple[ResourceKey, dict[str, Any]]]:
         """Every stored object (copies), for scans such as finding dependents of an owner."""
         for resource, bucket in list(self._objects.items()):
