@@ -198,8 +198,14 @@ class KubernetesDriver(Scheduler):
                     self._finish(inst, ok=False, reason=outcome.reason, native=outcome.waiting, delete=True)
                 continue
             self.stuck_since.pop(inst.key, None)
+            if outcome.state == "failed" and inst.handle not in pods_by_job:
+                outcome = kstatus.job_outcome(job, self._pods_of(inst.handle))
             if outcome.state in ("succeeded", "failed"):
-                self._finish(inst, ok=outcome.state == "succeeded", reason=outcome.reason, native=outcome.native,
+                reason = outcome.reason
+                step_error = self.error_message(inst) if outcome.state == "failed" else ""
+                if step_error:
+                    reason += f"; the step said: {step_error}"
+                self._finish(inst, ok=outcome.state == "succeeded", reason=reason, native=outcome.native,
                              exit_code=outcome.exit_code)
         for key, res in list(self.resources.items()):
             self._check_resource(self.instances[key], res)
@@ -218,11 +224,14 @@ class KubernetesDriver(Scheduler):
                                    exit_code=exit_code, retryable=False))
         inst.native = native
 
+    def _pods_of(self, job_name: str) -> list[dict[str, Any]]:
+        return json.loads(self.core.list_namespaced_pod(
+            self.ns, label_selector=f"job-name={job_name}", _preload_content=False).data)["items"]
+
     def _persist_logs(self, inst: Instance) -> None:
         """Copy every pod's log for this step into the artifact store, oldest attempt first."""
         try:
-            pods = json.loads(self.core.list_namespaced_pod(
-                self.ns, label_selector=f"job-name={inst.handle}", _preload_content=False).data)["items"]
+            pods = self._pods_of(inst.handle)
             pods.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
             parts = []
             for n, pod in enumerate(pods, 1):

@@ -1,0 +1,309 @@
+"""Kubernetes runs end to end: the official client over real HTTP against the project's fake API server,
+whose kubelet runs each container's command as a local process, so artifacts really flow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import stackhop
+from stackhop import RunStatus, StepStatus
+from stackhop.testing.kubernetes import FakeKubernetes
+
+from conftest import EXAMPLES
+
+
+@pytest.fixture
+def kube():
+    with FakeKubernetes(version="1.37", time_scale=0.05) as fake:
+        yield fake
+
+
+def k8s_stack(write_config, kube, project: Path, **settings: object) -> None:
+    import yaml
+
+    kubeconfig = project / "kubeconfig"
+    kube.write_kubeconfig(str(kubeconfig), namespace="ml")
+    base = {"kubeconfig": str(kubeconfig), "namespace": "ml", "poll_seconds": 0.1, "pending_grace_seconds": 1.0}
+    write_config(yaml.safe_dump({
+        "default_stack": "k8s",
+        "stacks": {"k8s": {"adapter": "kubernetes", "defaults": {"image": "python:3.11-slim"},
+                           "settings": {**base, **settings}}},
+    }))
+
+
+def statuses(handle) -> dict[str, str]:
+    return {k: v.status.value for k, v in handle.steps().items()}
+
+
+def test_the_training_example_runs_on_kubernetes_and_skips_deploy_at_a_high_threshold(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    shutil.copy(EXAMPLES / "training_pipeline.py", project / "training_example.py")
+    module = write_pipeline((project / "training_example.py").read_text(), name="training_example")
+
+    handle = stackhop.run(module.training_pipeline, parameters={"deploy_dir": str(project / "deployed")})
+    assert handle.wait(timeout=120) == RunStatus.SUCCEEDED, handle.state().message
+    assert statuses(handle) == {s: "SUCCEEDED" for s in ("load_data", "train_model", "evaluate_model", "deploy_model")}
+    assert (project / "deployed" / "production" / "model.pkl").exists()
+    jobs = kube.objects("Job", "ml")
+    assert len(jobs) == 4 and all(j["metadata"]["labels"]["stackhop.dev/run"] == handle.run_id for j in jobs)
+    assert "accuracy=" in handle.logs("evaluate_model")
+
+    skipped = stackhop.run(module.training_pipeline, parameters={"min_accuracy": 0.999, "deploy_dir": str(project / "deployed")})
+    assert skipped.status == RunStatus.SUCCEEDED
+    steps = skipped.steps()
+    assert steps["deploy_model"].status == StepStatus.SKIPPED and steps["deploy_model"].native == "condition_false"
+    assert steps["train_model"].status == StepStatus.CACHED
+    assert skipped.artifact("evaluate_model", "output").load() == "no"
+
+
+FLAKY = """
+    import os
+    from stackhop import step, pipeline
+
+    @step
+    def flaky(counter: str, fail_times: int) -> int:
+        n = int(open(counter).read()) if os.path.exists(counter) else 0
+        open(counter, "w").write(str(n + 1))
+        if n < fail_times:
+            raise RuntimeError(f"boom {n + 1}")
+        return n + 1
+
+    @pipeline
+    def flaky_pipe(counter: str = "", fail_times: int = 1):
+        flaky(counter=counter, fail_times=fail_times).set_retry(2).set_caching(False)
+"""
+
+
+def test_a_failed_pod_is_retried_by_the_job_and_its_logs_are_kept(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    module = write_pipeline(FLAKY)
+    handle = stackhop.run(module.flaky_pipe, parameters={"counter": str(project / "count.txt")})
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    step = handle.steps()["flaky"]
+    assert step.attempts == 2
+    assert handle.artifact("flaky", "output").load() == 2
+    log = handle.logs("flaky")
+    assert "boom 1" in log and "attempt 2" in log
+    job = kube.objects("Job", "ml")[0]
+    assert job["spec"]["backoffLimit"] == 2
+
+
+def test_retries_exhausted_fail_the_run_with_the_jobs_reason(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    handle = stackhop.run(write_pipeline(FLAKY).flaky_pipe, parameters={"counter": str(project / "c.txt"), "fail_times": 9})
+    assert handle.status == RunStatus.FAILED
+    step = handle.steps()["flaky"]
+    assert step.status == StepStatus.FAILED
+    assert step.native == "BackoffLimitExceeded"
+    assert "BackoffLimitExceeded" in step.message and "exit code 1" in step.message
+    assert "RuntimeError: boom 3" in step.message, "the step's own error reaches the user"
+
+
+def test_a_step_over_its_deadline_fails_with_deadline_exceeded(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    module = write_pipeline("""
+        import time
+        from stackhop import step, pipeline
+
+        @step
+        def slow() -> None:
+            time.sleep(30)
+
+        @pipeline
+        def slow_pipe():
+            slow().set_timeout(1).set_caching(False)
+    """)
+    started = time.time()
+    handle = stackhop.run(module.slow_pipe)
+    assert handle.status == RunStatus.FAILED
+    assert time.time() - started < 20
+    assert handle.steps()["slow"].native == "DeadlineExceeded"
+
+
+def test_cancel_deletes_the_running_jobs_in_the_foreground(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    module = write_pipeline("""
+        import time
+        from stackhop import step, pipeline
+
+        @step
+        def slow(marker: str) -> None:
+            open(marker, "w").write("started")
+            time.sleep(60)
+
+        @step
+        def later() -> None: ...
+
+        @pipeline
+        def slow_pipe(marker: str = ""):
+            later().after(slow(marker=marker).set_caching(False))
+    """)
+    marker = project / "started.txt"
+    handle = stackhop.run(module.slow_pipe, parameters={"marker": str(marker)}, wait=False)
+    deadline = time.time() + 30
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert marker.exists()
+    handle.cancel()
+    assert handle.wait(timeout=30) == RunStatus.CANCELLED
+    assert statuses(handle) == {"slow": "CANCELLED", "later": "CANCELLED"}
+    deletes = [r for r in kube.requests if r[0] == "DELETE" and "/jobs/" in r[1]]
+    assert deletes and "propagationPolicy=Foreground" in deletes[0][2]
+    assert kube.objects("Job", "ml") == []
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_step_after_the_grace_period(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    module = write_pipeline("""
+        from stackhop import step, pipeline
+
+        @step
+        def pulled() -> None: ...
+
+        @pipeline
+        def pull_pipe():
+            pulled().set_image("registry.example.com/missing:1").set_caching(False)
+    """)
+    kube.inject_pod_failure("pull-pipe-pulled", "ImagePullBackOff")
+    handle = stackhop.run(module.pull_pipe)
+    assert handle.status == RunStatus.FAILED
+    step = handle.steps()["pulled"]
+    assert step.native == "ImagePullBackOff" and "ImagePullBackOff" in step.message
+
+
+RESOURCE_OPS = """
+    from stackhop import step, pipeline, resource_op
+
+    CRD = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "trainings.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "trainings", "singular": "training", "kind": "Training"},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                               "subresources": {"status": {}}}]},
+    }
+
+    @step
+    def use(name: str) -> str:
+        return "configured " + name
+
+    @pipeline
+    def ops():
+        cm = resource_op("make-config", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+                                          "data": {"lr": "0.1"}}, "apply",
+                         success_condition="data.lr == 0.1", outputs={"name": "metadata.name"})
+        use(name=cm.outputs["name"])
+
+    @pipeline
+    def watched():
+        resource_op("start-training", {"apiVersion": "example.com/v1", "kind": "Training", "metadata": {"name": "t1"},
+                                        "spec": {"epochs": 3}}, "create",
+                    success_condition="status.phase == Done", failure_condition="status.phase == Failed")
+"""
+
+
+def test_a_resource_op_applies_a_manifest_waits_for_success_and_passes_outputs_on(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    handle = stackhop.run(write_pipeline(RESOURCE_OPS).ops)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("use", "output").load() == "configured settings"
+    cm = next(c for c in kube.objects("ConfigMap", "ml") if c["metadata"]["name"] == "settings")
+    assert cm["metadata"]["labels"]["stackhop.dev/run"] == handle.run_id
+
+
+def test_a_resource_op_fails_when_its_failure_condition_holds(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    module = write_pipeline(RESOURCE_OPS)
+    from kubernetes import client, config
+
+    api = kube.api_client()
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(module.CRD)
+    handle = stackhop.run(module.watched, wait=False)
+    deadline = time.time() + 20
+    while not kube.objects("Training", "ml") and time.time() < deadline:
+        time.sleep(0.1)
+    kube.set_status("example.com/v1", "Training", "ml", "t1", {"phase": "Failed"})
+    assert handle.wait(timeout=30) == RunStatus.FAILED
+    assert "failure condition status.phase == Failed holds" in handle.steps()["start-training"].message
+
+
+def test_a_status_poll_costs_one_labelled_call_not_one_per_step(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    module = write_pipeline("""
+        from stackhop import step, pipeline
+
+        @step
+        def noop(i: int) -> int:
+            return i
+
+        @pipeline
+        def wide():
+            for i in range(12):
+                noop(i=i).set_caching(False)
+    """)
+    handle = stackhop.run(module.wide)
+    assert handle.status == RunStatus.SUCCEEDED
+    job_gets = [r for r in kube.requests if r[0] == "GET" and "/jobs/" in r[1] and "watch" not in r[2]]
+    assert job_gets == [], "the driver never reads Jobs one by one"
+    lists = [r for r in kube.requests if r[0] == "GET" and r[1].endswith("/jobs") and "watch=true" not in r[2].lower()]
+    assert len(lists) <= 3, lists
+
+
+SMALL = """
+    import time
+    from stackhop import step, pipeline, If
+
+    @step
+    def score() -> float:
+        return 0.8
+
+    @step
+    def ship(marker: str, wait: float) -> str:
+        open(marker, "w").write("shipping")
+        time.sleep(wait)
+        return "shipped"
+
+    @pipeline
+    def small(marker: str = "", wait: float = 0.0):
+        s = score()
+        with If(s.output > 0.5):
+            ship(marker=marker, wait=wait).set_caching(False)
+"""
+
+
+def test_the_in_cluster_driver_runs_as_a_job_and_owns_the_step_jobs(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project, driver="in-cluster", driver_image="registry.example.com/stackhop:0.1")
+    handle = stackhop.run(write_pipeline(SMALL).small, parameters={"marker": str(project / "m.txt")})
+    assert handle.wait(timeout=120) == RunStatus.SUCCEEDED, handle.state().message
+    assert statuses(handle) == {"score": "SUCCEEDED", "ship": "SUCCEEDED"}
+    jobs = {j["metadata"]["annotations"]["stackhop.dev/step-name"]: j for j in kube.objects("Job", "ml")}
+    driver = jobs["_driver"]
+    assert driver["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["--driver", "kubernetes"]
+    for step in ("score", "ship"):
+        owners = jobs[step]["metadata"]["ownerReferences"]
+        assert owners[0]["kind"] == "Job" and owners[0]["uid"] == driver["metadata"]["uid"]
+    role = kube.objects("Role", "ml")[0]
+    assert {"batch"} == {g for r in role["rules"] for g in r["apiGroups"] if g}
+    assert kube.objects("ServiceAccount", "ml") and kube.objects("RoleBinding", "ml")
+
+
+def test_cancelling_an_in_cluster_run_deletes_the_driver_and_everything_it_owns(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project, driver="in-cluster", driver_image="registry.example.com/stackhop:0.1")
+    marker = project / "m.txt"
+    handle = stackhop.run(write_pipeline(SMALL).small, parameters={"marker": str(marker), "wait": 60.0}, wait=False)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert marker.exists()
+    handle.cancel()
+    assert handle.wait(timeout=60) == RunStatus.CANCELLED
+    deadline = time.time() + 20
+    while kube.objects("Job", "ml") and time.time() < deadline:
+        time.sleep(0.1)
+    assert kube.objects("Job", "ml") == []
