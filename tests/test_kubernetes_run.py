@@ -307,3 +307,106 @@ def test_cancelling_an_in_cluster_run_deletes_the_driver_and_everything_it_owns(
     while kube.objects("Job", "ml") and time.time() < deadline:
         time.sleep(0.1)
     assert kube.objects("Job", "ml") == []
+
+
+LOOPED = """
+    from stackhop import step, pipeline, ParallelFor, ExitHandler
+
+    @step
+    def square(x: int) -> int:
+        return x * x
+
+    @step
+    def boom(fail: bool) -> None:
+        if fail:
+            raise ValueError("planned failure")
+
+    @step
+    def cleanup(marker: str) -> None:
+        open(marker, "w").write("cleaned")
+
+    @pipeline
+    def looped(xs: list = [1, 2, 3], fail: bool = False, marker: str = ""):
+        done = cleanup(marker=marker).set_caching(False)
+        with ExitHandler(done):
+            with ParallelFor(xs, parallelism=2) as x:
+                square(x=x)
+            boom(fail=fail).set_caching(False)
+"""
+
+
+def test_parallel_for_and_the_exit_handler_run_as_jobs(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    marker = project / "cleaned.txt"
+    handle = stackhop.run(write_pipeline(LOOPED).looped, parameters={"fail": True, "marker": str(marker)})
+    assert handle.status == RunStatus.FAILED
+    assert statuses(handle) == {"square[0]": "SUCCEEDED", "square[1]": "SUCCEEDED", "square[2]": "SUCCEEDED",
+                                "boom": "FAILED", "cleanup": "SUCCEEDED"}
+    assert sorted(a.value for a in handle.artifacts() if a.step.startswith("square")) == [1, 4, 9]
+    assert marker.read_text() == "cleaned"
+    names = {j["metadata"]["name"] for j in kube.objects("Job", "ml")}
+    assert {handle.steps()[k].name for k in handle.steps()} and len(names) == 5
+    state = json.loads(next((project / ".stackhop").rglob("state.json")).read_text())
+    assert {s["backend_name"] for s in state["steps"].values()} == names, "the run record names every Job it created"
+
+
+def test_an_oom_killed_step_reports_the_reason_and_exit_code(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    module = write_pipeline(SMALL.replace("return 0.8", "time.sleep(3)\n        return 0.8"))
+    kube.inject_pod_failure("small-score", "OOMKilled")
+    handle = stackhop.run(module.small, parameters={"marker": str(project / "m.txt")})
+    assert handle.status == RunStatus.FAILED
+    step = handle.steps()["score"]
+    assert "OOMKilled" in step.message and "137" in step.message
+    assert handle.steps()["ship"].status == StepStatus.SKIPPED
+
+
+def test_the_job_watcher_relists_when_its_resource_version_is_too_old() -> None:
+    from kubernetes import client
+
+    from stackhop.adapters.kubernetes.driver import JobWatcher
+
+    with FakeKubernetes(version="1.37", watch_history=3) as fake:
+        batch = client.BatchV1Api(fake.api_client())
+        watcher = JobWatcher(batch, "ml", "stackhop.dev/run=r1", timeout_seconds=1)
+        try:
+            for i in range(5):
+                batch.create_namespaced_job("ml", {
+                    "apiVersion": "batch/v1", "kind": "Job",
+                    "metadata": {"name": f"j{i}", "labels": {"stackhop.dev/run": "r1"}},
+                    "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never", "containers": [
+                        {"name": "main", "image": "busybox", "command": ["true"]}]}}},
+                })
+            deadline = time.time() + 10
+            while len(watcher.snapshot()) < 5 and time.time() < deadline:
+                time.sleep(0.05)
+            assert sorted(watcher.snapshot()) == [f"j{i}" for i in range(5)]
+            assert watcher.relists == 1
+            watcher.resource_version = "1"  # as if the watch had been away while history moved on
+            deadline = time.time() + 10
+            while watcher.relists < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            assert watcher.relists == 2, "a 410 Gone made the watcher list again"
+            batch.delete_namespaced_job("j0", "ml", propagation_policy="Background")
+            deadline = time.time() + 10
+            while "j0" in watcher.snapshot() and time.time() < deadline:
+                time.sleep(0.05)
+            assert "j0" not in watcher.snapshot(), "and it keeps watching afterwards"
+        finally:
+            watcher.stop()
+
+
+def test_transient_api_errors_on_job_creation_are_retried(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    kube.inject_api_errors(500, count=2, method="POST", path_contains="/jobs")
+    handle = stackhop.run(write_pipeline(SMALL).small, parameters={"marker": str(project / "m.txt")})
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+
+
+def test_a_rejected_job_fails_the_step_naming_the_object_and_the_servers_message(project, write_pipeline, write_config, kube) -> None:
+    k8s_stack(write_config, kube, project)
+    kube.inject_api_errors(503, count=50, method="POST", path_contains="/jobs")
+    handle = stackhop.run(write_pipeline(SMALL).small, parameters={"marker": str(project / "m.txt")})
+    assert handle.status == RunStatus.FAILED
+    message = handle.steps()["score"].message
+    assert message.startswith("creating Job ml/small-score-") and "failed:" in message

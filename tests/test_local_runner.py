@@ -324,6 +324,14 @@ def test_cancel_stops_running_steps_and_marks_the_rest_cancelled(project: Path, 
     assert get_run(handle.run_id)._store.get(handle.run_id).status == "CANCELLED"
 
 
+def test_processes_a_step_started_do_not_outlive_it(project: Path, write_pipeline) -> None:
+    handle = stackhop.run(write_pipeline(SLEEPY).sleepy_pipe, parameters={"seconds": 0.2})
+    assert handle.status == RunStatus.SUCCEEDED
+    _, child = (int(p) for p in (project / "pids.txt").read_text().split())
+    time.sleep(0.3)
+    assert not _alive(child)
+
+
 def test_wait_false_returns_at_once_and_any_process_can_follow_the_run(project: Path, write_pipeline) -> None:
     module = write_pipeline(SLEEPY)
     started = time.time()

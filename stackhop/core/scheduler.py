@@ -47,6 +47,8 @@ class Instance:
     message: str = ""
     handle: Any = None
     """The backend's name for the running attempt (a pid, a Job name); None when not running."""
+    backend_name: str = ""
+    """The backend object of the latest attempt, kept after it ends so the run record names it."""
     stopping: bool = False
     retry_at: float | None = None
     cache_key: str | None = None
@@ -262,6 +264,8 @@ class Scheduler:
         inst.status, inst.native = "RUNNING", f"attempt {inst.attempts}"
         inst.started_at = inst.started_at or time.time()
         self.start(inst)
+        if inst.handle is not None:
+            inst.backend_name = str(inst.handle)
         if inst.handle is not None and inst.loop_slot:
             self.loop_running[inst.loop_slot] = self.loop_running.get(inst.loop_slot, 0) + 1
 
@@ -386,6 +390,7 @@ class Scheduler:
             key: {
                 "status": i.status, "native": i.native, "attempts": i.attempts, "started_at": i.started_at,
                 "finished_at": i.finished_at, "exit_code": i.exit_code, "message": i.message,
+                "backend_name": i.backend_name,
             }
             for key in self.order
             for i in (self.instances[key],)

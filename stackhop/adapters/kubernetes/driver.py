@@ -27,11 +27,26 @@ from stackhop.adapters.kubernetes.settings import KubernetesSettings
 from stackhop.core.scheduler import AttemptEnd, Instance, Scheduler
 
 
+def with_retries(call: Any, attempts: int = 5) -> Any:
+    """Retry what the API server says is transient (429, 5xx), honouring Retry-After."""
+    from kubernetes.client.exceptions import ApiException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ApiException as exc:
+            if exc.status not in (429, 500, 502, 503, 504) or attempt == attempts:
+                raise
+            wait = float((exc.headers or {}).get("Retry-After") or 0) or min(0.2 * 2 ** attempt, 5.0)
+            time.sleep(wait)
+
+
 class JobWatcher:
     """Keeps a current copy of the run's Jobs: one list, then a watch from its resourceVersion."""
 
-    def __init__(self, batch: Any, namespace: str, selector: str):
+    def __init__(self, batch: Any, namespace: str, selector: str, timeout_seconds: int = 30):
         self.batch, self.namespace, self.selector = batch, namespace, selector
+        self.timeout_seconds = timeout_seconds
         self.jobs: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.stopped = threading.Event()
@@ -57,7 +72,7 @@ class JobWatcher:
             try:
                 w = watch.Watch()
                 for event in w.stream(self.batch.list_namespaced_job, self.namespace, label_selector=self.selector,
-                                      resource_version=self.resource_version, timeout_seconds=5,
+                                      resource_version=self.resource_version, timeout_seconds=self.timeout_seconds,
                                       allow_watch_bookmarks=False):
                     if self.stopped.is_set():
                         w.stop()
@@ -143,7 +158,7 @@ class KubernetesDriver(Scheduler):
         job = bind_job(template, self.view.run_id, inst.index, self.owner)
         name = job["metadata"]["name"]
         try:
-            self.batch.create_namespaced_job(self.ns, job)
+            with_retries(lambda: self.batch.create_namespaced_job(self.ns, job))
         except ApiException as exc:
             if exc.status != 409:  # 409: a restarted driver finds its own Job and adopts it
                 self.settle(inst, "FAILED", f"api {exc.status}",

@@ -55,6 +55,12 @@ class Runner(Scheduler):
         self._report(key, int(attempt), rc)
 
     def _report(self, key: str, attempt: int, rc: int) -> None:
+        pid = self.instances[key].handle
+        if pid is not None:  # like a container: nothing the step started outlives it
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         timed_out = key in self._timed_out
         self._timed_out.discard(key)
         self._deadline.pop(key, None)

@@ -72,9 +72,7 @@ def required(field: str, detail: str = "") -> Cause:
 
 def not_supported(field: str, value: Any, supported: Iterable[str]) -> Cause:
     allowed = ", ".join(json.dumps(s) for s in supported)
-    return Cause(
-        field, "FieldValueNotSupported", f"Unsupported value: {_render(value)}: supported values: {allowed}"
-    )
+    return Cause(field, "FieldValueNotSupported", f"Unsupported value: {_render(value)}: supported values: {allowed}")
 
 
 def duplicate(field: str, value: Any) -> Cause:

@@ -210,7 +210,7 @@ class Lifecycle:
 
     def _drain_namespace(self, namespace: str) -> None:
         for resource in self._store.resources():
-            for obj in self._store.list(resource, namespace):
+            for obj in self._store.objects(resource, namespace):
                 if not obj["metadata"].get("deletionTimestamp"):
                     self._delete_key(resource, obj, "Background")
         self._finish_namespace(namespace)
@@ -219,6 +219,10 @@ class Lifecycle:
         ns = self._store.get(NAMESPACE.key, "", namespace)
         if ns is None or not ns["metadata"].get("deletionTimestamp"):
             return
-        if any(self._store.list(resource, namespace) for resource in self._store.resources() if resource != NAMESPACE.key):
+        if any(
+            self._store.objects(resource, namespace)
+            for resource in self._store.resources()
+            if resource != NAMESPACE.key
+        ):
             return
         self._store.remove(NAMESPACE.key, "", namespace)

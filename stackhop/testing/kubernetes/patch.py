@@ -72,7 +72,9 @@ def _merge_keyed_list(target: list[Any], patch: list[Any], key: str, directives:
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise PatchError(f"map: {item!r} does not contain declared merge key: {key}", 422)
-        position = next((i for i, cur in enumerate(result) if isinstance(cur, dict) and cur.get(key) == item[key]), None)
+        position = next(
+            (i for i, cur in enumerate(result) if isinstance(cur, dict) and cur.get(key) == item[key]), None
+        )
         if directives and item.get("$patch") == "delete":
             if position is not None:
                 del result[position]
@@ -117,7 +119,8 @@ def _strategic(target: Any, patch: Any, directives: bool = True) -> Any:
 def strategic_merge_patch(target: dict[str, Any], patch: Any) -> dict[str, Any]:
     if not isinstance(patch, dict):
         raise PatchError("a strategic merge patch must be a JSON object", 400)
-    return _strategic(target, patch)
+    result: dict[str, Any] = _strategic(target, patch)
+    return result
 
 
 # -- JSON patch (RFC 6902) -----------------------------------------------------------------
@@ -210,7 +213,11 @@ def json_patch(target: dict[str, Any], operations: Any) -> dict[str, Any]:
             doc = _remove(doc, path)
         elif op == "replace":
             _get(doc, path)
-            doc = _add(_remove(doc, path), path, operation["value"]) if _pointer(path) else copy.deepcopy(operation["value"])
+            doc = (
+                _add(_remove(doc, path), path, operation["value"])
+                if _pointer(path)
+                else copy.deepcopy(operation["value"])
+            )
         elif op in ("move", "copy"):
             if "from" not in operation:
                 raise PatchError(f"{op} operation does not have a from", 400)
@@ -241,7 +248,12 @@ def _drop_unapplied(live: Any, previous: Any, current: Any) -> None:
             live.pop(key, None)
             continue
         now = current[key]
-        if key in _MERGE_KEYS and isinstance(before, list) and isinstance(now, list) and isinstance(live.get(key), list):
+        if (
+            key in _MERGE_KEYS
+            and isinstance(before, list)
+            and isinstance(now, list)
+            and isinstance(live.get(key), list)
+        ):
             merge_key = _MERGE_KEYS[key]
             kept = {item.get(merge_key) for item in now if isinstance(item, dict)}
             dropped = {item.get(merge_key) for item in before if isinstance(item, dict)} - kept
@@ -256,7 +268,9 @@ def _drop_unapplied(live: Any, previous: Any, current: Any) -> None:
             _drop_unapplied(live.get(key), before, now)
 
 
-def apply_configuration(live: dict[str, Any] | None, applied: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+def apply_configuration(
+    live: dict[str, Any] | None, applied: dict[str, Any], previous: dict[str, Any] | None
+) -> dict[str, Any]:
     """Server-side apply without conflict detection: drop fields the manager no longer applies,
     then merge the applied configuration (lists with merge keys are merged, others replaced)."""
     base = copy.deepcopy(live) if live else {}
@@ -264,14 +278,24 @@ def apply_configuration(live: dict[str, Any] | None, applied: dict[str, Any], pr
         protected = {k: base.get("metadata", {}).get(k) for k in ("name", "namespace", "uid")}
         _drop_unapplied(base, previous, applied)
         base.setdefault("metadata", {}).update({k: v for k, v in protected.items() if v is not None})
-    return _strategic(base, applied, directives=False)
+    result: dict[str, Any] = _strategic(base, applied, directives=False)
+    return result
 
 
 # -- managedFields -------------------------------------------------------------------------
 
 _SERVER_METADATA = {
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generateName",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "generateName",
 }
 
 
@@ -326,7 +350,11 @@ def record_managed_fields(
     meta = obj.setdefault("metadata", {})
     entries = meta.setdefault("managedFields", [])
     for entry in entries:
-        if entry.get("manager") == manager and entry.get("operation") == operation and entry.get("subresource") == subresource:
+        if (
+            entry.get("manager") == manager
+            and entry.get("operation") == operation
+            and entry.get("subresource") == subresource
+        ):
             entry["fieldsV1"] = fields if operation == "Apply" else _union(entry.get("fieldsV1") or {}, fields)
             entry["time"] = timestamp
             entry["apiVersion"] = obj.get("apiVersion", "")

@@ -74,13 +74,28 @@ class ResourceType:
             )
         if self.log_subresource:
             entries.append(
-                {"name": f"{self.plural}/log", "singularName": "", "namespaced": True, "kind": self.kind, "verbs": ["get"]}
+                {
+                    "name": f"{self.plural}/log",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": self.kind,
+                    "verbs": ["get"],
+                }
             )
         return entries
 
 
 POD = ResourceType(
-    "", "v1", "Pod", "pods", "pod", True, ("po",), ("all",), status_subresource=True, log_subresource=True,
+    "",
+    "v1",
+    "Pod",
+    "pods",
+    "pod",
+    True,
+    ("po",),
+    ("all",),
+    status_subresource=True,
+    log_subresource=True,
     tracks_generation=True,
 )
 CONFIG_MAP = ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",))
@@ -88,7 +103,14 @@ SECRET = ResourceType("", "v1", "Secret", "secrets", "secret", True)
 SERVICE_ACCOUNT = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",))
 EVENT = ResourceType("", "v1", "Event", "events", "event", True, ("ev",))
 NAMESPACE = ResourceType(
-    "", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), status_subresource=True,
+    "",
+    "v1",
+    "Namespace",
+    "namespaces",
+    "namespace",
+    False,
+    ("ns",),
+    status_subresource=True,
     verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
 )
 JOB = ResourceType(
@@ -97,13 +119,29 @@ JOB = ResourceType(
 ROLE = ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True)
 ROLE_BINDING = ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True)
 CRD = ResourceType(
-    "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
-    "customresourcedefinition", False, ("crd", "crds"), ("api-extensions",), status_subresource=True,
+    "apiextensions.k8s.io",
+    "v1",
+    "CustomResourceDefinition",
+    "customresourcedefinitions",
+    "customresourcedefinition",
+    False,
+    ("crd", "crds"),
+    ("api-extensions",),
+    status_subresource=True,
     tracks_generation=True,
 )
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    POD, CONFIG_MAP, SECRET, SERVICE_ACCOUNT, EVENT, NAMESPACE, JOB, ROLE, ROLE_BINDING, CRD,
+    POD,
+    CONFIG_MAP,
+    SECRET,
+    SERVICE_ACCOUNT,
+    EVENT,
+    NAMESPACE,
+    JOB,
+    ROLE,
+    ROLE_BINDING,
+    CRD,
 )
 
 

@@ -63,14 +63,14 @@ def _check_key(key: str) -> None:
 def _check_value(value: str) -> None:
     problems = names.label_value(value)
     if problems:
-        raise SelectorError(
-            f'unable to parse requirement: values[0]: Invalid value: "{value}": {"; ".join(problems)}'
-        )
+        raise SelectorError(f'unable to parse requirement: values[0]: Invalid value: "{value}": {"; ".join(problems)}')
 
 
 def _split_top_level(text: str) -> list[str]:
     """Split at commas that are not inside a parenthesised value set."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1
@@ -124,7 +124,7 @@ class LabelSelector:
             _check_key(key)
             values = tuple(v.strip() for v in match["values"].split(",")) if match["values"].strip() else ()
             if not values and match["op"] == "in":
-                raise SelectorError(f"unable to parse requirement: for 'in' operator, values set can't be empty")
+                raise SelectorError("unable to parse requirement: for 'in' operator, values set can't be empty")
             for value in values:
                 _check_value(value)
             return Requirement(key, match["op"], values)
@@ -137,7 +137,7 @@ class LabelSelector:
                     int(value)
                 except ValueError:
                     raise SelectorError(
-                        f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"
+                        "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"
                     ) from None
                 return Requirement(key, "gt" if op == ">" else "lt", (value,))
             _check_value(value)
@@ -261,7 +261,7 @@ class FieldSelector:
                 raise SelectorError(f"invalid selector: '{text}'; can't understand '{term}'")
             name = match["field"]
             if name not in getters:
-                raise SelectorError(f'field label not supported: {name}')
+                raise SelectorError(f"field label not supported: {name}")
             requirements.append(FieldRequirement(name, "!=" if match["op"] == "!=" else "=", _unescape(match["value"])))
         return cls(tuple(requirements), getters)
 

@@ -53,9 +53,7 @@ def _key_of(obj: dict[str, Any]) -> ObjectKey:
 class Store:
     """Objects by resource and (namespace, name), with a resourceVersion-ordered event history."""
 
-    def __init__(
-        self, history_size: int = 1000, report_error: Callable[[BaseException], None] | None = None
-    ) -> None:
+    def __init__(self, history_size: int = 1000, report_error: Callable[[BaseException], None] | None = None) -> None:
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
         self._objects: dict[ResourceKey, dict[ObjectKey, dict[str, Any]]] = {}
@@ -86,14 +84,10 @@ class Store:
         obj = self._objects.get(resource, {}).get((namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, resource: ResourceKey, namespace: str | None = None) -> list[dict[str, Any]]:
+    def objects(self, resource: ResourceKey, namespace: str | None = None) -> list[dict[str, Any]]:
         """Objects of a resource sorted by (namespace, name); `namespace=None` means all."""
         bucket = self._objects.get(resource, {})
-        return [
-            copy.deepcopy(bucket[key])
-            for key in sorted(bucket)
-            if namespace is None or key[0] == namespace
-        ]
+        return [copy.deepcopy(bucket[key]) for key in sorted(bucket) if namespace is None or key[0] == namespace]
 
     def resources(self) -> list[ResourceKey]:
         return [key for key, bucket in self._objects.items() if bucket]

@@ -134,6 +134,16 @@ class Validator:
             except kubernetes_validate.ValidationError as error:
                 return [_schema_cause(error)]
             return []
+        # Custom resources: ObjectMeta is checked against the official schema too (via a
+        # metadata-only ConfigMap), the rest against the CRD's openAPIV3Schema.
+        try:
+            kubernetes_validate.validate(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj.get("metadata") or {}},
+                self.version,
+                strict=True,
+            )
+        except kubernetes_validate.ValidationError as error:
+            return [_schema_cause(error)]
         if rtype.schema is None:
             return []
         validator = self._crd_validator(rtype)
@@ -166,7 +176,7 @@ class Validator:
             spec = obj.get("spec") or {}
             expected = f"{(spec.get('names') or {}).get('plural', '')}.{spec.get('group', '')}"
             if name != expected:
-                causes.append(invalid_value("metadata.name", name, "must be spec.names.plural+\".\"+spec.group"))
+                causes.append(invalid_value("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
         else:
             causes += [invalid_value("metadata.name", name, p) for p in names.dns1123_subdomain(name)]
         namespace = meta.get("namespace")
@@ -187,14 +197,21 @@ class Validator:
                     causes.append(required(f"metadata.ownerReferences[{i}].{key}"))
             controllers += bool(ref.get("controller"))
         if controllers > 1:
-            causes.append(invalid_value("metadata.ownerReferences", "", "Only one reference can have Controller set to true"))
+            causes.append(
+                invalid_value("metadata.ownerReferences", "", "Only one reference can have Controller set to true")
+            )
         for i, finalizer in enumerate(meta.get("finalizers") or []):
-            causes += [invalid_value(f"metadata.finalizers[{i}]", finalizer, p) for p in names.qualified_name(finalizer)]
+            causes += [
+                invalid_value(f"metadata.finalizers[{i}]", finalizer, p) for p in names.qualified_name(finalizer)
+            ]
         if old is not None and (old.get("metadata") or {}).get("deletionTimestamp"):
             new_finalizers = set(meta.get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
             if new_finalizers:
                 causes.append(
-                    forbidden_field("metadata.finalizers", f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(new_finalizers)}")
+                    forbidden_field(
+                        "metadata.finalizers",
+                        f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(new_finalizers)}",
+                    )
                 )
         return causes
 
@@ -290,7 +307,13 @@ def _validate_role(obj: dict[str, Any]) -> list[Cause]:
         if not rule.get("verbs"):
             causes.append(required(f"{path}.verbs", "verbs must contain at least one value"))
         if rule.get("nonResourceURLs"):
-            causes.append(invalid_value(f"{path}.nonResourceURLs", rule["nonResourceURLs"], "namespaced rules cannot apply to non-resource URLs"))
+            causes.append(
+                invalid_value(
+                    f"{path}.nonResourceURLs",
+                    rule["nonResourceURLs"],
+                    "namespaced rules cannot apply to non-resource URLs",
+                )
+            )
         if rule.get("resources") and not rule.get("apiGroups"):
             causes.append(required(f"{path}.apiGroups", "resource rules must supply at least one api group"))
         if not rule.get("resources") and not rule.get("nonResourceURLs"):
@@ -376,8 +399,9 @@ def _validate_event(obj: dict[str, Any]) -> list[Cause]:
     involved = obj.get("involvedObject") or {}
     namespace = obj["metadata"].get("namespace")
     if involved.get("namespace") and involved["namespace"] != namespace:
-        causes.append(invalid_value("involvedObject.namespace", involved["namespace"], "does not match event.namespace"))
+        causes.append(
+            invalid_value("involvedObject.namespace", involved["namespace"], "does not match event.namespace")
+        )
     if obj.get("type") and obj["type"] not in ("Normal", "Warning"):
         causes.append(not_supported("type", obj["type"], ["Normal", "Warning"]))
     return causes
-

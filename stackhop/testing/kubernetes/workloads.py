@@ -87,8 +87,10 @@ def _non_negative(spec: dict[str, Any], key: str, path: str) -> list[Cause]:
 def _is_extended(name: str) -> bool:
     """Extended resources (e.g. nvidia.com/gpu) cannot be overcommitted and are whole units."""
     domain = name.split("/", 1)[0]
-    return "/" in name and not (domain == "kubernetes.io" or domain.endswith(".kubernetes.io")) and not name.startswith(
-        "requests."
+    return (
+        "/" in name
+        and not (domain == "kubernetes.io" or domain.endswith(".kubernetes.io"))
+        and not name.startswith("requests.")
     )
 
 
@@ -97,7 +99,7 @@ def _resource_name_problem(name: str) -> str | None:
         return None
     if name.startswith("hugepages-"):
         try:
-            parse_quantity(name[len("hugepages-"):])
+            parse_quantity(name[len("hugepages-") :])
             return None
         except QuantityError:
             return "must be a standard resource type or fully qualified"
@@ -146,7 +148,9 @@ def validate_resources(resources: Any, path: str) -> list[Cause]:
             raw_limit, limit = limits[name]
             if non_overcommit and request != limit:
                 causes.append(
-                    invalid_value(f"{path}.requests[{name}]", raw_request, f"must be equal to {name} limit of {raw_limit}")
+                    invalid_value(
+                        f"{path}.requests[{name}]", raw_request, f"must be equal to {name} limit of {raw_limit}"
+                    )
                 )
             elif request > limit:
                 causes.append(
@@ -176,15 +180,23 @@ def _validate_env(container: dict[str, Any], path: str, ctx: ValidationContext) 
             continue
         if env.get("value"):
             causes.append(invalid_value(f"{field}.valueFrom", "", "may not be specified when `value` is not empty"))
-        kinds = [k for k in ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef", "fileKeyRef") if source.get(k) is not None]
+        kinds = [
+            k
+            for k in ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef", "fileKeyRef")
+            if source.get(k) is not None
+        ]
         if not kinds:
             causes.append(
                 invalid_value(
-                    f"{field}.valueFrom", "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"
+                    f"{field}.valueFrom",
+                    "",
+                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
                 )
             )
         elif len(kinds) > 1:
-            causes.append(invalid_value(f"{field}.valueFrom", "", "may not have more than one field specified at a time"))
+            causes.append(
+                invalid_value(f"{field}.valueFrom", "", "may not have more than one field specified at a time")
+            )
         for ref_kind in ("secretKeyRef", "configMapKeyRef"):
             ref = source.get(ref_kind)
             if ref is None:
@@ -212,7 +224,11 @@ def _validate_env(container: dict[str, Any], path: str, ctx: ValidationContext) 
         resource_ref = source.get("resourceFieldRef")
         if resource_ref is not None and resource_ref.get("resource") not in _RESOURCE_FIELD_REFS:
             causes.append(
-                not_supported(f"{field}.valueFrom.resourceFieldRef.resource", resource_ref.get("resource"), sorted(_RESOURCE_FIELD_REFS))
+                not_supported(
+                    f"{field}.valueFrom.resourceFieldRef.resource",
+                    resource_ref.get("resource"),
+                    sorted(_RESOURCE_FIELD_REFS),
+                )
             )
     for i, source in enumerate(container.get("envFrom") or []):
         field = f"{path}.envFrom[{i}]"
@@ -237,7 +253,9 @@ def _validate_container(
     for i, port in enumerate(container.get("ports") or []):
         number = port.get("containerPort")
         if isinstance(number, int) and not 1 <= number <= 65535:
-            causes.append(invalid_value(f"{path}.ports[{i}].containerPort", number, "must be between 1 and 65535, inclusive"))
+            causes.append(
+                invalid_value(f"{path}.ports[{i}].containerPort", number, "must be between 1 and 65535, inclusive")
+            )
     causes += _validate_env(container, path, ctx)
     causes += validate_resources(container.get("resources"), f"{path}.resources")
     mount_paths: set[str] = set()
@@ -298,10 +316,14 @@ def validate_pod_spec(spec: dict[str, Any], path: str, ctx: ValidationContext) -
         causes.append(not_supported(f"{path}.restartPolicy", restart, ["Always", "OnFailure", "Never"]))
     dns = spec.get("dnsPolicy")
     if dns is not None and dns not in ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"):
-        causes.append(not_supported(f"{path}.dnsPolicy", dns, ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]))
+        causes.append(
+            not_supported(f"{path}.dnsPolicy", dns, ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"])
+        )
     deadline = spec.get("activeDeadlineSeconds")
     if isinstance(deadline, int) and not 1 <= deadline <= 2147483647:
-        causes.append(invalid_value(f"{path}.activeDeadlineSeconds", deadline, "must be between 1 and 2147483647, inclusive"))
+        causes.append(
+            invalid_value(f"{path}.activeDeadlineSeconds", deadline, "must be between 1 and 2147483647, inclusive")
+        )
     account = spec.get("serviceAccountName")
     for problem in names.dns1123_subdomain(account) if account else []:
         causes.append(invalid_value(f"{path}.serviceAccountName", account, problem))
@@ -337,11 +359,21 @@ def _validate_pod_failure_policy(spec: dict[str, Any], container_names: set[str]
     restart = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
     if restart != "Never":
         causes.append(
-            invalid_value("spec.template.spec.restartPolicy", restart, 'only "Never" is supported when podFailurePolicy is specified')
+            invalid_value(
+                "spec.template.spec.restartPolicy",
+                restart,
+                'only "Never" is supported when podFailurePolicy is specified',
+            )
         )
     rules = policy.get("rules") or []
     if len(rules) > 20:
-        causes.append(Cause("spec.podFailurePolicy.rules", "FieldValueTooMany", f"Too many: {len(rules)}: must have at most 20 items"))
+        causes.append(
+            Cause(
+                "spec.podFailurePolicy.rules",
+                "FieldValueTooMany",
+                f"Too many: {len(rules)}: must have at most 20 items",
+            )
+        )
     for i, rule in enumerate(rules):
         path = f"spec.podFailurePolicy.rules[{i}]"
         action = rule.get("action")
@@ -363,18 +395,28 @@ def _validate_pod_failure_policy(spec: dict[str, Any], container_names: set[str]
             if container is not None and container not in container_names:
                 causes.append(
                     invalid_value(
-                        f"{codes_path}.containerName", container, "must be one of the container or initContainer names in the pod template"
+                        f"{codes_path}.containerName",
+                        container,
+                        "must be one of the container or initContainer names in the pod template",
                     )
                 )
             values = on_codes.get("values") or []
             if not values:
                 causes.append(required(f"{codes_path}.values", "at least one value is required"))
             elif len(values) > 255:
-                causes.append(Cause(f"{codes_path}.values", "FieldValueTooMany", f"Too many: {len(values)}: must have at most 255 items"))
+                causes.append(
+                    Cause(
+                        f"{codes_path}.values",
+                        "FieldValueTooMany",
+                        f"Too many: {len(values)}: must have at most 255 items",
+                    )
+                )
             seen: set[int] = set()
             for j, value in enumerate(values):
                 if operator == "In" and value == 0:
-                    causes.append(invalid_value(f"{codes_path}.values[{j}]", value, "must not be 0 for the In operator"))
+                    causes.append(
+                        invalid_value(f"{codes_path}.values[{j}]", value, "must not be 0 for the In operator")
+                    )
                 if value in seen:
                     causes.append(duplicate(f"{codes_path}.values[{j}]", value))
                 seen.add(value)
@@ -385,7 +427,9 @@ def _validate_pod_failure_policy(spec: dict[str, Any], container_names: set[str]
             for problem in names.qualified_name(condition.get("type", "")):
                 causes.append(invalid_value(f"{cond_path}.type", condition.get("type", ""), problem))
             if condition.get("status") not in ("True", "False", "Unknown"):
-                causes.append(not_supported(f"{cond_path}.status", condition.get("status"), ["True", "False", "Unknown"]))
+                causes.append(
+                    not_supported(f"{cond_path}.status", condition.get("status"), ["True", "False", "Unknown"])
+                )
     return causes
 
 
@@ -403,22 +447,40 @@ def _validate_job_selector(job: dict[str, Any]) -> list[Cause]:
             causes.append(invalid_value("spec.selector", selector, "`selector` not auto-generated"))
         for key in JOB_NAME_LABELS:
             if template_labels.get(key) != meta.get("name"):
-                causes.append(invalid_value(f"spec.template.metadata.labels[{key}]", template_labels.get(key), f"must be '{meta.get('name')}'"))
+                causes.append(
+                    invalid_value(
+                        f"spec.template.metadata.labels[{key}]",
+                        template_labels.get(key),
+                        f"must be '{meta.get('name')}'",
+                    )
+                )
         for key in CONTROLLER_UID_LABELS:
             if template_labels.get(key) != uid:
-                causes.append(invalid_value(f"spec.template.metadata.labels[{key}]", template_labels.get(key), f"must be '{uid}'"))
+                causes.append(
+                    invalid_value(f"spec.template.metadata.labels[{key}]", template_labels.get(key), f"must be '{uid}'")
+                )
     try:
         matches = LabelSelector.from_object(selector).matches(template_labels)
     except SelectorError as exc:
         return causes + [invalid_value("spec.selector", selector, str(exc))]
     if not matches:
-        causes.append(invalid_value("spec.template.metadata.labels", template_labels, "`selector` does not match template `labels`"))
+        causes.append(
+            invalid_value(
+                "spec.template.metadata.labels", template_labels, "`selector` does not match template `labels`"
+            )
+        )
     return causes
 
 
 _IMMUTABLE_JOB_FIELDS = (
-    "selector", "template", "completions", "completionMode", "podFailurePolicy", "manualSelector",
-    "backoffLimitPerIndex", "managedBy",
+    "selector",
+    "template",
+    "completions",
+    "completionMode",
+    "podFailurePolicy",
+    "manualSelector",
+    "backoffLimitPerIndex",
+    "managedBy",
 )
 
 
@@ -429,7 +491,11 @@ def validate_job(job: dict[str, Any], old: dict[str, Any] | None, ctx: Validatio
     name = meta.get("name", "")
     if len(name) > names.LABEL_VALUE_MAX:
         causes.append(
-            invalid_value("metadata.name", name, f"must be no more than {names.LABEL_VALUE_MAX} characters (it becomes the job-name label of its pods)")
+            invalid_value(
+                "metadata.name",
+                name,
+                f"must be no more than {names.LABEL_VALUE_MAX} characters (it becomes the job-name label of its pods)",
+            )
         )
     template = spec.get("template") or {}
     pod_spec = template.get("spec") or {}
@@ -453,7 +519,9 @@ def validate_job(job: dict[str, Any], old: dict[str, Any] | None, ctx: Validatio
         allowed = ["Failed"] if spec.get("podFailurePolicy") else ["Failed", "TerminatingOrFailed"]
         if replacement not in allowed:
             causes.append(not_supported("spec.podReplacementPolicy", replacement, allowed))
-    container_names = {c.get("name") for c in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or [])}
+    container_names = {
+        c.get("name") for c in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or [])
+    }
     causes += _validate_pod_failure_policy(spec, {n for n in container_names if n})
     causes += _validate_job_selector(job)
     if old is not None:
