@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from stackhop.core.canonical import canonical_json
+from stackhop.core.graph import stable_topological
 from stackhop.core.resolve import Index, RunView, instance_key
 
 OK = ("SUCCEEDED", "CACHED")
@@ -429,23 +430,4 @@ def _expr_outputs(expr: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _topological(instances: dict[str, Instance]) -> list[str]:
-    import heapq
-
-    position = {k: n for n, k in enumerate(instances)}
-    indeg = {k: 0 for k in instances}
-    down: dict[str, list[str]] = {k: [] for k in instances}
-    for k, inst in instances.items():
-        for d in set(inst.deps):
-            down[d].append(k)
-            indeg[k] += 1
-    heap = [(position[k], k) for k, n in indeg.items() if n == 0]
-    heapq.heapify(heap)
-    order = []
-    while heap:
-        _, k = heapq.heappop(heap)
-        order.append(k)
-        for m in down[k]:
-            indeg[m] -= 1
-            if indeg[m] == 0:
-                heapq.heappush(heap, (position[m], m))
-    return order
+    return stable_topological(list(instances), ((d, k) for k, inst in instances.items() for d in inst.deps))

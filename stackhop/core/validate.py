@@ -8,9 +8,8 @@ also arrive as JSON (release manifests) and from hand-written code.
 from __future__ import annotations
 
 import re
-from collections import deque
-
 from stackhop.core import ir
+from stackhop.core.graph import stable_topological
 from stackhop.errors import ValidationError
 
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
@@ -264,22 +263,12 @@ def value_matches(value: object, type_name: str) -> bool:
 
 def _cycles(p: ir.Pipeline, where: str) -> None:
     edges = p.edges()
-    indeg = {s.name: 0 for s in p.steps}
-    out: dict[str, list[str]] = {s.name: [] for s in p.steps}
-    for a, b in edges:
-        out[a].append(b)
-        indeg[b] += 1
-    queue = deque(n for n, d in indeg.items() if d == 0)
-    seen = 0
-    while queue:
-        n = queue.popleft()
-        seen += 1
-        for m in out[n]:
-            indeg[m] -= 1
-            if indeg[m] == 0:
-                queue.append(m)
-    if seen != len(indeg):
-        cycle = _find_cycle({n for n, d in indeg.items() if d > 0}, out)
+    order = stable_topological([s.name for s in p.steps], edges)
+    if len(order) != len(p.steps):
+        out: dict[str, list[str]] = {s.name: [] for s in p.steps}
+        for a, b in edges:
+            out[a].append(b)
+        cycle = _find_cycle({s.name for s in p.steps} - set(order), out)
         raise ValidationError(
             f"{where}: steps depend on each other in a cycle ({' -> '.join(cycle)}); remove one of the .after() calls."
         )
@@ -295,26 +284,3 @@ def _find_cycle(nodes: set[str], out: dict[str, list[str]]) -> list[str]:
             return path[path.index(node):] + [node]
         path.append(node)
         seen.add(node)
-
-
-def topological_order(p: ir.Pipeline) -> list[str]:
-    edges = p.edges()
-    order_index = {s.name: i for i, s in enumerate(p.steps)}
-    indeg = {s.name: 0 for s in p.steps}
-    out: dict[str, list[str]] = {s.name: [] for s in p.steps}
-    for a, b in edges:
-        out[a].append(b)
-        indeg[b] += 1
-    import heapq
-
-    heap = [(order_index[n], n) for n, d in indeg.items() if d == 0]
-    heapq.heapify(heap)
-    order = []
-    while heap:
-        _, n = heapq.heappop(heap)
-        order.append(n)
-        for m in out[n]:
-            indeg[m] -= 1
-            if indeg[m] == 0:
-                heapq.heappush(heap, (order_index[m], m))
-    return order
