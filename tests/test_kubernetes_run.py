@@ -133,6 +133,7 @@ def test_cancel_deletes_the_running_jobs_in_the_foreground(project, write_pipeli
 
         @step
         def slow(marker: str) -> None:
+            print("warming up", flush=True)
             open(marker, "w").write("started")
             time.sleep(60)
 
@@ -149,6 +150,7 @@ def test_cancel_deletes_the_running_jobs_in_the_foreground(project, write_pipeli
     while not marker.exists() and time.time() < deadline:
         time.sleep(0.1)
     assert marker.exists()
+    assert "warming up" in handle.logs("slow"), "a running step's log is read from its pod"
     handle.cancel()
     assert handle.wait(timeout=30) == RunStatus.CANCELLED
     assert statuses(handle) == {"slow": "CANCELLED", "later": "CANCELLED"}
