@@ -47,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", help="the step to run")
     parser.add_argument("--index", default="", help="loop indexes, comma-separated")
     parser.add_argument("--driver", help="run a backend's driver for the whole run instead of one step")
+    # Per-execution values a backend supplies when the run spec is shared by many executions:
+    parser.add_argument("--run-id", help="this execution's run id (overrides the spec's)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a pipeline parameter for this execution (JSON, or a plain string)")
+    parser.add_argument("--code", default="", help="code archive as URI#DIGEST (overrides the spec's)")
+    parser.add_argument("--upstream", action="append", default=[], metavar="STEP=URI",
+                        help="where an upstream step's _stackhop files are (e.g. a SageMaker step property)")
+    parser.add_argument("--property-dir", help="also write outputs.json here (a directory the backend uploads)")
     args = parser.parse_args(argv)
     if args.driver:
         from stackhop.core.plugins import adapter_class
@@ -55,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.step:
         parser.error("--step is required unless --driver is given")
     index: Index = tuple(int(x) for x in args.index.split(",") if x != "")
-    view = RunView(read_spec(args.spec))
+    view = RunView(with_overrides(read_spec(args.spec), args))
     step = view.steps.get(args.step)
     if step is None:
         print(f"error: run spec has no step {args.step!r}", file=sys.stderr)
@@ -76,7 +84,37 @@ def main(argv: list[str] | None = None) -> int:
             )
         return getattr(exc, "exit_code", None) or 1
     view.store.write_json(view.outputs_uri(args.step, index), record)
+    if args.property_dir:
+        os.makedirs(args.property_dir, exist_ok=True)
+        with open(os.path.join(args.property_dir, "outputs.json"), "w") as f:
+            json.dump(record, f, sort_keys=True)
     return 0
+
+
+def with_overrides(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Apply what the backend passed on the command line for this execution."""
+    spec = dict(spec)
+    if args.run_id:
+        spec["run_id"] = args.run_id
+    if args.param:
+        params = dict(spec.get("parameters") or {})
+        declared = {p["name"]: p["type"] for p in spec["pipeline"].get("parameters", [])}
+        for item in args.param:
+            name, _, raw = item.partition("=")
+            if declared.get(name) == "str":
+                params[name] = raw
+            else:
+                try:
+                    params[name] = json.loads(raw)
+                except ValueError:
+                    params[name] = raw
+        spec["parameters"] = params
+    if args.code:
+        uri, _, digest = args.code.partition("#")
+        spec["code"] = {"source_dir": None, "archive_uri": uri, "digest": digest}
+    if args.upstream:
+        spec["upstream"] = dict(u.split("=", 1) for u in args.upstream)
+    return spec
 
 
 def run_step(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any]:

@@ -27,6 +27,8 @@ class RunView:
         self.steps = {s["name"]: s for s in self.ir["steps"]}
         self.groups = {g["id"]: g for g in self.ir.get("groups", [])}
         self._outputs: dict[tuple[str, Index], dict[str, Any]] = {}
+        self.upstream: dict[str, str] = dict(spec.get("upstream") or {})
+        """step -> where its `_stackhop/` files live, when a backend passes that in (SageMaker properties)."""
 
     @property
     def pipeline(self) -> str:
@@ -69,7 +71,8 @@ class RunView:
     def outputs(self, step: str, index: Index) -> dict[str, Any]:
         key = (step, index)
         if key not in self._outputs:
-            self._outputs[key] = self.store.read_json(self.outputs_uri(step, index))
+            uri = f"{self.upstream[step].rstrip('/')}/outputs.json" if step in self.upstream else self.outputs_uri(step, index)
+            self._outputs[key] = self.store.read_json(uri)
         return self._outputs[key]
 
     def remember_outputs(self, step: str, index: Index, record: dict[str, Any]) -> None:
