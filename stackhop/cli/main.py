@@ -109,21 +109,29 @@ def compile(
     target: str = typer.Argument(..., help="FILE[:PIPELINE]"),
     stack: Optional[str] = typer.Option(None, "--stack", "-s"),
     out: Path = typer.Option(Path("compiled"), "--output", "-o", help="Directory for the backend documents."),
+    explain: bool = typer.Option(False, "--explain", help="Also say what the backend chose for each step and why."),
     json_out: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write the backend documents for a pipeline on a stack (pure: no network, same bytes every time)."""
     from stackhop.cli.load import load_pipeline
     from stackhop.core.api import compile as compile_pipeline
+    from stackhop.core.api import explain as explain_pipeline
 
-    compiled = compile_pipeline(load_pipeline(target), stack, config=_config(config))
+    pipeline = load_pipeline(target)
+    compiled = compile_pipeline(pipeline, stack, config=_config(config))
+    explained = explain_pipeline(pipeline, stack, config=_config(config)) if explain else {}
     out.mkdir(parents=True, exist_ok=True)
     for name, data in sorted(compiled.files.items()):
         (out / name).write_bytes(data)
     if json_out:
         _emit_json({"adapter": compiled.adapter, "digest": compiled.digest(), "files": sorted(compiled.files),
-                    "output": str(out), "notes": list(compiled.notes)})
+                    "output": str(out), "notes": list(compiled.notes), **({"explain": explained} if explain else {})})
         return
+    for step_name, lines in explained.items():
+        typer.echo(f"{step_name}:")
+        for line in lines:
+            typer.echo(f"  {line}")
     for note in compiled.notes:
         typer.echo(f"note: {note}", err=True)
     for name in sorted(compiled.files):

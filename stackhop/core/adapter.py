@@ -112,6 +112,10 @@ class Adapter(ABC):
         """Run this backend's driver for one run (`python -m stackhop.entrypoint --driver NAME`)."""
         raise StackhopError(f"adapter {cls.name!r} has no driver; it does not run one.")
 
+    def explain(self, ir: "Pipeline") -> dict[str, list[str]]:
+        """Per step, the backend's choices and why (`stackhop compile --explain`)."""
+        return {}
+
     @abstractmethod
     def compile(self, ir: "Pipeline") -> Compiled: ...
 

@@ -155,6 +155,12 @@ def compile(pipeline: Any, stack: str | Stack | None = None, *, config: str | Lo
     return Compiled(compiled.adapter, compiled.files, tuple(warnings) + compiled.notes)
 
 
+def explain(pipeline: Any, stack: str | Stack | None = None, *, config: str | LoadedConfig | None = None) -> dict[str, list[str]]:
+    """Per step, what the backend chose for it and why."""
+    ir, _root, _stk, adapter, _warnings = _prepare(pipeline, stack, config)
+    return adapter.explain(ir)
+
+
 def run(
     pipeline: Any,
     stack: str | Stack | None = None,

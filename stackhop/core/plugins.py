@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker("stackhop")
 hookimpl = pluggy.HookimplMarker("stackhop")
 
-BUILTIN_PLUGINS = ("stackhop.adapters.local.plugin", "stackhop.adapters.kubernetes.plugin")
+BUILTIN_PLUGINS = (
+    "stackhop.adapters.local.plugin",
+    "stackhop.adapters.kubernetes.plugin",
+    "stackhop.adapters.sagemaker.plugin",
+)
 
 
 class StackhopSpec:

@@ -1,0 +1,217 @@
+"""The SageMaker Pipelines adapter: compile to a definition; submit, watch, read logs and stop with boto3."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar
+
+from stackhop.adapters.sagemaker.definition import CODE_PARAM, MAX_INLINE_BYTES, compile_definition, instance_names
+from stackhop.adapters.sagemaker.settings import SageMakerSettings
+from stackhop.core import run_files
+from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.canonical import canonical_json
+from stackhop.core.ir import Pipeline, Step
+from stackhop.core.artifacts import ArtifactStore
+from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
+from stackhop.errors import ConfigError, StackhopError
+
+
+class SageMakerAdapter(Adapter):
+    name: ClassVar[str] = "sagemaker"
+    Settings = SageMakerSettings
+    capabilities = frozenset({
+        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RETRIES, Capability.CACHING,
+        Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS,
+    })
+    poll_seconds = (5.0, 30.0)
+    settings: SageMakerSettings
+
+    def pipeline_name(self, ir: Pipeline) -> str:
+        return f"{self.settings.pipeline_name_prefix}{ir.name}"[:256]
+
+    def instance_type(self, step: Step) -> str:
+        return self.explain_instance(step)[0]
+
+    def explain_instance(self, step: Step) -> tuple[str, list[str]]:
+        from stackhop.adapters.sagemaker.catalog import resolve
+
+        res = step.settings.resources
+        explicit = None
+        if res is None and self.settings.default_instance_type:
+            explicit = self.settings.default_instance_type
+        choice = resolve(res, job_kind=self.settings.step_kind, where=f"step {step.name!r}", explicit=explicit,
+                         timeout_seconds=step.settings.timeout_seconds)
+        return choice.instance_type, list(choice.reasons)
+
+    def explain(self, ir: Pipeline) -> dict[str, list[str]]:
+        out = {}
+        for step in ir.steps:
+            instance, reasons = self.explain_instance(step)
+            out[step.name] = [f"instance type {instance}", *reasons]
+        return out
+
+    def compile(self, ir: Pipeline) -> Compiled:
+        definition, spec_text, spec_uri = compile_definition(ir, self.settings, self.stack.artifact_root,
+                                                             self.instance_type)
+        text = json.dumps(definition, sort_keys=True, indent=1)
+        notes = []
+        if len(canonical_json(definition).encode()) > MAX_INLINE_BYTES:
+            notes.append("the definition is over 1 MB; submit uploads it to S3 (PipelineDefinitionS3Location).")
+        if any(s.settings.retry and s.settings.retry.max_retries for s in ir.steps):
+            notes.append("SageMaker retries steps only on service faults (" + ", ".join(self.settings.retry_exception_types)
+                         + "), not when the step's own code fails.")
+        return Compiled(self.name, {"sagemaker-pipeline.json": text.encode(), "stackhop-spec.json": spec_text.encode()},
+                        tuple(notes))
+
+    # ------------------------------------------------------------------ talking to SageMaker
+    def client(self, service: str) -> Any:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise ConfigError("the SageMaker adapter needs boto3; install it with `pip install 'stackhop[aws]'`.") from None
+        return boto3.client(service, region_name=self.settings.region, config=Config(retries={"mode": "standard"}))
+
+    def submit(self, compiled: Compiled, request: RunRequest) -> BackendRef:
+        from botocore.exceptions import ClientError
+
+        definition = compiled.files["sagemaker-pipeline.json"]
+        spec_text = compiled.files["stackhop-spec.json"]
+        store = ArtifactStore(request.artifact_root)
+        spec_uri = store.root + "/_stackhop/specs/" + hashlib.sha256(spec_text).hexdigest() + ".json"
+        if not store.exists(spec_uri):
+            store.write_bytes(spec_uri, spec_text)
+        name = f"{self.settings.pipeline_name_prefix}{request.pipeline['name']}"
+        sm = self.client("sagemaker")
+        body: dict[str, Any] = {"PipelineName": name, "RoleArn": self.settings.role_arn}
+        compact = canonical_json(json.loads(definition)).encode()
+        if len(compact) > MAX_INLINE_BYTES:
+            uri = store.root + "/_stackhop/definitions/" + hashlib.sha256(compact).hexdigest() + ".json"
+            store.write_bytes(uri, compact)
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            body["PipelineDefinitionS3Location"] = {"Bucket": bucket, "ObjectKey": key}
+        else:
+            body["PipelineDefinition"] = compact.decode()
+        try:
+            try:
+                sm.describe_pipeline(PipelineName=name)
+                sm.update_pipeline(**body)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceNotFound":
+                    raise
+                tags = [{"Key": k, "Value": v} for k, v in sorted(self.settings.tags.items())]
+                sm.create_pipeline(**body, Tags=tags, ClientRequestToken=_token("create", name, compact.decode()))
+            parameters = [{"Name": k, "Value": v if isinstance(v, str) else json.dumps(v)}
+                          for k, v in sorted(request.parameters.items())]
+            if request.code.archive_uri:
+                parameters.append({"Name": CODE_PARAM, "Value": f"{request.code.archive_uri}#{request.code.digest}"})
+            started = sm.start_pipeline_execution(
+                PipelineName=name, PipelineExecutionDisplayName=request.run_id[:82], PipelineParameters=parameters,
+                ClientRequestToken=_token("start", request.run_id),
+            )
+        except ClientError as exc:
+            error = exc.response["Error"]
+            raise StackhopError(
+                f"SageMaker refused pipeline {name!r}: {error.get('Code')}: {error.get('Message')}"
+            ) from None
+        arn = started["PipelineExecutionArn"]
+        execution_id = arn.rsplit("/", 1)[-1]
+        prefix = f"{store.root}/{request.pipeline['name']}/{execution_id}"
+        compiled_names = {d["Name"] for d in _all_steps(json.loads(definition)) if d["Type"] != "Condition"}
+        keys = {sm: key for sm, key in instance_names(request.pipeline).items() if sm in compiled_names}
+        return BackendRef(self.name, {"execution_arn": arn, "pipeline_name": name, "run_prefix": prefix,
+                                      "state": prefix + "/_stackhop/state.json", "steps": keys})
+
+    def _steps(self, arn: str) -> list[dict[str, Any]]:
+        sm = self.client("sagemaker")
+        steps: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"PipelineExecutionArn": arn, "SortOrder": "Ascending"}
+            if token:
+                kwargs["NextToken"] = token
+            page = sm.list_pipeline_execution_steps(**kwargs)
+            steps += page.get("PipelineExecutionSteps", [])
+            token = page.get("NextToken")
+            if not token:
+                return steps
+
+    def status(self, ref: BackendRef) -> RunState:
+        sm = self.client("sagemaker")
+        execution = sm.describe_pipeline_execution(PipelineExecutionArn=ref.data["execution_arn"])
+        word = execution.get("PipelineExecutionStatus", "")
+        run = RUN_STATUS.get(word, RunStatus.UNKNOWN)
+        seen: dict[str, StepState] = {}
+        for step in self._steps(ref.data["execution_arn"]):
+            name = step.get("StepName", "")
+            if name not in ref.data.get("steps", {}):
+                continue
+            native = step.get("StepStatus", "")
+            job = next(iter((step.get("Metadata") or {}).values()), {}) or {}
+            seen[name] = StepState(
+                name=ref.data["steps"][name], status=STEP_STATUS.get(native, StepStatus.UNKNOWN), native=native,
+                attempts=int(step.get("AttemptCount") or 1), started_at=_ts(step.get("StartTime")),
+                finished_at=_ts(step.get("EndTime")), message=step.get("FailureReason", ""),
+                log_uri=job.get("Arn"),
+            )
+        steps = {}
+        for name, key in ref.data.get("steps", {}).items():
+            state = seen.get(name)
+            if state is None:  # never started: a false condition, an upstream failure, or not yet
+                final = StepStatus.SKIPPED if run.terminal else StepStatus.PENDING
+                state = StepState(name=key, status=final, native="not started")
+            steps[state.name] = state
+        return RunState(run, word, steps, execution.get("FailureReason", ""), _ts(execution.get("CreationTime")),
+                        _ts(execution.get("LastModifiedTime")) if run.terminal else None)
+
+    def logs(self, ref: BackendRef, step: str) -> str:
+        from botocore.exceptions import ClientError
+
+        job_arn = next((s.log_uri for s in self.status(ref).steps.values() if s.name == step), None)
+        if not job_arn:
+            return ""
+        kind = "TrainingJobs" if ":training-job/" in job_arn else "ProcessingJobs"
+        job_name = job_arn.rsplit("/", 1)[-1]
+        logs = self.client("logs")
+        lines: list[str] = []
+        try:
+            pages = logs.get_paginator("filter_log_events").paginate(
+                logGroupName=f"/aws/sagemaker/{kind}", logStreamNamePrefix=f"{job_name}/")
+            for page in pages:
+                lines += [e["message"] for e in page.get("events", [])]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    def cancel(self, ref: BackendRef) -> None:
+        self.client("sagemaker").stop_pipeline_execution(
+            PipelineExecutionArn=ref.data["execution_arn"], ClientRequestToken=_token("stop", ref.data["execution_arn"]))
+
+    def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
+        return run_files.list_artifacts(ref.data["run_prefix"])
+
+
+RUN_STATUS = {"Executing": RunStatus.RUNNING, "Stopping": RunStatus.CANCELLING, "Stopped": RunStatus.CANCELLED,
+              "Failed": RunStatus.FAILED, "Succeeded": RunStatus.SUCCEEDED, "CompletedWithFailures": RunStatus.FAILED}
+STEP_STATUS = {"Starting": StepStatus.PENDING, "Executing": StepStatus.RUNNING, "Stopping": StepStatus.CANCELLING,
+               "Stopped": StepStatus.CANCELLED, "Failed": StepStatus.FAILED, "Succeeded": StepStatus.SUCCEEDED}
+
+
+def _token(*parts: str) -> str:
+    """Deterministic idempotency token (SageMaker wants 32-128 characters)."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _ts(value: Any) -> float | None:
+    return value.timestamp() if hasattr(value, "timestamp") else None
+
+
+def _all_steps(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for step in definition["Steps"]:
+        out.append(step)
+        if step["Type"] == "Condition":
+            out += step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
+    return out

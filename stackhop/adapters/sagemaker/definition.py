@@ -1,0 +1,263 @@
+"""IR -> SageMaker pipeline definition JSON (Version 2020-12-01), emitted directly, deterministically.
+
+One Processing step per IR step runs `python -m stackhop.entrypoint` in the step's image.
+What differs between executions reaches the step through SageMaker's own expressions:
+`Execution.PipelineExecutionId` is the run id, pipeline parameters arrive with `Get`, and the
+code archive is the `StackhopCode` parameter. Each step writes `outputs.json` both to the
+artifact store and to a processing output named `stackhop`, which is its PropertyFile: a
+condition reads a scalar with `Std:JsonGet`, and a downstream step finds an upstream step's
+files through `Steps.<name>.ProcessingOutputConfig...S3Uri`, so a step SageMaker served
+from its cache still hands the right location on. The run spec (IR and settings) is a
+second compiled file, stored under its own content hash, so the definition stays the same
+bytes for the same IR and stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+from stackhop.adapters.sagemaker.settings import SageMakerSettings
+from stackhop.core import ir
+from stackhop.core.canonical import canonical_json
+from stackhop.errors import PipelineDefinitionError
+
+VERSION = "2020-12-01"
+CODE_PARAM = "StackhopCode"
+OUTPUT_NAME = "stackhop"
+PROPERTY_FILE = "StackhopOutputs"
+LOCAL_META = "/opt/ml/processing/stackhop"
+MAX_INLINE_BYTES = 1_000_000
+_PARAM_TYPES = {"str": "String", "int": "Integer", "float": "Float", "bool": "Boolean", "list": "String", "dict": "String"}
+_COMPARE = {"==": "Equals", "!=": "NotEquals", "<": "LessThan", "<=": "LessThanOrEqualTo", ">": "GreaterThan",
+            ">=": "GreaterThanOrEqualTo"}
+
+
+def spec_document(p: ir.Pipeline, settings: SageMakerSettings, artifact_root: str) -> tuple[str, str]:
+    """The static part of every execution's run spec, and the URI it is stored at (by content)."""
+    text = canonical_json({
+        "run_id": "", "pipeline": p.model_dump(mode="json"),
+        "parameters": {x.name: x.default for x in p.parameters if x.has_default},
+        "artifact_root": artifact_root, "code": {}, "caching": True,
+        "settings": settings.model_dump(mode="json"),
+    })
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return text, f"{artifact_root}/_stackhop/specs/{digest}.json"
+
+
+def _join(*values: Any, on: str = "/") -> dict[str, Any]:
+    return {"Std:Join": {"On": on, "Values": list(values)}}
+
+
+def _execution_id() -> dict[str, str]:
+    return {"Get": "Execution.PipelineExecutionId"}
+
+
+def _sm_name(step: str, index: tuple[int, ...]) -> str:
+    return step + "".join(f"-{i}" for i in index)
+
+
+class _Compiler:
+    def __init__(self, p: ir.Pipeline, settings: SageMakerSettings, artifact_root: str, instance_type: Any):
+        self.p = p
+        self.settings = settings
+        self.root = artifact_root
+        self.instance_type = instance_type
+        self.groups = {g.id: g for g in p.groups}
+        self.spec_text, self.spec_uri = spec_document(p, settings, artifact_root)
+        self.names: dict[tuple[str, tuple[int, ...]], str] = {}
+
+    def where(self, step: str) -> str:
+        return f"pipeline {self.p.name!r}, step {step!r}"
+
+    # -------------------------------------------------------------- expansion
+    def instances(self, step: ir.Step) -> list[tuple[int, ...]]:
+        indexes: list[tuple[int, ...]] = [()]
+        for g in reversed(self.p.group_chain(step.group)):
+            if g.kind != "parallel_for":
+                continue
+            if g.items is None or g.items.static is None:
+                raise PipelineDefinitionError(
+                    f"{self.where(step.name)} loops over parameter {g.items.param if g.items else '?'!r}, a list only "
+                    "known at run time; SageMaker Pipelines cannot fan out at run time, so loop over a static list."
+                )
+            indexes = [ix + (i,) for ix in indexes for i in range(len(g.items.static))]
+        return indexes
+
+    def loop_item(self, step: ir.Step, ref: ir.LoopItemRef, index: tuple[int, ...]) -> Any:
+        loops = [g for g in reversed(self.p.group_chain(step.group)) if g.kind == "parallel_for"]
+        pos = next(i for i, g in enumerate(loops) if g.id == ref.loop)
+        item = loops[pos].items.static[index[pos]]  # type: ignore[union-attr,index]
+        return item[ref.field] if ref.field else item
+
+    # -------------------------------------------------------------- values
+    def upstream_of(self, step: ir.Step) -> list[str]:
+        ups = [i.value.step for i in step.inputs if isinstance(i.value, ir.OutputRef)]
+        return list(dict.fromkeys(ups))
+
+    def property_value(self, ref: ir.OutputRef, index: tuple[int, ...]) -> dict[str, Any]:
+        up = self.p.step(ref.step)
+        name = self.names[(up.name, index[: len(self.instances(up)[0])])]
+        out = up.output(ref.output)
+        assert out is not None
+        return {"Std:JsonGet": {"PropertyFile": {"Get": f"Steps.{name}.PropertyFiles.{PROPERTY_FILE}"},
+                                "Path": f"scalars.{ref.output}"}}
+
+    def operand(self, v: Any, consumer: ir.Step, index: tuple[int, ...]) -> Any:
+        if isinstance(v, ir.Const):
+            return v.value
+        if isinstance(v, ir.ParamRef):
+            return {"Get": f"Parameters.{v.name}"}
+        if isinstance(v, ir.LoopItemRef):
+            return self.loop_item(consumer, v, index)
+        return self.property_value(v, index)
+
+    def condition(self, e: Any, consumer: ir.Step, index: tuple[int, ...]) -> list[dict[str, Any]]:
+        """A list, because SageMaker ANDs the conditions of one ConditionStep."""
+        if isinstance(e, ir.Compare):
+            left, right = self.operand(e.left, consumer, index), self.operand(e.right, consumer, index)
+            if e.op in ("in", "not in"):
+                cond = {"Type": "In", "QueryValue": left, "Values": right if isinstance(right, list) else [right]}
+                return [cond if e.op == "in" else {"Type": "Not", "Expression": cond}]
+            return [{"Type": _COMPARE[e.op], "LeftValue": left, "RightValue": right}]
+        if isinstance(e, ir.Not):
+            inner = self.condition(e.operand, consumer, index)
+            if len(inner) != 1:
+                raise PipelineDefinitionError(
+                    f"{self.where(consumer.name)}: SageMaker cannot negate a conjunction; rewrite ~(a & b) as ~a | ~b."
+                )
+            return [{"Type": "Not", "Expression": inner[0]}]
+        assert isinstance(e, ir.BoolOp)
+        parts = [c for op in e.operands for c in self.condition(op, consumer, index)]
+        return parts if e.kind == "and" else [{"Type": "Or", "Conditions": parts}]
+
+    # -------------------------------------------------------------- steps
+    def processing_step(self, step: ir.Step, index: tuple[int, ...]) -> dict[str, Any]:
+        st = step.settings
+        name = self.names[(step.name, index)]
+        if not st.image:
+            raise PipelineDefinitionError(
+                f"{self.where(step.name)} has no image; set it on the step, the pipeline or the stack (defaults.image)."
+            )
+        if not self.settings.role_arn:
+            raise PipelineDefinitionError(
+                f"pipeline {self.p.name!r}: SageMaker needs an execution role; set settings.role_arn on the stack."
+            )
+        args: list[Any] = ["--spec", self.spec_uri, "--run-id", _execution_id(), "--step", step.name]
+        if index:
+            args += ["--index", ",".join(str(i) for i in index)]
+        for param in self.p.parameters:
+            args += ["--param", _join(param.name, {"Get": f"Parameters.{param.name}"}, on="=")]
+        args += ["--code", {"Get": f"Parameters.{CODE_PARAM}"}]
+        for up in self.upstream_of(step):
+            up_step = self.p.step(up)
+            up_name = self.names[(up, index[: len(self.instances(up_step)[0])])]
+            uri = {"Get": f"Steps.{up_name}.ProcessingOutputConfig.Outputs['{OUTPUT_NAME}'].S3Output.S3Uri"}
+            args += ["--upstream", _join(up, uri, on="=")]
+        args += ["--property-dir", LOCAL_META]
+        choice = self.instance_type(step)
+        volume = self.settings.volume_size_gb
+        if st.resources and st.resources.disk_bytes:
+            volume = max(volume, math.ceil(st.resources.disk_bytes / 2**30))
+        arguments: dict[str, Any] = {
+            "ProcessingResources": {"ClusterConfig": {"InstanceType": choice, "InstanceCount": 1,
+                                                      "VolumeSizeInGB": volume}},
+            "AppSpecification": {"ImageUri": st.image, "ContainerEntrypoint": [self.settings.python, "-m",
+                                                                              "stackhop.entrypoint"],
+                                 "ContainerArguments": args},
+            "RoleArn": self.settings.role_arn,
+            "ProcessingOutputConfig": {"Outputs": [{
+                "OutputName": OUTPUT_NAME,
+                "S3Output": {"S3Uri": _join(f"{self.root}/{self.p.name}", _execution_id(),
+                                            "/".join([step.name, *(str(i) for i in index), "_stackhop"])),
+                             "LocalPath": LOCAL_META, "S3UploadMode": "EndOfJob"},
+            }]},
+        }
+        env = {**st.env, "STACKHOP_STEP": step.name}
+        arguments["Environment"] = dict(sorted(env.items()))
+        if st.timeout_seconds:
+            arguments["StoppingCondition"] = {"MaxRuntimeInSeconds": int(math.ceil(st.timeout_seconds))}
+        doc: dict[str, Any] = {"Name": name, "Type": "Processing", "Arguments": arguments,
+                               "PropertyFiles": [{"PropertyFileName": PROPERTY_FILE, "OutputName": OUTPUT_NAME,
+                                                  "FilePath": "outputs.json"}]}
+        if step.display_name:
+            doc["DisplayName"] = step.display_name[:64]
+        depends = [self.names[(a, index[: len(self.instances(self.p.step(a))[0])])] for a in step.after]
+        if depends:
+            doc["DependsOn"] = sorted(set(depends))
+        if st.retry and st.retry.max_retries:
+            doc["RetryPolicies"] = [
+                {"ExceptionType": t, "IntervalSeconds": max(1, int(st.retry.backoff_seconds)),
+                 "BackoffRate": st.retry.backoff_factor, "MaxAttempts": st.retry.max_retries}
+                for t in self.settings.retry_exception_types
+            ]
+        doc["CacheConfig"] = {"Enabled": st.caching is not False, "ExpireAfter": self.settings.cache_expire_after}
+        return doc
+
+    def compile(self) -> dict[str, Any]:
+        for s in self.p.steps:
+            for index in self.instances(s):
+                self.names[(s.name, index)] = _sm_name(s.name, index)
+        if len(set(self.names.values())) != len(self.names):
+            seen: dict[str, tuple[str, tuple[int, ...]]] = {}
+            for key, name in self.names.items():
+                if name in seen:
+                    raise PipelineDefinitionError(
+                        f"pipeline {self.p.name!r}: unrolling the loop of step {key[0]!r} gives {name!r}, which step "
+                        f"{seen[name][0]!r} already uses; rename one of them."
+                    )
+                seen[name] = key
+        top: list[dict[str, Any]] = []
+        # SageMaker cannot nest ConditionSteps, so each distinct chain of enclosing If blocks
+        # (per loop index) becomes one ConditionStep whose conditions are ANDed.
+        conditional: dict[tuple[tuple[str, ...], tuple[int, ...]], list[tuple[ir.Step, dict[str, Any]]]] = {}
+        for s in self.p.steps:
+            chain = tuple(g.id for g in reversed(self.p.group_chain(s.group)) if g.kind == "condition")
+            for index in self.instances(s):
+                doc = self.processing_step(s, index)
+                if chain:
+                    conditional.setdefault((chain, index), []).append((s, doc))
+                else:
+                    top.append(doc)
+        for (chain, index), members in conditional.items():
+            consumer = members[0][0]
+            conditions = [c for gid in chain for c in self.condition(self.groups[gid].condition, consumer, index)]
+            top.append({"Name": "Check-" + "-".join([chain[-1], *map(str, index)]), "Type": "Condition",
+                        "Arguments": {"Conditions": conditions, "IfSteps": [d for _, d in members], "ElseSteps": []}})
+        parameters = [self.parameter(x) for x in self.p.parameters]
+        parameters.append({"Name": CODE_PARAM, "Type": "String", "DefaultValue": ""})
+        return {"Version": VERSION, "Metadata": {}, "Parameters": parameters, "Steps": top}
+
+    def parameter(self, x: ir.Parameter) -> dict[str, Any]:
+        out: dict[str, Any] = {"Name": x.name, "Type": _PARAM_TYPES[x.type]}
+        if x.has_default:
+            if x.type in ("list", "dict"):
+                out["DefaultValue"] = canonical_json(x.default)
+            else:
+                out["DefaultValue"] = x.default
+        return out
+
+
+def instance_names(pipeline: dict[str, Any]) -> dict[str, str]:
+    """SageMaker step name -> stackhop's instance key (`train-1` -> `train[1]`), from the IR's JSON."""
+    from stackhop.core.resolve import RunView, instance_key
+
+    view = RunView({"run_id": "x", "pipeline": pipeline, "parameters": {}, "artifact_root": "file:///"})
+    out: dict[str, str] = {}
+    for step in view.steps:
+        try:
+            indexes = view.instances(step)
+        except KeyError:  # a loop over a runtime list: not compilable for SageMaker anyway
+            continue
+        for index in indexes:
+            out[_sm_name(step, index)] = instance_key(step, index)
+    return out
+
+
+def compile_definition(
+    p: ir.Pipeline, settings: SageMakerSettings, artifact_root: str, instance_type: Any
+) -> tuple[dict[str, Any], str, str]:
+    """(definition, spec text, spec URI). `instance_type(step) -> str` picks each step's type."""
+    compiler = _Compiler(p, settings, artifact_root, instance_type)
+    return compiler.compile(), compiler.spec_text, compiler.spec_uri
