@@ -177,3 +177,53 @@ def test_a_definition_over_one_megabyte_is_uploaded_to_s3(project, write_pipelin
     keys = [k["Key"] for k in aws.client("s3").list_objects_v2(Bucket="ml-artifacts", Prefix="stackhop/_stackhop/definitions/")["Contents"]]
     assert len(keys) == 1 and handle.ref.data["execution_arn"]
     assert adapter_class("sagemaker", where="test").name == "sagemaker"
+
+
+def test_the_compiled_definition_runs_locally_with_emulate_deploy_taken_and_skipped(training, aws, project) -> None:
+    deployed = project / "deployed"
+    taken = stackhop.run(training, parameters={"deploy_dir": str(deployed)}, emulate=True)
+    assert taken.status == RunStatus.SUCCEEDED, taken.state().message
+    assert {k: v.status.value for k, v in taken.steps().items()} == {
+        "load_data": "SUCCEEDED", "train_model": "SUCCEEDED", "evaluate_model": "SUCCEEDED", "deploy_model": "SUCCEEDED"}
+    assert (deployed / "production" / "model.pkl").exists()
+    model = taken.artifact("train_model", "model")
+    assert model.uri.startswith(f"s3://ml-artifacts/stackhop/training-pipeline/{taken.run_id}/train_model/")
+    assert "accuracy=" in taken.logs("evaluate_model")
+    keys = [k["Key"] for k in aws.client("s3").list_objects_v2(Bucket="ml-artifacts", Prefix=f"stackhop/training-pipeline/{taken.run_id}/evaluate_model/")["Contents"]]
+    assert f"stackhop/training-pipeline/{taken.run_id}/evaluate_model/_stackhop/outputs.json" in keys
+    assert operations(aws) == [], "emulation never calls the SageMaker API"
+
+    skipped = stackhop.run(training, parameters={"min_accuracy": 0.999, "deploy_dir": str(deployed)}, emulate=True)
+    assert skipped.status == RunStatus.SUCCEEDED, skipped.state().message
+    steps = skipped.steps()
+    assert steps["deploy_model"].status == StepStatus.SKIPPED and steps["deploy_model"].native == "NotExecuted"
+    assert skipped.artifact("evaluate_model", "output").load() == "no"
+
+
+def test_an_emulated_step_failure_fails_the_run_and_skips_what_follows(project, write_pipeline, write_config, aws) -> None:
+    write_config(f"""
+        stacks:
+          sm:
+            adapter: sagemaker
+            artifact_root: s3://ml-artifacts/stackhop
+            defaults: {{image: "img:1"}}
+            settings: {{role_arn: "{ROLE}"}}
+    """)
+    module = write_pipeline("""
+        from stackhop import step, pipeline
+
+        @step
+        def boom() -> int:
+            raise RuntimeError("exploded on purpose")
+
+        @step
+        def after(x: int) -> None: ...
+
+        @pipeline
+        def failing():
+            after(x=boom().output)
+    """)
+    handle = stackhop.run(module.failing, "sm", emulate=True)
+    assert handle.status == RunStatus.FAILED
+    assert "exploded on purpose" in handle.steps()["boom"].message
+    assert handle.steps()["after"].status == StepStatus.SKIPPED

@@ -71,6 +71,7 @@ def run(
     param: List[str] = typer.Option([], "--param", "-p", help="Pipeline parameter name=value; repeatable."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every step even when a cached result exists."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Submit and return at once with the run id."),
+    emulate: bool = typer.Option(False, "--emulate", help="Run the compiled backend document on this machine."),
     json_out: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
@@ -84,7 +85,7 @@ def run(
     try:
         handle = run_pipeline(
             pipeline, stack, _parse_params(param), wait=not detach, cache=not no_cache, config=_config(config),
-            on_update=follower.update if follower else None, _parameters_are_strings=True,
+            on_update=follower.update if follower else None, emulate=emulate, _parameters_are_strings=True,
         )
     except KeyboardInterrupt:
         if follower:

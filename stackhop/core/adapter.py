@@ -112,6 +112,12 @@ class Adapter(ABC):
         """Run this backend's driver for one run (`python -m stackhop.entrypoint --driver NAME`)."""
         raise StackhopError(f"adapter {cls.name!r} has no driver; it does not run one.")
 
+    def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
+        """Execute the compiled document on this machine (`stackhop run --emulate`), blocking."""
+        raise StackhopError(
+            f"adapter {self.name!r} cannot emulate its compiled document; run without --emulate."
+        )
+
     def explain(self, ir: "Pipeline") -> dict[str, list[str]]:
         """Per step, the backend's choices and why (`stackhop compile --explain`)."""
         return {}

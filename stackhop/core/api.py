@@ -171,11 +171,13 @@ def run(
     config: str | LoadedConfig | None = None,
     run_id: str | None = None,
     on_update: Callable[[RunState], None] | None = None,
+    emulate: bool = False,
     _parameters_are_strings: bool = False,
 ) -> "RunHandle":
     """Compile the pipeline for the stack, submit it, and (by default) wait for it to finish.
 
     Returns the handle either way; a failed run is a FAILED status, not an exception.
+    `emulate=True` executes the compiled backend document on this machine instead of submitting it.
     """
     ir, root, stk, adapter, warnings = _prepare(pipeline, stack, config)
     for w in warnings:
@@ -195,7 +197,7 @@ def run(
     )
     store.add(record)
     try:
-        ref = adapter.submit(compiled, request)
+        ref = adapter.emulate(compiled, request) if emulate else adapter.submit(compiled, request)
     except BaseException as exc:
         store.set_status(run_id, RunStatus.FAILED.value, finished=True, message=f"submit failed: {exc}")
         raise

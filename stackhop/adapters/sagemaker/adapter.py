@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any, ClassVar
 
 from stackhop.adapters.sagemaker.definition import CODE_PARAM, MAX_INLINE_BYTES, compile_definition, instance_names
@@ -40,7 +41,7 @@ class SageMakerAdapter(Adapter):
         explicit = None
         if res is None and self.settings.default_instance_type:
             explicit = self.settings.default_instance_type
-        choice = resolve(res, job_kind=self.settings.step_kind, where=f"step {step.name!r}", explicit=explicit,
+        choice = resolve(res, job_kind="processing", where=f"step {step.name!r}", explicit=explicit,
                          timeout_seconds=step.settings.timeout_seconds)
         return choice.instance_type, list(choice.reasons)
 
@@ -123,6 +124,39 @@ class SageMakerAdapter(Adapter):
         return BackendRef(self.name, {"execution_arn": arn, "pipeline_name": name, "run_prefix": prefix,
                                       "state": prefix + "/_stackhop/state.json", "steps": keys})
 
+    def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
+        """Run the compiled definition locally against the stack's S3, as SageMaker would."""
+        import tempfile
+        import time
+
+        from stackhop.adapters.sagemaker.emulate import DefinitionEmulator, EmulationError, state_document
+
+        store = ArtifactStore(request.artifact_root)
+        spec_text = compiled.files["stackhop-spec.json"]
+        spec_uri = store.root + "/_stackhop/specs/" + hashlib.sha256(spec_text).hexdigest() + ".json"
+        if not store.exists(spec_uri):
+            store.write_bytes(spec_uri, spec_text)
+        definition = json.loads(compiled.files["sagemaker-pipeline.json"])
+        parameters = {k: v if isinstance(v, str) else json.dumps(v) for k, v in request.parameters.items()}
+        if request.code.archive_uri:
+            parameters[CODE_PARAM] = f"{request.code.archive_uri}#{request.code.digest}"
+        started = time.time()
+        logs = tempfile.mkdtemp(prefix="stackhop-emulate-")
+        try:
+            emulator = DefinitionEmulator(definition, parameters, request.run_id, log_dir=logs)
+            emulator.run()
+        except EmulationError as exc:
+            raise StackhopError(f"emulating pipeline {request.pipeline['name']!r} failed: {exc}") from None
+        keys = {sm: key for sm, key in instance_names(request.pipeline).items() if sm in emulator.steps}
+        prefix = f"{store.root}/{request.pipeline['name']}/{request.run_id}"
+        for sm_name, key in keys.items():
+            path = f"{logs}/{sm_name}.log"
+            if os.path.exists(path):
+                store.put_file(path, run_files.log_uri(prefix, key))
+        state_uri = prefix + "/_stackhop/state.json"
+        store.write_json(state_uri, state_document(emulator, keys, started))
+        return BackendRef(self.name, {"emulated": True, "state": state_uri, "run_prefix": prefix, "steps": keys})
+
     def _steps(self, arn: str) -> list[dict[str, Any]]:
         sm = self.client("sagemaker")
         steps: list[dict[str, Any]] = []
@@ -138,6 +172,11 @@ class SageMakerAdapter(Adapter):
                 return steps
 
     def status(self, ref: BackendRef) -> RunState:
+        if ref.data.get("emulated"):
+            state = run_files.read_state(ref.data["state"])
+            if state is None:
+                return RunState(RunStatus.UNKNOWN, native="emulation left no state")
+            return run_files.to_run_state(state, ref.data["run_prefix"])
         sm = self.client("sagemaker")
         execution = sm.describe_pipeline_execution(PipelineExecutionArn=ref.data["execution_arn"])
         word = execution.get("PipelineExecutionStatus", "")
@@ -166,6 +205,8 @@ class SageMakerAdapter(Adapter):
                         _ts(execution.get("LastModifiedTime")) if run.terminal else None)
 
     def logs(self, ref: BackendRef, step: str) -> str:
+        if ref.data.get("emulated"):
+            return run_files.read_log(ref.data["run_prefix"], step) or ""
         from botocore.exceptions import ClientError
 
         job_arn = next((s.log_uri for s in self.status(ref).steps.values() if s.name == step), None)
@@ -186,6 +227,8 @@ class SageMakerAdapter(Adapter):
         return "\n".join(lines) + ("\n" if lines else "")
 
     def cancel(self, ref: BackendRef) -> None:
+        if ref.data.get("emulated"):
+            return  # an emulated run has finished by the time its handle exists
         self.client("sagemaker").stop_pipeline_execution(
             PipelineExecutionArn=ref.data["execution_arn"], ClientRequestToken=_token("stop", ref.data["execution_arn"]))
 
