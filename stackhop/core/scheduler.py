@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+from abc import ABC, abstractmethod
 import signal
 import sys
 import time
@@ -71,7 +72,7 @@ class AttemptEnd:
     retryable: bool = True
 
 
-class Scheduler:
+class Scheduler(ABC):
     backend_retries: ClassVar[bool] = False
     """True when the backend re-runs failed attempts itself (a Job's backoffLimit)."""
 
@@ -91,13 +92,13 @@ class Scheduler:
         self._build()
 
     # ------------------------------------------------------------------ backend hooks
+    @abstractmethod
     def start(self, inst: Instance) -> None:
         """Start attempt `inst.attempts` and set `inst.handle`, or settle the instance as failed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stop(self, inst: Instance) -> None:
         """Begin stopping a running attempt; its end still arrives through `events`."""
-        raise NotImplementedError
 
     def tick(self) -> None:
         """Observe the backend (deadlines, status lists); called at least every `wait_seconds()`."""
