@@ -379,10 +379,17 @@ def test_the_job_watcher_relists_when_its_resource_version_is_too_old() -> None:
                     "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never", "containers": [
                         {"name": "main", "image": "busybox", "command": ["true"]}]}}},
                 })
+            def settled() -> bool:
+                jobs = watcher.snapshot()
+                return len(jobs) == 5 and all(
+                    any(c["type"] == "Suspended" for c in (j.get("status") or {}).get("conditions") or [])
+                    for j in jobs.values())
+
             deadline = time.time() + 10
-            while len(watcher.snapshot()) < 5 and time.time() < deadline:
+            while not settled() and time.time() < deadline:
                 time.sleep(0.05)
-            assert sorted(watcher.snapshot()) == [f"j{i}" for i in range(5)]
+            assert settled(), "the watcher saw every Job and its Suspended condition"
+            time.sleep(0.3)  # no more events are coming; the next reconnect uses what we set below
             assert watcher.relists == 1
             watcher.resource_version = "1"  # as if the watch had been away while history moved on
             deadline = time.time() + 10
