@@ -45,6 +45,17 @@ def training(project, write_pipeline, write_config, aws):
     return write_pipeline((project / "training_example.py").read_text(), name="training_example").training_pipeline
 
 
+def plain_stack(write_config) -> None:
+    write_config(f"""
+        stacks:
+          sm:
+            adapter: sagemaker
+            artifact_root: s3://ml-artifacts/stackhop
+            defaults: {{image: "img:1"}}
+            settings: {{role_arn: "{ROLE}"}}
+    """)
+
+
 def operations(aws) -> list[str]:
     return [op for service, op in aws.requests if service == "sagemaker"]
 
@@ -148,14 +159,7 @@ def test_cancel_stops_the_execution(training, aws) -> None:
 
 
 def test_a_definition_over_one_megabyte_is_uploaded_to_s3(project, write_pipeline, write_config, aws) -> None:
-    write_config(f"""
-        stacks:
-          sm:
-            adapter: sagemaker
-            artifact_root: s3://ml-artifacts/stackhop
-            defaults: {{image: "img:1"}}
-            settings: {{role_arn: "{ROLE}"}}
-    """)
+    plain_stack(write_config)
     module = write_pipeline("""
         from stackhop import step, pipeline
 
@@ -201,14 +205,7 @@ def test_the_compiled_definition_runs_locally_with_emulate_deploy_taken_and_skip
 
 
 def test_an_emulated_step_failure_fails_the_run_and_skips_what_follows(project, write_pipeline, write_config, aws) -> None:
-    write_config(f"""
-        stacks:
-          sm:
-            adapter: sagemaker
-            artifact_root: s3://ml-artifacts/stackhop
-            defaults: {{image: "img:1"}}
-            settings: {{role_arn: "{ROLE}"}}
-    """)
+    plain_stack(write_config)
     module = write_pipeline("""
         from stackhop import step, pipeline
 
