@@ -93,7 +93,16 @@ class ArtifactStore:
             options: dict[str, Any] = {}
             if self.scheme == "s3" and os.environ.get("AWS_ENDPOINT_URL_S3"):
                 options["endpoint_url"] = os.environ["AWS_ENDPOINT_URL_S3"]
-            self._fs = fsspec.filesystem(self.scheme, **options)
+            try:
+                self._fs = fsspec.filesystem(self.scheme, **options)
+            except (ImportError, ValueError) as exc:
+                hint = {"s3": "install it with `pip install 'stackhop[aws]'`",
+                        "gs": "install it with `pip install gcsfs`", "gcs": "install it with `pip install gcsfs`"}.get(
+                    self.scheme, "install the fsspec implementation for that scheme")
+                raise ArtifactError(
+                    f"artifact root {self.root!r} needs a filesystem for {self.scheme}:// that is not installed "
+                    f"({exc}); {hint}."
+                ) from None
         return self._fs
 
     def exists(self, uri: str) -> bool:

@@ -12,7 +12,7 @@ import re
 from functools import cache
 from typing import Any
 
-from stackhop.errors import PipelineDefinitionError
+from stackhop.errors import ConfigError, PipelineDefinitionError
 
 DEFAULT_VERSION = "1.30"
 
@@ -20,9 +20,15 @@ DEFAULT_VERSION = "1.30"
 @cache
 def _validator(kind: str, api_version: str, version: str) -> Any:
     """None when the kind has no bundled schema (custom resources)."""
-    import jsonschema
-    from kubernetes_validate import utils
-    from referencing import Registry, Resource
+    try:
+        import jsonschema
+        from kubernetes_validate import utils
+        from referencing import Registry, Resource
+    except ImportError:
+        raise ConfigError(
+            "compiling for Kubernetes validates manifests with kubernetes-validate; "
+            "install it with `pip install 'stackhop[kubernetes]'`."
+        ) from None
 
     resolved = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(version)][-1]
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
