@@ -35,6 +35,8 @@ PATCHES: list[tuple[str, str]] = [
     ("ConditionStep conditions / OrCondition", "accept Not and nested Or as the SDK builds them"),
     ("top-level PipelineExperimentConfig/MlflowConfig", "the SDK emits them (possibly null); the schema forbids them"),
     ("TrainingStep OutputDataConfig.CompressionType", "a CreateTrainingJob field newer than the schema; the SDK emits it"),
+    ("TrainingStep Environment, AlgorithmSpecification.ContainerEntrypoint/ContainerArguments",
+     "CreateTrainingJob fields newer than the schema (botocore's request shape has them; a test checks)"),
 ]
 
 
@@ -66,6 +68,10 @@ def load_patched() -> dict[str, Any] | None:
     d["OrCondition"]["properties"]["Conditions"] = {"type": "array", "items": condition}
     d["ConditionStep"]["properties"]["Arguments"]["properties"]["Conditions"] = {"type": "array", "items": condition}
     d["TrainingStep"]["properties"]["Arguments"]["properties"]["OutputDataConfig"]["properties"]["CompressionType"] = ARG_VALUE
+    training_args = d["TrainingStep"]["properties"]["Arguments"]["properties"]
+    training_args["Environment"] = {"type": "object", "patternProperties": {".*": ARG_VALUE}}
+    algorithm = training_args["AlgorithmSpecification"]["properties"]
+    algorithm["ContainerEntrypoint"] = algorithm["ContainerArguments"] = {"type": "array", "items": ARG_VALUE}
     schema["properties"]["PipelineExperimentConfig"] = {"type": ["object", "null"]}
     schema["properties"]["MlflowConfig"] = {"type": ["object", "null"]}
     return schema

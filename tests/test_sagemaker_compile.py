@@ -202,3 +202,59 @@ def test_features_sagemaker_cannot_express_are_refused_before_compiling(project,
 def test_a_stack_without_a_role_is_an_error_naming_the_setting(training) -> None:
     with pytest.raises(PipelineDefinitionError, match="set settings.role_arn on the stack"):
         stackhop.compile(training, "norole")
+
+
+TRAINING_STACK = """
+stacks:
+  sm:
+    adapter: sagemaker
+    artifact_root: s3://ml-artifacts/stackhop
+    defaults: {image: "img:1"}
+    settings: {role_arn: "arn:aws:iam::123456789012:role/SageMakerRole", training_steps: [train_model]}
+  wrong:
+    adapter: sagemaker
+    defaults: {image: "img:1"}
+    settings: {role_arn: "arn:aws:iam::123456789012:role/SageMakerRole", training_steps: [evaluate_model]}
+  typo:
+    adapter: sagemaker
+    defaults: {image: "img:1"}
+    settings: {role_arn: "arn:aws:iam::123456789012:role/SageMakerRole", training_steps: [trian_model]}
+"""
+
+
+def test_a_stack_can_run_chosen_steps_as_training_jobs(project, write_pipeline, write_config) -> None:
+    write_config(TRAINING_STACK)
+    shutil.copy(EXAMPLES / "training_pipeline.py", project / "training_example.py")
+    pipe = write_pipeline((project / "training_example.py").read_text(), name="training_example").training_pipeline
+    doc = definition(pipe)
+    assert schema_errors(doc) == []
+    train = next(s for s in doc["Steps"] if s["Name"] == "train_model")
+    assert train["Type"] == "Training" and "PropertyFiles" not in train
+    algo = train["Arguments"]["AlgorithmSpecification"]
+    assert algo["TrainingImage"] == "img:1" and algo["ContainerEntrypoint"] == ["python", "-m", "stackhop.entrypoint"]
+    assert "--property-dir" not in algo["ContainerArguments"]
+    assert train["Arguments"]["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
+    assert train["Arguments"]["ResourceConfig"]["InstanceType"].startswith("ml.")
+    evaluate = next(s for s in doc["Steps"] if s["Name"] == "evaluate_model")
+    args = evaluate["Arguments"]["AppSpecification"]["ContainerArguments"]
+    ups = [args[i + 1]["Std:Join"]["Values"] for i, a in enumerate(args) if a == "--upstream"]
+    train_up = next(v for v in ups if v[0] == "train_model")
+    assert train_up[1]["Std:Join"]["Values"][1] == {"Get": "Execution.PipelineExecutionId"}, "a computed path, not a property"
+
+
+def test_training_steps_must_not_feed_conditions_and_must_exist(project, write_pipeline, write_config) -> None:
+    write_config(TRAINING_STACK)
+    shutil.copy(EXAMPLES / "training_pipeline.py", project / "training_example.py")
+    pipe = write_pipeline((project / "training_example.py").read_text(), name="training_example").training_pipeline
+    with pytest.raises(PipelineDefinitionError, match="step 'evaluate_model', which the stack runs as a Training job"):
+        stackhop.compile(pipe, "wrong")
+    with pytest.raises(PipelineDefinitionError, match="settings.training_steps names 'trian_model', which is not a step"):
+        stackhop.compile(pipe, "typo")
+
+
+def test_the_training_schema_patch_matches_botocores_create_training_job() -> None:
+    botocore_session = pytest.importorskip("botocore.session", reason="botocore is not installed (pip install 'stackhop[aws]')")
+    model = botocore_session.get_session().get_service_model("sagemaker")
+    request = model.operation_model("CreateTrainingJob").input_shape.members
+    assert "Environment" in request
+    assert {"ContainerEntrypoint", "ContainerArguments"} <= set(request["AlgorithmSpecification"].members)

@@ -224,3 +224,20 @@ def test_an_emulated_step_failure_fails_the_run_and_skips_what_follows(project, 
     assert handle.status == RunStatus.FAILED
     assert "exploded on purpose" in handle.steps()["boom"].message
     assert handle.steps()["after"].status == StepStatus.SKIPPED
+
+
+def test_a_training_step_runs_in_emulation_like_a_processing_step(project, write_pipeline, write_config, aws) -> None:
+    write_config(f"""
+        stacks:
+          sm:
+            adapter: sagemaker
+            artifact_root: s3://ml-artifacts/stackhop
+            defaults: {{image: "img:1"}}
+            settings: {{role_arn: "{ROLE}", training_steps: [train_model]}}
+    """)
+    shutil.copy(EXAMPLES / "training_pipeline.py", project / "training_example.py")
+    pipe = write_pipeline((project / "training_example.py").read_text(), name="training_example").training_pipeline
+    handle = stackhop.run(pipe, "sm", parameters={"deploy_dir": str(project / "deployed")}, emulate=True)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.steps()["deploy_model"].status == StepStatus.SUCCEEDED
+    assert handle.artifact("train_model", "model").uri.endswith("/train_model/model")

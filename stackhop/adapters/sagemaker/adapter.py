@@ -41,7 +41,8 @@ class SageMakerAdapter(Adapter):
         explicit = None
         if res is None and self.settings.default_instance_type:
             explicit = self.settings.default_instance_type
-        choice = resolve(res, job_kind="processing", where=f"step {step.name!r}", explicit=explicit,
+        kind = "training" if step.name in self.settings.training_steps else "processing"
+        choice = resolve(res, job_kind=kind, where=f"step {step.name!r}", explicit=explicit,
                          timeout_seconds=step.settings.timeout_seconds)
         return choice.instance_type, list(choice.reasons)
 

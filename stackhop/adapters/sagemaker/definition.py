@@ -98,6 +98,12 @@ class _Compiler:
 
     def property_value(self, ref: ir.OutputRef, index: tuple[int, ...]) -> dict[str, Any]:
         up = self.p.step(ref.step)
+        if up.name in self.settings.training_steps:
+            raise PipelineDefinitionError(
+                f"pipeline {self.p.name!r}: a condition reads output {ref.output!r} of step {up.name!r}, which the stack "
+                "runs as a Training job; SageMaker conditions read Processing steps' property files, so remove it "
+                "from settings.training_steps."
+            )
         name = self.names[(up.name, index[: len(self.instances(up)[0])])]
         out = up.output(ref.output)
         assert out is not None
@@ -152,14 +158,23 @@ class _Compiler:
         args += ["--code", {"Get": f"Parameters.{CODE_PARAM}"}]
         for up in self.upstream_of(step):
             up_step = self.p.step(up)
-            up_name = self.names[(up, index[: len(self.instances(up_step)[0])])]
-            uri = {"Get": f"Steps.{up_name}.ProcessingOutputConfig.Outputs['{OUTPUT_NAME}'].S3Output.S3Uri"}
+            up_index = index[: len(self.instances(up_step)[0])]
+            up_name = self.names[(up, up_index)]
+            if up in self.settings.training_steps:  # no processing outputs to point at: use its path
+                uri: Any = self.meta_uri(up, up_index)
+            else:
+                uri = {"Get": f"Steps.{up_name}.ProcessingOutputConfig.Outputs['{OUTPUT_NAME}'].S3Output.S3Uri"}
             args += ["--upstream", _join(up, uri, on="=")]
-        args += ["--property-dir", LOCAL_META]
+        training = step.name in self.settings.training_steps
+        if not training:
+            args += ["--property-dir", LOCAL_META]
         choice = self.instance_type(step)
         volume = self.settings.volume_size_gb
         if st.resources and st.resources.disk_bytes:
             volume = max(volume, math.ceil(st.resources.disk_bytes / 2**30))
+        env = {**st.env, "STACKHOP_STEP": step.name}
+        if training:
+            return self.training_step(step, index, name, args, choice, volume, env)
         arguments: dict[str, Any] = {
             "ProcessingResources": {"ClusterConfig": {"InstanceType": choice, "InstanceCount": 1,
                                                       "VolumeSizeInGB": volume}},
@@ -169,18 +184,39 @@ class _Compiler:
             "RoleArn": self.settings.role_arn,
             "ProcessingOutputConfig": {"Outputs": [{
                 "OutputName": OUTPUT_NAME,
-                "S3Output": {"S3Uri": _join(f"{self.root}/{self.p.name}", _execution_id(),
-                                            "/".join([step.name, *(str(i) for i in index), "_stackhop"])),
-                             "LocalPath": LOCAL_META, "S3UploadMode": "EndOfJob"},
+                "S3Output": {"S3Uri": self.meta_uri(step.name, index), "LocalPath": LOCAL_META,
+                             "S3UploadMode": "EndOfJob"},
             }]},
         }
-        env = {**st.env, "STACKHOP_STEP": step.name}
         arguments["Environment"] = dict(sorted(env.items()))
         if st.timeout_seconds:
             arguments["StoppingCondition"] = {"MaxRuntimeInSeconds": int(math.ceil(st.timeout_seconds))}
         doc: dict[str, Any] = {"Name": name, "Type": "Processing", "Arguments": arguments,
                                "PropertyFiles": [{"PropertyFileName": PROPERTY_FILE, "OutputName": OUTPUT_NAME,
                                                   "FilePath": "outputs.json"}]}
+        return self.common(step, index, doc)
+
+    def meta_uri(self, step: str, index: tuple[int, ...]) -> dict[str, Any]:
+        return _join(f"{self.root}/{self.p.name}", _execution_id(), "/".join([step, *(str(i) for i in index), "_stackhop"]))
+
+    def training_step(self, step: ir.Step, index: tuple[int, ...], name: str, args: list[Any], instance: str,
+                      volume: int, env: dict[str, str]) -> dict[str, Any]:
+        """A Training job: the entrypoint writes to the artifact store itself, so no channels are needed."""
+        st = step.settings
+        arguments = {
+            "AlgorithmSpecification": {"TrainingImage": st.image, "TrainingInputMode": "File",
+                                       "ContainerEntrypoint": [self.settings.python, "-m", "stackhop.entrypoint"],
+                                       "ContainerArguments": args},
+            "OutputDataConfig": {"S3OutputPath": _join(self.meta_uri(step.name, index), "training", on="/")},
+            "ResourceConfig": {"InstanceType": instance, "InstanceCount": 1, "VolumeSizeInGB": volume},
+            "RoleArn": self.settings.role_arn,
+            "StoppingCondition": {"MaxRuntimeInSeconds": int(math.ceil(st.timeout_seconds or 86400))},
+            "Environment": dict(sorted(env.items())),
+        }
+        return self.common(step, index, {"Name": name, "Type": "Training", "Arguments": arguments})
+
+    def common(self, step: ir.Step, index: tuple[int, ...], doc: dict[str, Any]) -> dict[str, Any]:
+        st = step.settings
         if step.display_name:
             doc["DisplayName"] = step.display_name[:64]
         depends = [self.names[(a, index[: len(self.instances(self.p.step(a))[0])])] for a in step.after]
@@ -196,6 +232,12 @@ class _Compiler:
         return doc
 
     def compile(self) -> dict[str, Any]:
+        unknown = sorted(set(self.settings.training_steps) - {s.name for s in self.p.steps})
+        if unknown:
+            raise PipelineDefinitionError(
+                f"pipeline {self.p.name!r}: settings.training_steps names {unknown[0]!r}, which is not a step; "
+                f"its steps are {', '.join(s.name for s in self.p.steps)}."
+            )
         for s in self.p.steps:
             for index in self.instances(s):
                 self.names[(s.name, index)] = _sm_name(s.name, index)

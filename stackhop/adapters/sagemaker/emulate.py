@@ -35,6 +35,10 @@ class EmulationError(Exception):
 
 
 class DefinitionEmulator:
+    """Executes one pipeline execution of a definition; `run()` returns "Succeeded" or "Failed".
+
+    Processing and Training steps run; Condition and Fail steps are evaluated.
+    """
     def __init__(self, definition: dict[str, Any], parameters: dict[str, Any], execution_id: str,
                  env: dict[str, str] | None = None, log_dir: str | None = None):
         self.definition = definition
@@ -153,6 +157,8 @@ class DefinitionEmulator:
                     self.outcomes[name] = all(self.condition(c) for c in step["Arguments"]["Conditions"])
                 elif step["Type"] == "Processing":
                     self._processing(name, step)
+                elif step["Type"] == "Training":
+                    self._training(name, step)
                 elif step["Type"] == "Fail":
                     raise EmulationError(str(self.resolve(step["Arguments"].get("ErrorMessage", "Fail step"))))
                 else:
@@ -163,6 +169,36 @@ class DefinitionEmulator:
         return "Failed" if "Failed" in self.status.values() else "Succeeded"
 
     # -------------------------------------------------------------- processing
+    def _run(self, name: str, argv: list[str], env: dict[str, str], timeout: int | None, cwd: str) -> None:
+        """Run a job's container command here, with this Python standing in for the image's."""
+        if argv and argv[0] in ("python", "python3"):
+            argv = [sys.executable, *argv[1:]]
+        log_path = os.path.join(self.log_dir, f"{name}.log")
+        with open(log_path, "ab") as log:
+            try:
+                proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      env={**os.environ, **self.env, **env}, timeout=timeout, cwd=cwd)
+            except subprocess.TimeoutExpired:
+                raise EmulationError(f"step {name} exceeded MaxRuntimeInSeconds={timeout}") from None
+        if proc.returncode != 0:
+            tail = open(log_path, errors="replace").read().strip().splitlines()[-1:]
+            raise EmulationError(f"step {name} exited with code {proc.returncode}: {' '.join(tail)}")
+
+    def _training(self, name: str, step: dict[str, Any]) -> None:
+        """Channels and model upload are not emulated: stackhop's steps read and write the artifact store."""
+        args = self.resolve(step["Arguments"])
+        if args.get("InputDataConfig"):
+            raise EmulationError(f"step {name}: Training input channels are not emulated")
+        algo = args["AlgorithmSpecification"]
+        work = tempfile.mkdtemp(prefix=f"stackhop-{name}-")
+        try:
+            argv = [_text(x) for x in (*algo.get("ContainerEntrypoint", []), *algo.get("ContainerArguments", []))]
+            env = {k: _text(v) for k, v in args.get("Environment", {}).items()}
+            self._run(name, argv, env, args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"), work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self.outputs[name] = {}
+
     def _processing(self, name: str, step: dict[str, Any]) -> None:
         args = self.resolve(step["Arguments"])
         work = tempfile.mkdtemp(prefix=f"stackhop-{name}-")
@@ -185,20 +221,8 @@ class DefinitionEmulator:
 
             app = args["AppSpecification"]
             argv = [localize(x) for x in (*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", []))]
-            if argv and argv[0] in ("python", "python3"):
-                argv[0] = sys.executable
-            env = {**os.environ, **self.env, **{k: localize(v) for k, v in args.get("Environment", {}).items()}}
-            log_path = os.path.join(self.log_dir, f"{name}.log")
-            timeout = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-            with open(log_path, "ab") as log:
-                try:
-                    proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=env, timeout=timeout, cwd=work)
-                except subprocess.TimeoutExpired:
-                    raise EmulationError(f"step {name} exceeded MaxRuntimeInSeconds={timeout}") from None
-            if proc.returncode != 0:
-                tail = open(log_path, errors="replace").read().strip().splitlines()[-1:]
-                raise EmulationError(f"step {name} exited with code {proc.returncode}: {' '.join(tail)}")
+            env = {k: localize(v) for k, v in args.get("Environment", {}).items()}
+            self._run(name, argv, env, args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"), work)
             self.outputs[name] = {}
             for out in outputs:
                 s3 = out["S3Output"]

@@ -20,6 +20,11 @@ class SageMakerSettings(AdapterSettings):
     volume_size_gb: int = Field(default=30, ge=1, le=16384)
     tags: dict[str, str] = Field(default_factory=dict)
     pipeline_name_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9-]*$")
+    training_steps: list[str] = Field(
+        default_factory=list,
+        description="Steps to run as SageMaker Training jobs instead of Processing jobs (training instance types, "
+        "managed spot later); their outputs cannot feed conditions, which read Processing steps' property files.",
+    )
     retry_exception_types: list[RETRYABLE] = Field(
         default_factory=lambda: ["SageMaker.JOB_INTERNAL_ERROR", "SageMaker.CAPACITY_ERROR", "Step.SERVICE_FAULT"])
     cache_expire_after: str = Field(default="P30D", pattern=r"^P")
