@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "pipeline": "stackhop.core.dsl",
     "container_step": "stackhop.core.dsl",
     "resource_op": "stackhop.core.dsl",
+    "fail_step": "stackhop.core.dsl",
     "If": "stackhop.core.dsl",
     "Condition": "stackhop.core.dsl",
     "ParallelFor": "stackhop.core.dsl",
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     )
     from stackhop.core.dsl import (
         Condition, ExitHandler, If, InputPath, InputValue, OutputPath, ParallelFor,
-        container_step, pipeline, resource_op, step,
+        container_step, fail_step, pipeline, resource_op, step,
     )
     from stackhop.core.runs import ArtifactRef, RunStatus, StepStatus
     from stackhop.errors import StackhopError

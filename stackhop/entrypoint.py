@@ -122,6 +122,8 @@ def run_step(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any
         return _run_python(view, step, index)
     if step["kind"] == "container":
         return _run_container(view, step, index)
+    if step["kind"] == "fail":
+        raise StepError(step["fail"]["message"])
     raise StepError(f"step {step['name']!r} is a resource op; only a Kubernetes backend can run it.")
 
 

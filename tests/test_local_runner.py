@@ -592,3 +592,34 @@ def test_namedtuple_returns_become_separate_typed_outputs_at_run_time(project: P
     assert handle.artifact("score", "verdict").load() == "good"
     assert handle.artifact("count", "count").load() == 3
     assert handle.artifact("report", "output").load() == "0.75/3"
+
+
+GATED = """
+    from stackhop import step, pipeline, If, fail_step
+
+    @step
+    def score(value: float) -> float:
+        return value
+
+    @step
+    def publish() -> str:
+        return "published"
+
+    @pipeline
+    def gated(value: float = 0.5, threshold: float = 0.8):
+        s = score(value=value)
+        with If(s.output < threshold):
+            fail_step("accuracy is below the threshold; not publishing")
+        publish().after(s)
+"""
+
+
+def test_a_fail_step_ends_the_run_as_failed_with_its_message_only_when_reached(project, write_pipeline) -> None:
+    module = write_pipeline(GATED)
+    failed = stackhop.run(module.gated)
+    assert failed.status == RunStatus.FAILED
+    assert failed.steps()["fail"].message == "accuracy is below the threshold; not publishing"
+    assert "accuracy is below the threshold" in failed.state().message
+    passed = stackhop.run(module.gated, parameters={"value": 0.9})
+    assert passed.status == RunStatus.SUCCEEDED
+    assert passed.steps()["fail"].status == StepStatus.SKIPPED

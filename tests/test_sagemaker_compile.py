@@ -258,3 +258,25 @@ def test_the_training_schema_patch_matches_botocores_create_training_job() -> No
     request = model.operation_model("CreateTrainingJob").input_shape.members
     assert "Environment" in request
     assert {"ContainerEntrypoint", "ContainerArguments"} <= set(request["AlgorithmSpecification"].members)
+
+
+def test_a_fail_step_compiles_to_a_sagemaker_fail_step_inside_its_condition(project, write_pipeline, write_config) -> None:
+    write_config(STACK)
+    module = write_pipeline("""
+        from stackhop import step, pipeline, If, fail_step
+
+        @step
+        def score() -> float:
+            return 0.5
+
+        @pipeline
+        def gated(threshold: float = 0.8):
+            s = score()
+            with If(s.output < threshold):
+                fail_step("accuracy is below the threshold")
+    """)
+    doc = definition(module.gated)
+    assert schema_errors(doc) == []
+    check = next(s for s in doc["Steps"] if s["Type"] == "Condition")
+    assert check["Arguments"]["IfSteps"] == [
+        {"Name": "fail", "Type": "Fail", "Arguments": {"ErrorMessage": "accuracy is below the threshold"}}]

@@ -241,3 +241,25 @@ def test_a_training_step_runs_in_emulation_like_a_processing_step(project, write
     assert handle.status == RunStatus.SUCCEEDED, handle.state().message
     assert handle.steps()["deploy_model"].status == StepStatus.SUCCEEDED
     assert handle.artifact("train_model", "model").uri.endswith("/train_model/model")
+
+
+def test_an_emulated_fail_step_fails_the_execution_with_its_message(project, write_pipeline, write_config, aws) -> None:
+    plain_stack(write_config)
+    module = write_pipeline("""
+        from stackhop import step, pipeline, If, fail_step
+
+        @step
+        def score() -> float:
+            return 0.5
+
+        @pipeline
+        def gated(threshold: float = 0.8):
+            s = score()
+            with If(s.output < threshold):
+                fail_step("accuracy is below the threshold")
+    """)
+    failed = stackhop.run(module.gated, "sm", emulate=True)
+    assert failed.status == RunStatus.FAILED
+    assert failed.steps()["fail"].message == "accuracy is below the threshold"
+    passed = stackhop.run(module.gated, "sm", parameters={"threshold": 0.1}, emulate=True)
+    assert passed.status == RunStatus.SUCCEEDED and passed.steps()["fail"].status == StepStatus.SKIPPED

@@ -108,6 +108,8 @@ def _step(t: tracing.Task, where: str) -> dict[str, Any]:
         }
     if t.resource:
         data["resource"] = t.resource
+    if t.fail:
+        data["fail"] = t.fail
     return data
 
 

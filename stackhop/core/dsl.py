@@ -372,6 +372,14 @@ def _load_manifest(step_name: str, path: Path) -> dict[str, Any]:
     return docs[0]
 
 
+def fail_step(message: str, name: str = "fail") -> Task:
+    """End the run as failed with `message`, typically inside an If block ("accuracy too low")."""
+    trace = current_trace(f"fail_step {name!r}")
+    task = Task(name=trace.unique_name(name), explicit_name=False, kind="fail", group=trace.group, inputs={},
+                input_types={}, output_types={}, fail={"message": message})
+    return trace.add_task(task)
+
+
 # ====================================================================== control flow
 
 

@@ -231,6 +231,12 @@ class ResourceOpSpec(_Frozen):
     output_fields: dict[str, str] = Field(default_factory=dict)
 
 
+class FailSpec(_Frozen):
+    """Stop the run as failed with this message (a SageMaker FailStep; elsewhere a step that fails)."""
+
+    message: str = Field(min_length=1, max_length=1024)
+
+
 class InputSpec(_Frozen):
     name: str
     type: str
@@ -264,11 +270,12 @@ class StepSettings(_Frozen):
 
 class Step(_Frozen):
     name: str
-    kind: Literal["python", "container", "resource"]
+    kind: Literal["python", "container", "resource", "fail"]
     display_name: str | None = None
     python: PythonCall | None = None
     container: ContainerSpec | None = None
     resource: ResourceOpSpec | None = None
+    fail: FailSpec | None = None
     inputs: tuple[InputSpec, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
     after: tuple[str, ...] = ()

@@ -160,6 +160,7 @@ class Task:
     python: dict[str, str] | None = None
     container: dict[str, Any] | None = None
     resource: dict[str, Any] | None = None
+    fail: dict[str, str] | None = None
     after_tasks: list["Task"] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     secrets: list[dict[str, str]] = field(default_factory=list)

@@ -205,7 +205,7 @@ def _value_type(
 def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[str, ir.Group], where: str) -> None:
     if s.group is not None and s.group not in groups:
         raise ValidationError(f"{where}: unknown group {s.group!r}.")
-    body = {"python": s.python, "container": s.container, "resource": s.resource}
+    body = {"python": s.python, "container": s.container, "resource": s.resource, "fail": s.fail}
     if body[s.kind] is None or sum(v is not None for v in body.values()) != 1:
         raise ValidationError(f"{where}: a {s.kind} step must carry exactly its `{s.kind}` body.")
     for i in s.inputs:

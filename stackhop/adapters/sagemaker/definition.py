@@ -142,6 +142,12 @@ class _Compiler:
     def processing_step(self, step: ir.Step, index: tuple[int, ...]) -> dict[str, Any]:
         st = step.settings
         name = self.names[(step.name, index)]
+        if step.fail is not None:
+            fail: dict[str, Any] = {"Name": name, "Type": "Fail", "Arguments": {"ErrorMessage": step.fail.message}}
+            depends = [self.names[(a, index[: len(self.instances(self.p.step(a))[0])])] for a in step.after]
+            if depends:
+                fail["DependsOn"] = sorted(set(depends))
+            return fail
         if not st.image:
             raise PipelineDefinitionError(
                 f"{self.where(step.name)} has no image; set it on the step, the pipeline or the stack (defaults.image)."
