@@ -12,6 +12,7 @@ conditions, graceful termination on delete, and Events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -507,6 +508,9 @@ class PodWorker:
             except (ProcessLookupError, PermissionError):
                 pass
             self.kubelet.process_groups.discard(process.pid)
+            if process.returncode is None:  # cancelled mid-run: reap it so asyncio closes its transport
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(process.wait(), 2)
         container.process = None
         exit_code = returncode if returncode >= 0 else 128 - returncode
         if container.oom_kill:
