@@ -55,3 +55,18 @@ def write_config(project: Path) -> Callable[[str], Path]:
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# A pipeline that fails on purpose when its score is under the threshold (SageMaker FailStep specs).
+GATED_FAIL = """
+        from stackhop import step, pipeline, If, fail_step
+
+        @step
+        def score() -> float:
+            return 0.5
+
+        @pipeline
+        def gated(threshold: float = 0.8):
+            s = score()
+            with If(s.output < threshold):
+                fail_step("accuracy is below the threshold")
+    """

@@ -11,7 +11,7 @@ import pytest
 import stackhop
 from stackhop.errors import CapabilityError, PipelineDefinitionError
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, GATED_FAIL
 from sagemaker_schema import PATCHES, load_patched, reference_sdk_definition
 
 STACK = """
@@ -262,19 +262,7 @@ def test_the_training_schema_patch_matches_botocores_create_training_job() -> No
 
 def test_a_fail_step_compiles_to_a_sagemaker_fail_step_inside_its_condition(project, write_pipeline, write_config) -> None:
     write_config(STACK)
-    module = write_pipeline("""
-        from stackhop import step, pipeline, If, fail_step
-
-        @step
-        def score() -> float:
-            return 0.5
-
-        @pipeline
-        def gated(threshold: float = 0.8):
-            s = score()
-            with If(s.output < threshold):
-                fail_step("accuracy is below the threshold")
-    """)
+    module = write_pipeline(GATED_FAIL)
     doc = definition(module.gated)
     assert schema_errors(doc) == []
     check = next(s for s in doc["Steps"] if s["Type"] == "Condition")

@@ -16,7 +16,7 @@ from stackhop import RunStatus, StepStatus
 from stackhop.core.plugins import adapter_class
 from stackhop.testing.sagemaker import FakeSageMaker
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, GATED_FAIL
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
@@ -245,19 +245,7 @@ def test_a_training_step_runs_in_emulation_like_a_processing_step(project, write
 
 def test_an_emulated_fail_step_fails_the_execution_with_its_message(project, write_pipeline, write_config, aws) -> None:
     plain_stack(write_config)
-    module = write_pipeline("""
-        from stackhop import step, pipeline, If, fail_step
-
-        @step
-        def score() -> float:
-            return 0.5
-
-        @pipeline
-        def gated(threshold: float = 0.8):
-            s = score()
-            with If(s.output < threshold):
-                fail_step("accuracy is below the threshold")
-    """)
+    module = write_pipeline(GATED_FAIL)
     failed = stackhop.run(module.gated, "sm", emulate=True)
     assert failed.status == RunStatus.FAILED
     assert failed.steps()["fail"].message == "accuracy is below the threshold"
