@@ -19,8 +19,10 @@ import json
 import os
 import subprocess
 import sys
+import signal
 import tempfile
 import traceback
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackhop.core.artifact_types import ARTIFACT_CLASSES, Artifact
@@ -28,6 +30,119 @@ from stackhop.core.artifacts import ArtifactStore, content_digest
 from stackhop.core.resolve import Index, RunView, instance_key
 
 SCALARS = ("str", "int", "float", "bool", "list", "dict")
+_TEE_CHILD = "STACKHOP_ENTRYPOINT_TEED"
+
+
+@dataclass
+class Wiring:
+    """Values and locations a PipelineSpec backend hands the step through placeholders.
+
+    Empty for the other backends, where inputs are read from upstream `outputs.json` files
+    and outputs go to the run's own prefix.
+    """
+
+    meta: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    input_artifacts: dict[str, str] = field(default_factory=dict)
+    output_artifacts: dict[str, str] = field(default_factory=dict)
+    output_parameters: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Wiring":
+        def pairs(items: list[str]) -> dict[str, str]:
+            return dict(item.split("=", 1) for item in items)
+
+        return cls(args.meta.rstrip("/") if args.meta else None, pairs(args.input), pairs(args.input_artifact),
+                   pairs(args.output_artifact), pairs(args.output_parameter))
+
+    def input(self, view: RunView, spec: dict[str, Any], step: str, index: Index) -> Any:
+        name = spec["name"]
+        if name in self.inputs:
+            return _parse_input(step, name, spec["type"], self.inputs[name])
+        if name in self.input_artifacts:
+            uri = self.input_artifacts[name]
+            try:
+                record = dict(view.value(spec["value"], step, index))
+            except Exception:  # no producer record reachable: the URI alone still names the data
+                record = {"type": spec["type"], "metadata": {}, "materializer": None}
+            record["uri"] = uri
+            return record
+        return view.value(spec["value"], step, index)
+
+    def output_uri(self, view: RunView, step: str, output: str, index: Index) -> str:
+        if output in self.output_artifacts:
+            return self.output_artifacts[output].rstrip("/")
+        return view.store.output_uri(view.pipeline, view.run_id, step, output, index)
+
+    def write_output_parameters(self, step: dict[str, Any], record: dict[str, Any]) -> None:
+        for name, path in self.output_parameters.items():
+            if name not in record["scalars"]:
+                raise StepError(f"step {step['name']!r} has no scalar output {name!r} to hand the backend.")
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            value = record["scalars"][name]
+            with open(path, "w") as f:
+                f.write(value if isinstance(value, str) else json.dumps(value))
+
+
+def _parse_input(step: str, name: str, type_name: str, text: str) -> Any:
+    """A placeholder's text as the declared type: strings verbatim, everything else as JSON."""
+    if type_name == "str":
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise StepError(f"step {step!r}: input {name!r} is {type_name}, and the backend passed {text[:80]!r}.") from None
+    if type_name == "int" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return _check_scalar(step, name, type_name, value)
+
+
+def _meta_uri(view: RunView, step: str, index: Index, name: str) -> str:
+    if view.wiring.meta:
+        return f"{view.wiring.meta}/{name}"
+    return view.store.step_meta(view.pipeline, view.run_id, step, index, name)
+
+
+def _arm_timeout(seconds: float) -> None:
+    def expire(signum: int, frame: Any) -> None:
+        raise StepError(f"the step ran longer than its timeout of {seconds:g} s")
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def _tee(argv: list[str], meta: str) -> int:
+    """Run this entrypoint as a child and copy its output to our stdout and to `{meta}/log.txt`.
+
+    The backend keeps its own log (Cloud Logging, pod logs); this copy lives beside the step's
+    outputs, so `stackhop logs` reads it the same way for every backend.
+    """
+    env = {**os.environ, _TEE_CHILD: "1"}
+    child = subprocess.Popen([sys.executable, "-m", "stackhop.entrypoint", *argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+    def forward(signum: int, frame: Any) -> None:
+        child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    with tempfile.NamedTemporaryFile(prefix="stackhop-log-", suffix=".txt", delete=False) as log:
+        assert child.stdout is not None
+        for chunk in iter(lambda: child.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            log.write(chunk)
+    code = child.wait()
+    try:
+        uri = meta.rstrip("/") + "/log.txt"
+        ArtifactStore.for_uri(uri).put_file(log.name, uri)
+    except Exception as exc:  # the step's result stands even if its log copy cannot be stored
+        print(f"stackhop: could not store the step log at {meta}: {exc}", file=sys.stderr)
+    finally:
+        os.unlink(log.name)
+    return code
 
 
 class StepError(Exception):
@@ -55,7 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", action="append", default=[], metavar="STEP=URI",
                         help="where an upstream step's _stackhop files are (e.g. a SageMaker step property)")
     parser.add_argument("--property-dir", help="also write outputs.json here (a directory the backend uploads)")
+    # Wiring a PipelineSpec backend (Vertex AI, Kubeflow) fills in through its placeholders:
+    parser.add_argument("--meta", help="URI for this step instance's outputs.json, error.json and log.txt")
+    parser.add_argument("--input", action="append", default=[], metavar="NAME=TEXT", help="a scalar input's value")
+    parser.add_argument("--input-artifact", action="append", default=[], metavar="NAME=URI", help="an artifact input")
+    parser.add_argument("--output-artifact", action="append", default=[], metavar="NAME=URI",
+                        help="where to write an artifact output")
+    parser.add_argument("--output-parameter", action="append", default=[], metavar="NAME=PATH",
+                        help="a local file the backend reads a scalar output from")
+    parser.add_argument("--timeout", type=float, help="fail the step after this many seconds")
+    parser.add_argument("--final-status", help="the pipeline task final status an exit step receives (JSON)")
     args = parser.parse_args(argv)
+    if args.meta and not os.environ.get(_TEE_CHILD):
+        return _tee(argv if argv is not None else sys.argv[1:], args.meta)
     if args.driver:
         from stackhop.core.plugins import adapter_class
 
@@ -64,12 +191,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--step is required unless --driver is given")
     index: Index = tuple(int(x) for x in args.index.split(",") if x != "")
     view = RunView(with_overrides(read_spec(args.spec), args))
+    view.wiring = Wiring.from_args(args)
     step = view.steps.get(args.step)
     if step is None:
         print(f"error: run spec has no step {args.step!r}", file=sys.stderr)
         return 2
+    if args.final_status:
+        os.environ["STACKHOP_PIPELINE_TASK_FINAL_STATUS"] = args.final_status
     try:
+        if args.timeout:
+            _arm_timeout(args.timeout)
         record = run_step(view, step, index)
+        if args.timeout:
+            signal.alarm(0)
     except BaseException as exc:  # report every failure, then exit non-zero
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -79,11 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stackhop: step {instance_key(args.step, index)} failed: {message}", file=sys.stderr)
         with contextlib.suppress(Exception):
             view.store.write_json(
-                view.store.step_meta(view.pipeline, view.run_id, args.step, index, "error.json"),
-                {"message": message, "type": type(exc).__name__},
+                _meta_uri(view, args.step, index, "error.json"), {"message": message, "type": type(exc).__name__},
             )
         return getattr(exc, "exit_code", None) or 1
-    view.store.write_json(view.outputs_uri(args.step, index), record)
+    view.wiring.write_output_parameters(step, record)
+    view.store.write_json(_meta_uri(view, args.step, index, "outputs.json"), record)
     if args.property_dir:
         os.makedirs(args.property_dir, exist_ok=True)
         with open(os.path.join(args.property_dir, "outputs.json"), "w") as f:
@@ -118,6 +252,8 @@ def with_overrides(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 
 
 def run_step(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any]:
+    if getattr(view, "wiring", None) is None:
+        view.wiring = Wiring()  # type: ignore[attr-defined]
     if step["kind"] == "python":
         return _run_python(view, step, index)
     if step["kind"] == "container":
@@ -169,7 +305,7 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
         for spec in step["inputs"]:
             if spec.get("value") is None:
                 continue
-            value = view.value(spec["value"], name, index)
+            value = view.wiring.input(view, spec, name, index)
             if spec["type"] in SCALARS:
                 kwargs[spec["name"]] = float(value) if spec["type"] == "float" and isinstance(value, int) else value
                 continue
@@ -186,7 +322,7 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
         for out in step["outputs"]:
             if out["type"] in SCALARS or out.get("from_return"):
                 continue
-            uri = view.store.output_uri(view.pipeline, view.run_id, name, out["name"], index)
+            uri = view.wiring.output_uri(view, name, out["name"], index)
             staged = view.store.staging_path(uri)
             artifact = ARTIFACT_CLASSES[out["type"]](out["name"], uri, staged)
             outputs[out["name"]] = (artifact, uri)
@@ -197,7 +333,7 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
         named = hasattr(result, "_fields") and out["name"] in result._fields
         value = getattr(result, out["name"]) if named else result if len(returns) == 1 else None
         if out.get("from_return"):
-            uri = view.store.output_uri(view.pipeline, view.run_id, name, out["name"], index)
+            uri = view.wiring.output_uri(view, name, out["name"], index)
             staged = view.store.staging_path(uri)
             kind = materializers.save(value, staged, allow_pickle=step.get("allow_pickle", False), where=f"step {name!r}")
             digest = content_digest(staged)
@@ -239,7 +375,7 @@ def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[st
         values: dict[str, Any] = {}
         for spec in step["inputs"]:
             if spec.get("value") is not None:
-                values[spec["name"]] = view.value(spec["value"], name, index)
+                values[spec["name"]] = view.wiring.input(view, spec, name, index)
             elif spec.get("has_default"):
                 values[spec["name"]] = spec.get("default")
         staged: dict[str, str] = {}
@@ -249,7 +385,7 @@ def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[st
                 staged[out["name"]] = os.path.join(scratch, "outputs", out["name"])
                 os.makedirs(os.path.dirname(staged[out["name"]]), exist_ok=True)
             else:
-                uris[out["name"]] = view.store.output_uri(view.pipeline, view.run_id, name, out["name"], index)
+                uris[out["name"]] = view.wiring.output_uri(view, name, out["name"], index)
                 staged[out["name"]] = view.store.staging_path(uris[out["name"]])
 
         def fill(item: Any) -> str:

@@ -27,8 +27,9 @@ from stackhop.cli.main import main
 
 VENV_PYTHON = sys.executable  # the tests run under /work/main/.venv/bin/python
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-HEAVY = ("boto3", "botocore", "kubernetes", "google.cloud", "sagemaker", "kfp", "s3fs", "gcsfs", "pandas",
-         "sklearn", "pydantic")
+# Not bare "google.cloud": google-cloud-aiplatform's nspkg .pth creates that empty namespace at start-up.
+HEAVY = ("boto3", "botocore", "kubernetes", "google.cloud.aiplatform", "google.cloud.storage", "google.api_core",
+         "google.auth", "sagemaker", "kfp", "kfp_server_api", "s3fs", "gcsfs", "pandas", "sklearn", "pydantic")
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 
 

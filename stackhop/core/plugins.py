@@ -25,6 +25,8 @@ BUILTIN_PLUGINS = (
     "stackhop.adapters.local.plugin",
     "stackhop.adapters.kubernetes.plugin",
     "stackhop.adapters.sagemaker.plugin",
+    "stackhop.adapters.vertex.plugin",
+    "stackhop.adapters.kfp.plugin",
 )
 
 

@@ -1,0 +1,169 @@
+"""The Kubeflow Pipelines adapter: the shared PipelineSpec plus a kfp-kubernetes platform spec; kfp.Client to run it."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, ClassVar
+
+from stackhop.adapters.kfp.settings import KubeflowSettings
+from stackhop.adapters.pipelinespec import runs
+from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec
+from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.ir import Pipeline
+from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
+from stackhop.errors import ConfigError, StackhopError
+
+PIPELINE_FILE = "pipeline.yaml"
+RUN_STATUS = {
+    "PENDING": RunStatus.PENDING, "RUNNING": RunStatus.RUNNING, "SUCCEEDED": RunStatus.SUCCEEDED,
+    "SKIPPED": RunStatus.SUCCEEDED, "FAILED": RunStatus.FAILED, "CANCELING": RunStatus.CANCELLING,
+    "CANCELED": RunStatus.CANCELLED, "PAUSED": RunStatus.RUNNING,
+}
+STEP_STATUS = {
+    "PENDING": StepStatus.PENDING, "RUNNING": StepStatus.RUNNING, "SUCCEEDED": StepStatus.SUCCEEDED,
+    "SKIPPED": StepStatus.SKIPPED, "FAILED": StepStatus.FAILED, "CANCELING": StepStatus.CANCELLING,
+    "CANCELED": StepStatus.CANCELLED, "CACHED": StepStatus.CACHED,
+}
+
+
+class KubeflowAdapter(Adapter):
+    name: ClassVar[str] = "kfp"
+    Settings = KubeflowSettings
+    capabilities = frozenset({
+        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
+        Capability.CACHING, Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS, Capability.SECRETS,
+        Capability.NODE_SELECTORS, Capability.TOLERATIONS,
+    })
+    poll_seconds = (2.0, 15.0)
+    settings: KubeflowSettings
+
+    def accelerator(self, canonical: str, where: str) -> Accelerator:
+        value = self.settings.accelerator_values.get(canonical, canonical)
+        return Accelerator(self.settings.accelerator_resource, {self.settings.accelerator_label: value})
+
+    def target(self) -> Target:
+        return Target("kfp", self.stack.artifact_root.rstrip("/"), python=self.settings.python, platform=True,
+                      accelerator=self.accelerator, image_pull_secrets=tuple(self.settings.image_pull_secrets),
+                      settings=self.settings.model_dump(mode="json"))
+
+    def compile(self, ir: Pipeline) -> Compiled:
+        spec, platform, spec_text, _ = compile_pipeline_spec(ir, self.target())
+        text = runs.dumps(spec)
+        if platform is not None:  # JSON is YAML: two documents, read by kfp's own loader
+            text += b"\n---\n" + runs.dumps(platform)
+        return Compiled(self.name, {PIPELINE_FILE: text + b"\n", runs.SPEC_FILE: spec_text.encode()})
+
+    # ------------------------------------------------------------------ talking to Kubeflow Pipelines
+    def client(self) -> Any:
+        try:
+            import kfp
+        except ImportError:
+            raise ConfigError("the Kubeflow adapter needs kfp; install it with `pip install 'stackhop[kfp]'`.") from None
+        if not self.settings.host:
+            raise ConfigError(f"stack {self.stack.name!r}: set settings.host to the Kubeflow Pipelines API endpoint.")
+        token = None
+        if self.settings.token_env:
+            token = os.environ.get(self.settings.token_env)
+            if not token:
+                raise ConfigError(f"stack {self.stack.name!r}: settings.token_env names ${self.settings.token_env}, "
+                                  "which is not set; export the API token there.")
+        return kfp.Client(host=self.settings.host, namespace=self.settings.namespace, existing_token=token)
+
+    def submit(self, compiled: Compiled, request: RunRequest) -> BackendRef:
+        from kfp_server_api.exceptions import ApiException
+
+        client = self.client()
+        runs.store_run_spec(compiled, request.artifact_root)
+        path = runs.write_temp(compiled.files[PIPELINE_FILE], ".yaml")
+        try:
+            experiment = client.create_experiment(self.settings.experiment, namespace=self.settings.namespace)
+            found = client.list_runs(experiment_id=experiment.experiment_id, page_size=1, filter=json.dumps(
+                {"predicates": [{"operation": "EQUALS", "key": "display_name", "string_value": request.run_id}]}))
+            if found.runs:  # a retried submit: the run exists already
+                run_id = found.runs[0].run_id
+            else:
+                result = client.create_run_from_pipeline_package(
+                    path, arguments=runs.parameter_values(request), run_name=request.run_id,
+                    experiment_name=self.settings.experiment, namespace=self.settings.namespace,
+                    pipeline_root=request.artifact_root, enable_caching=None if request.caching else False,
+                    service_account=self.settings.service_account)
+                run_id = result.run_id
+        except ApiException as exc:
+            raise StackhopError(f"Kubeflow Pipelines at {self.settings.host} refused pipeline "
+                                f"{request.pipeline['name']!r}: {exc.status} {_api_message(exc)}") from None
+        finally:
+            os.unlink(path)
+        dashboard = f"{self.settings.host.rstrip('/')}/#/runs/details/{run_id}"
+        return BackendRef(self.name, {"run_id": run_id, "host": self.settings.host, "dashboard": dashboard,
+                                      "experiment": self.settings.experiment, "pipeline": runs.shape(request.pipeline)})
+
+    def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
+        text = compiled.files[PIPELINE_FILE].split(b"\n---\n")[0]
+        return runs.emulate(self.name, json.loads(text), compiled, request)
+
+    def _run(self, ref: BackendRef) -> Any:
+        return self.client().get_run(ref.data["run_id"])
+
+    def _tasks(self, run: Any) -> list[runs.Task]:
+        details = getattr(run.run_details, "task_details", None) or [] if run.run_details else []
+        tasks = []
+        for t in details:
+            tasks.append(runs.Task(t.display_name or "", t.state or "", _ts(t.start_time), _ts(t.end_time),
+                                   t.error.message if t.error and t.error.message else "", _task_outputs(t)))
+        return tasks
+
+    def status(self, ref: BackendRef) -> RunState:
+        if ref.data.get("emulated"):
+            return runs.emulated_state(ref)
+        run = self._run(ref)
+        word = run.state or "RUNTIME_STATE_UNSPECIFIED"
+        status = RUN_STATUS.get(word, RunStatus.UNKNOWN)
+        pipeline = ref.data["pipeline"]
+        steps = runs.step_states(self._tasks(run), runs.step_names(pipeline), STEP_STATUS, status.terminal, pipeline)
+        message = run.error.message if run.error and run.error.message else ""
+        return RunState(status, word, steps, message, _ts(run.created_at), _ts(run.finished_at) if status.terminal else None)
+
+    def logs(self, ref: BackendRef, step: str) -> str:
+        if ref.data.get("emulated"):
+            from stackhop.core import run_files
+
+            return run_files.read_log(ref.data["run_prefix"], step) or ""
+        text = runs.read_log(self.status(ref), step)
+        if text is not None:
+            return text
+        return (f"no log stored for step {step} yet; the pod's own log is in the run's page: {ref.data['dashboard']}\n")
+
+    def cancel(self, ref: BackendRef) -> None:
+        if ref.data.get("emulated"):
+            return
+        self.client().terminate_run(ref.data["run_id"])
+
+    def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
+        if ref.data.get("emulated"):
+            from stackhop.core import run_files
+
+            return run_files.list_artifacts(ref.data["run_prefix"])
+        pipeline = ref.data["pipeline"]
+        return runs.artifacts(self._tasks(self._run(ref)), runs.step_names(pipeline), pipeline)
+
+
+def _task_outputs(task: Any) -> dict[str, list[str]]:
+    """Output name -> artifact URIs, where the API reports them."""
+    out: dict[str, list[str]] = {}
+    for name, value in (task.outputs or {}).items():
+        uris = [a for a in (getattr(value, "artifact_ids", None) or []) if isinstance(a, str) and "://" in a]
+        if uris:
+            out[name] = uris
+    return out
+
+
+def _api_message(exc: Any) -> str:
+    try:
+        return json.loads(exc.body).get("message", "") or str(exc.reason)
+    except (TypeError, ValueError):
+        return str(exc.reason)
+
+
+def _ts(value: Any) -> float | None:
+    return value.timestamp() if value is not None and hasattr(value, "timestamp") else None

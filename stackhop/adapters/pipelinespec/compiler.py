@@ -1,0 +1,567 @@
+"""IR -> KFP v2 PipelineSpec (schema 2.1.0), the document Vertex AI Pipelines and Kubeflow Pipelines both run.
+
+Emitted as plain dicts in the protobuf JSON mapping, in one pass over steps and groups, so
+compile cost is linear in steps and needs no protobuf runtime (the tests parse every document
+strictly into `pipeline_spec_pb2.PipelineSpec`). Each step is one `comp-*`/`exec-*` pair whose
+container runs `python -m stackhop.entrypoint`; data moves through KFP's own wiring and
+placeholders, so the backend records lineage and chooses artifact URIs, and the entrypoint
+does the reading and writing:
+
+* scalar inputs arrive as `{{$.inputs.parameters['x']}}`, artifact inputs as
+  `{{$.inputs.artifacts['x'].uri}}`;
+* outputs go to `{{$.outputs.artifacts['y'].uri}}` and `{{$.outputs.parameters['z'].output_file}}`;
+* a hidden output artifact, `stackhop_meta`, receives the step's `outputs.json` (digests,
+  metadata, materializers), `error.json` and its log; a consumer of artifacts also receives
+  its producers' `stackhop_meta`, so it loads a stored value exactly as the local runner does.
+
+Groups become sub-DAGs the way kfp builds them: `If` is a task whose `triggerPolicy.condition`
+is CEL over `inputs.parameter_values[...]`, `ParallelFor` a task with a `parameterIterator`,
+`ExitHandler` a sub-DAG followed by the exit task with `ALL_UPSTREAM_TASKS_COMPLETED`. Values
+crossing DAG boundaries travel as `pipelinechannel--*` inputs (down) and DAG outputs (up).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from stackhop.core import ir
+from stackhop.core.canonical import canonical_json
+from stackhop.core.quantities import format_bytes, format_cpu
+from stackhop.errors import PipelineDefinitionError
+
+SCHEMA_VERSION = "2.1.0"
+SDK_VERSION = "stackhop-0.1.0"
+META_OUTPUT = "stackhop_meta"
+CODE_PARAM = "stackhop_code"
+FINAL_STATUS_INPUT = "stackhop_final_status"
+RESERVED = (META_OUTPUT, CODE_PARAM, FINAL_STATUS_INPUT)
+PARAM_TYPES = {"str": "STRING", "int": "NUMBER_INTEGER", "float": "NUMBER_DOUBLE", "bool": "BOOLEAN",
+               "list": "LIST", "dict": "STRUCT"}
+SCHEMA = "0.0.1"
+_CEL_OPS = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """How one backend names a GPU request: the enum in `resources.accelerator`, plus node labels."""
+
+    type: str
+    node_selector: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What differs between Vertex and Kubeflow Pipelines at compile time."""
+
+    name: str
+    artifact_root: str
+    python: str = "python"
+    limits_only: bool = False
+    """Vertex honours only limits: a request with no limit becomes the limit."""
+    platform: bool = False
+    """Kubeflow Pipelines: Kubernetes-only settings go into a kfp-kubernetes platform spec."""
+    accelerator: Callable[[str, str], Accelerator] | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def task_name(name: str) -> str:
+    """kfp's sanitising: lower case, `_` -> `-` (task and component names are DNS-like)."""
+    return name.lower().replace("_", "-")
+
+
+def artifact_type(type_name: str) -> dict[str, str]:
+    title = type_name if type_name in ir.ARTIFACT_TYPES else "Artifact"
+    return {"schemaTitle": f"system.{title}", "schemaVersion": SCHEMA}
+
+
+def spec_document(p: ir.Pipeline, target: Target) -> tuple[str, str]:
+    """The run spec every step reads (IR and settings), and the URI it is stored at, by content."""
+    text = canonical_json({
+        "run_id": "", "pipeline": p.model_dump(mode="json"),
+        "parameters": {x.name: x.default for x in p.parameters if x.has_default},
+        "artifact_root": target.artifact_root, "code": {}, "caching": True, "settings": target.settings,
+    })
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return text, f"{target.artifact_root}/_stackhop/specs/{digest}.json"
+
+
+@dataclass
+class _Dag:
+    """One DAG being built: the root or a group's sub-DAG."""
+
+    key: str | None  # group id, None for the root
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=lambda: {"parameters": {}, "artifacts": {}})
+    outputs: dict[str, dict[str, Any]] = field(default_factory=lambda: {"parameters": {}, "artifacts": {}})
+    out_defs: dict[str, dict[str, Any]] = field(default_factory=lambda: {"parameters": {}, "artifacts": {}})
+
+
+class _Compiler:
+    def __init__(self, p: ir.Pipeline, target: Target):
+        self.p = p
+        self.t = target
+        self.groups = {g.id: g for g in p.groups}
+        self.steps = {s.name: s for s in p.steps}
+        self.spec_text, self.spec_uri = spec_document(p, target)
+        self.components: dict[str, dict[str, Any]] = {}
+        self.executors: dict[str, dict[str, Any]] = {}
+        self.platform: dict[str, dict[str, Any]] = {}
+        self.dags: dict[str | None, _Dag] = {None: _Dag(None)}
+        self.names: dict[str, str] = {}  # step name or group id -> task name
+        self.path_cache: dict[str | None, tuple[str | None, ...]] = {}
+        for g in p.groups:
+            self.dags[g.id] = _Dag(g.id)
+        self._name_tasks()
+
+    def where(self, step: str) -> str:
+        return f"pipeline {self.p.name!r}, step {step!r}"
+
+    def _name_tasks(self) -> None:
+        group_names = {"condition": "condition", "parallel_for": "for-loop", "exit_handler": "exit-handler"}
+        owner: dict[str, str] = {}
+        for g in self.p.groups:
+            self.names[g.id] = group_names[g.kind] + "-" + g.id.rsplit("-", 1)[1]
+        for s in self.p.steps:
+            for name in (o.name for o in s.outputs):
+                if name in RESERVED:
+                    raise PipelineDefinitionError(
+                        f"{self.where(s.name)}: output name {name!r} is reserved by stackhop on Vertex and Kubeflow; rename it.")
+            for inp in s.inputs:
+                if inp.name in RESERVED:
+                    raise PipelineDefinitionError(
+                        f"{self.where(s.name)}: input name {inp.name!r} is reserved by stackhop on Vertex and Kubeflow; rename it.")
+            self.names[s.name] = task_name(s.name)
+        for key, name in self.names.items():
+            if name in owner:
+                raise PipelineDefinitionError(
+                    f"pipeline {self.p.name!r}: {key!r} and {owner[name]!r} both become task {name!r} in a PipelineSpec "
+                    "(names are lower-cased and '_' becomes '-'); rename one of them.")
+            owner[name] = key
+        for x in self.p.parameters:
+            if x.name in RESERVED:
+                raise PipelineDefinitionError(
+                    f"pipeline {self.p.name!r}: parameter name {x.name!r} is reserved by stackhop; rename it.")
+
+    # -------------------------------------------------------------- DAG paths
+    def path(self, group: str | None) -> tuple[str | None, ...]:
+        """DAG keys from the root down to `group`: (None, outer, ..., group)."""
+        if group not in self.path_cache:
+            chain = [g.id for g in reversed(self.p.group_chain(group))]
+            self.path_cache[group] = (None, *chain)
+        return self.path_cache[group]
+
+    def task_dag(self, key: str) -> str | None:
+        """The DAG a step's or group's task sits in."""
+        if key in self.steps:
+            return self.steps[key].group
+        return self.groups[key].parent
+
+    # -------------------------------------------------------------- values into a task
+    def bind(self, consumer: str, value: Any, type_name: str, *, artifact: bool) -> dict[str, Any]:
+        """The task-input spec that hands `value` to task `consumer` (a step or a group) in its DAG."""
+        dag = self.task_dag(consumer)
+        if isinstance(value, ir.Const):
+            return {"runtimeValue": {"constant": value.value}}
+        if isinstance(value, ir.ParamRef):
+            return self.carry_down(dag, value.name, f"pipelinechannel--{value.name}", PARAM_TYPES[self.param_type(value.name)],
+                                   source={"componentInputParameter": value.name}, source_dag=None, artifact=False)
+        if isinstance(value, ir.LoopItemRef):
+            chan = self.loop_item_channel(value.loop)
+            spec = self.carry_down(dag, chan, chan, self.loop_item_type(value.loop), source=None,
+                                   source_dag=value.loop, artifact=False)
+            if value.field:
+                spec = {**spec, "parameterExpressionSelector": f"parseJson(string_value)[{json.dumps(value.field)}]"}
+            return spec
+        assert isinstance(value, ir.OutputRef)
+        return self.bind_output(consumer, value, type_name, artifact=artifact)
+
+    def param_type(self, name: str) -> str:
+        if name == CODE_PARAM:
+            return "str"
+        found = self.p.parameter(name)
+        assert found is not None
+        return found.type
+
+    def loop_item_channel(self, loop: str) -> str:
+        return f"pipelinechannel--{self.names[loop]}-loop-item"
+
+    def loop_item_type(self, loop: str) -> str:
+        items = self.groups[loop].items
+        if items is None or items.static is None:
+            return "STRING"
+        kinds = {PARAM_TYPES.get(_scalar_kind(v), "STRING") for v in items.static}
+        return kinds.pop() if len(kinds) == 1 else "STRING"
+
+    def carry_down(self, dag: str | None, key: str, chan: str, ptype: str, *, source: dict[str, Any] | None,
+                   source_dag: str | None, artifact: bool, atype: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Pass a value available in `source_dag` (as `source` there, or as its input `chan`) down to `dag`."""
+        path = self.path(dag)
+        start = path.index(source_dag)
+        spec = source if source is not None else self.component_input(chan, artifact)
+        for outer, inner in zip(path[start:], path[start + 1:]):
+            assert inner is not None
+            group_task = self.dags[outer].tasks.setdefault(self.names[inner], {})
+            kind = "artifacts" if artifact else "parameters"
+            group_task.setdefault("inputs", {}).setdefault(kind, {})[chan] = spec
+            inner_dag = self.dags[inner]
+            inner_dag.inputs[kind][chan] = {**atype} if artifact else {"parameterType": ptype}
+            spec = self.component_input(chan, artifact)
+        return spec
+
+    @staticmethod
+    def component_input(chan: str, artifact: bool) -> dict[str, Any]:
+        return {"componentInputArtifact": chan} if artifact else {"componentInputParameter": chan}
+
+    def bind_output(self, consumer: str, ref: ir.OutputRef, type_name: str, *, artifact: bool) -> dict[str, Any]:
+        producer = self.steps[ref.step]
+        ptype = PARAM_TYPES.get(type_name, "STRING")
+        atype = artifact_type(type_name) if artifact else None
+        cpath, ppath = self.path(self.task_dag(consumer)), self.path(producer.group)
+        common = 0
+        while common < min(len(cpath), len(ppath)) and cpath[common] == ppath[common]:
+            common += 1
+        lca = cpath[common - 1]
+        chan = f"pipelinechannel--{self.names[producer.name]}-{ref.output}"
+        # up: from the producer's DAG to the LCA's child on the producer's side, through DAG outputs
+        producer_task, key = self.names[producer.name], ref.output
+        for inner in reversed(ppath[common:]):
+            assert inner is not None
+            dag = self.dags[inner]
+            if artifact:
+                dag.outputs["artifacts"][chan] = {"artifactSelectors": [{"outputArtifactKey": key, "producerSubtask": producer_task}]}
+                dag.out_defs["artifacts"][chan] = {"artifactType": atype}
+            else:
+                dag.outputs["parameters"][chan] = {"valueFromParameter": {"outputParameterKey": key, "producerSubtask": producer_task}}
+                dag.out_defs["parameters"][chan] = {"parameterType": ptype}
+            producer_task, key = self.names[inner], chan
+        self.depend(consumer, producer.name)
+        if artifact:
+            source = {"taskOutputArtifact": {"outputArtifactKey": key, "producerTask": producer_task}}
+        else:
+            source = {"taskOutputParameter": {"outputParameterKey": key, "producerTask": producer_task}}
+        if len(cpath) == common:
+            return source
+        return self.carry_down(self.task_dag(consumer), chan, chan, ptype, source=source, source_dag=lca,
+                               artifact=artifact, atype={"artifactType": atype} if atype else None)
+
+    def depend(self, consumer: str, producer: str) -> None:
+        """Make the consumer's side depend on the producer's side at the DAG they share."""
+        cpath = (*self.path(self.task_dag(consumer)), consumer)
+        ppath = (*self.path(self.task_dag(producer)), producer)
+        common = 0
+        while common < min(len(cpath), len(ppath)) and cpath[common] == ppath[common]:
+            common += 1
+        if common >= min(len(cpath), len(ppath)):
+            return
+        lca = cpath[common - 1]
+        c_side, p_side = cpath[common], ppath[common]
+        task = self.dags[lca].tasks.setdefault(self.names[c_side], {})  # type: ignore[index]
+        deps = task.setdefault("dependentTasks", [])
+        if self.names[p_side] not in deps:  # type: ignore[index]
+            deps.append(self.names[p_side])  # type: ignore[index]
+
+    # -------------------------------------------------------------- steps
+    def step(self, s: ir.Step) -> None:
+        name = self.names[s.name]
+        task = self.dags[s.group].tasks.setdefault(name, {})
+        comp: dict[str, Any] = {"executorLabel": f"exec-{name}"}
+        in_params: dict[str, Any] = {}
+        in_arts: dict[str, Any] = {}
+        task_params: dict[str, Any] = {}
+        task_arts: dict[str, Any] = {}
+        args: list[str] = ["--spec", self.spec_uri, "--run-id", "{{$.pipeline_job_name}}", "--step", s.name,
+                           "--meta", f"{{{{$.outputs.artifacts['{META_OUTPUT}'].uri}}}}"]
+        upstream: dict[str, None] = {}
+        for inp in s.inputs:
+            if inp.value is None:
+                continue
+            if inp.type in ir.SCALAR_TYPES:
+                task_params[inp.name] = self.bind(s.name, inp.value, inp.type, artifact=False)
+                in_params[inp.name] = {"parameterType": PARAM_TYPES[inp.type]}
+                args += ["--input", f"{inp.name}={{{{$.inputs.parameters['{inp.name}']}}}}"]
+            else:
+                assert isinstance(inp.value, ir.OutputRef)
+                produced = self.steps[inp.value.step].output(inp.value.output)
+                assert produced is not None
+                task_arts[inp.name] = self.bind(s.name, inp.value, produced.type, artifact=True)
+                in_arts[inp.name] = {"artifactType": artifact_type(produced.type)}
+                args += ["--input-artifact", f"{inp.name}={{{{$.inputs.artifacts['{inp.name}'].uri}}}}"]
+                upstream[inp.value.step] = None
+        for up in upstream:
+            key = f"{META_OUTPUT}_{self.names[up].replace('-', '_')}"
+            task_arts[key] = self.bind(s.name, ir.OutputRef(step=up, output=META_OUTPUT), "Artifact", artifact=True)
+            in_arts[key] = {"artifactType": artifact_type("Artifact")}
+            args += ["--upstream", f"{up}={{{{$.inputs.artifacts['{key}'].uri}}}}"]
+        for after in s.after:
+            self.depend(s.name, after)
+        task_params[CODE_PARAM] = self.bind(s.name, ir.ParamRef(name=CODE_PARAM), "str", artifact=False)
+        in_params[CODE_PARAM] = {"parameterType": "STRING"}
+        args += ["--code", f"{{{{$.inputs.parameters['{CODE_PARAM}']}}}}"]
+        out_params: dict[str, Any] = {}
+        out_arts: dict[str, Any] = {META_OUTPUT: {"artifactType": artifact_type("Artifact")}}
+        for out in s.outputs:
+            if out.type in ir.SCALAR_TYPES and not out.from_return:
+                out_params[out.name] = {"parameterType": PARAM_TYPES[out.type]}
+                args += ["--output-parameter", f"{out.name}={{{{$.outputs.parameters['{out.name}'].output_file}}}}"]
+            else:
+                out_arts[out.name] = {"artifactType": artifact_type(out.type)}
+                args += ["--output-artifact", f"{out.name}={{{{$.outputs.artifacts['{out.name}'].uri}}}}"]
+        if s.settings.timeout_seconds:
+            args += ["--timeout", _number(s.settings.timeout_seconds)]
+        exit_of = next((g for g in self.p.groups if g.kind == "exit_handler" and g.exit_step == s.name), None)
+        if exit_of is not None:
+            in_params[FINAL_STATUS_INPUT] = {"parameterType": "TASK_FINAL_STATUS", "isOptional": True}
+            task_params[FINAL_STATUS_INPUT] = {"taskFinalStatus": {"producerTask": self.names[exit_of.id]}}
+            args += ["--final-status", f"{{{{$.inputs.parameters['{FINAL_STATUS_INPUT}']}}}}"]
+            self.depend(s.name, exit_of.id)
+            task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+        if in_params or in_arts:
+            comp["inputDefinitions"] = _drop_empty({"parameters": in_params, "artifacts": in_arts})
+        comp["outputDefinitions"] = _drop_empty({"parameters": out_params, "artifacts": out_arts})
+        self.components[f"comp-{name}"] = comp
+        task["componentRef"] = {"name": f"comp-{name}"}
+        task["taskInfo"] = {"name": s.display_name or name}
+        task["inputs"] = _drop_empty({"parameters": task_params, "artifacts": task_arts})
+        task["cachingOptions"] = {"enableCache": s.settings.caching is not False}
+        retry = s.settings.retry
+        if retry and retry.max_retries:
+            task["retryPolicy"] = {"maxRetryCount": retry.max_retries, "backoffDuration": f"{_number(retry.backoff_seconds)}s",
+                                   "backoffFactor": retry.backoff_factor,
+                                   "backoffMaxDuration": f"{_number(retry.max_backoff_seconds)}s"}
+        self.executors[f"exec-{name}"] = {"container": self.container(s, args)}
+
+    def container(self, s: ir.Step, args: list[str]) -> dict[str, Any]:
+        st = s.settings
+        if not st.image:
+            raise PipelineDefinitionError(
+                f"{self.where(s.name)} has no image; set it on the step, the pipeline or the stack (defaults.image).")
+        out: dict[str, Any] = {"image": st.image, "command": [self.t.python, "-m", "stackhop.entrypoint"], "args": args}
+        env = {**st.env, "STACKHOP_STEP": s.name}
+        out["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        resources = self.resources(s)
+        if resources:
+            out["resources"] = resources
+        if self.t.platform:
+            self.platform_config(s)
+        return out
+
+    def resources(self, s: ir.Step) -> dict[str, Any]:
+        r = s.settings.resources
+        if r is None:
+            return {}
+        out: dict[str, Any] = {}
+        cpu_limit, mem_limit = r.cpu_limit_millicores, r.memory_limit_bytes
+        if self.t.limits_only:
+            cpu_limit = cpu_limit or r.cpu_millicores
+            mem_limit = mem_limit or r.memory_bytes
+        else:
+            if r.cpu_millicores:
+                out["cpuRequest"] = r.cpu_millicores / 1000
+                out["resourceCpuRequest"] = format_cpu(r.cpu_millicores)
+            if r.memory_bytes:
+                out["memoryRequest"] = r.memory_bytes / 1e9
+                out["resourceMemoryRequest"] = format_bytes(r.memory_bytes)
+        if cpu_limit:
+            out["cpuLimit"] = cpu_limit / 1000
+            out["resourceCpuLimit"] = format_cpu(cpu_limit)
+        if mem_limit:
+            out["memoryLimit"] = mem_limit / 1e9
+            out["resourceMemoryLimit"] = format_bytes(mem_limit)
+        if r.accelerator:
+            assert self.t.accelerator is not None
+            acc = self.t.accelerator(r.accelerator.type, self.where(s.name))
+            count = str(r.accelerator.count)
+            out["accelerator"] = {"type": acc.type, "count": count, "resourceType": acc.type, "resourceCount": count}
+        return out
+
+    def platform_config(self, s: ir.Step) -> None:
+        st = s.settings
+        config: dict[str, Any] = {}
+        labels = dict(st.node_selector)
+        tolerations = [t.model_dump(exclude_none=True) for t in st.tolerations]
+        if st.resources and st.resources.accelerator and self.t.accelerator:
+            acc = self.t.accelerator(st.resources.accelerator.type, self.where(s.name))
+            labels = {**acc.node_selector, **labels}
+            gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            if gpu not in tolerations and self.t.settings.get("gpu_toleration", True):
+                tolerations.append(gpu)
+        if labels:
+            config["nodeSelector"] = {"labels": dict(sorted(labels.items()))}
+        if tolerations:
+            config["tolerations"] = tolerations
+        if s.secrets:
+            by_secret: dict[str, list[dict[str, str]]] = {}
+            for ref in s.secrets:
+                by_secret.setdefault(ref.name, []).append({"secretKey": ref.key, "envVar": ref.env})
+            config["secretAsEnv"] = [
+                {"secretName": name, "secretNameParameter": {"runtimeValue": {"constant": name}}, "keyToEnv": keys,
+                 "optional": False}
+                for name, keys in sorted(by_secret.items())
+            ]
+        if self.t.image_pull_secrets:
+            config["imagePullSecret"] = [{"secretName": n, "secretNameParameter": {"runtimeValue": {"constant": n}}}
+                                         for n in self.t.image_pull_secrets]
+        if config:
+            self.platform[f"exec-{self.names[s.name]}"] = config
+
+    # -------------------------------------------------------------- groups
+    def group(self, g: ir.Group) -> None:
+        name = self.names[g.id]
+        task = self.dags[g.parent].tasks.setdefault(name, {})
+        task["componentRef"] = {"name": f"comp-{name}"}
+        task["taskInfo"] = {"name": name}
+        if g.kind == "condition":
+            assert g.condition is not None
+            task["triggerPolicy"] = {"condition": self.cel(g, g.condition)}
+        elif g.kind == "parallel_for":
+            assert g.items is not None
+            chan = self.loop_item_channel(g.id)
+            if g.items.static is not None:
+                items: dict[str, Any] = {"raw": json.dumps(list(g.items.static), sort_keys=True, separators=(",", ":"))}
+            else:
+                assert g.items.param is not None
+                bound = self.bind(g.id, ir.ParamRef(name=g.items.param), "list", artifact=False)
+                items_chan = f"pipelinechannel--{g.items.param}"
+                task.setdefault("inputs", {}).setdefault("parameters", {})[items_chan] = bound
+                self.dags[g.id].inputs["parameters"][items_chan] = {"parameterType": "LIST"}
+                items = {"inputParameter": items_chan}
+            task["parameterIterator"] = {"itemInput": chan, "items": items}
+            self.dags[g.id].inputs["parameters"][chan] = {"parameterType": self.loop_item_type(g.id)}
+            if g.parallelism:
+                task["iteratorPolicy"] = {"parallelismLimit": g.parallelism}
+
+    def cel(self, g: ir.Group, e: Any) -> str:
+        if isinstance(e, ir.Compare):
+            left, right = self.cel_operand(g, e.left), self.cel_operand(g, e.right)
+            if e.op == "in":
+                return f"{left} in {right}"
+            if e.op == "not in":
+                return f"!({left} in {right})"
+            return f"{left} {_CEL_OPS[e.op]} {right}"
+        if isinstance(e, ir.Not):
+            return f"!({self.cel(g, e.operand)})"
+        assert isinstance(e, ir.BoolOp)
+        joiner = " && " if e.kind == "and" else " || "
+        return joiner.join(f"({self.cel(g, x)})" for x in e.operands)
+
+    def cel_operand(self, g: ir.Group, v: Any) -> str:
+        if isinstance(v, ir.Const):
+            return _cel_literal(v.value)
+        if isinstance(v, ir.ParamRef):
+            type_name, chan = self.param_type(v.name), f"pipelinechannel--{v.name}"
+        elif isinstance(v, ir.LoopItemRef):
+            type_name, chan = "str", self.loop_item_channel(v.loop)
+            if v.field:
+                chan = f"pipelinechannel--{self.names[v.loop]}-loop-item-{v.field}"
+        else:
+            assert isinstance(v, ir.OutputRef)
+            out = self.steps[v.step].output(v.output)
+            assert out is not None
+            type_name, chan = out.type, f"pipelinechannel--{self.names[v.step]}-{v.output}"
+        spec = self.bind(g.id, v, type_name, artifact=False)
+        task = self.dags[g.parent].tasks[self.names[g.id]]
+        task.setdefault("inputs", {}).setdefault("parameters", {})[chan] = spec
+        ptype = PARAM_TYPES.get(type_name, "STRING") if not isinstance(v, ir.LoopItemRef) else (
+            "STRING" if v.field else self.loop_item_type(v.loop))
+        self.dags[g.id].inputs["parameters"][chan] = {"parameterType": ptype}
+        text = f"inputs.parameter_values['{chan}']"
+        return f"int({text})" if type_name == "int" else text
+
+    # -------------------------------------------------------------- assembly
+    def compile(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        for s in self.p.steps:
+            self.step(s)
+        for g in self.p.groups:
+            self.group(g)
+        for g in self.p.groups:
+            dag = self.dags[g.id]
+            comp: dict[str, Any] = {"dag": _drop_empty({"tasks": _sorted(dag.tasks), "outputs": _drop_empty(dag.outputs)})}
+            if any(dag.inputs.values()):
+                comp["inputDefinitions"] = _drop_empty(dag.inputs)
+            if any(dag.out_defs.values()):
+                comp["outputDefinitions"] = _drop_empty(dag.out_defs)
+            self.components[f"comp-{self.names[g.id]}"] = comp
+        root_params = {x.name: self.root_parameter(x) for x in self.p.parameters}
+        root_params[CODE_PARAM] = {"parameterType": "STRING", "defaultValue": "", "isOptional": True}
+        for task in self.dags[None].tasks.values():
+            if "dependentTasks" in task:
+                task["dependentTasks"] = sorted(task["dependentTasks"])
+        for dag in self.dags.values():
+            for task in dag.tasks.values():
+                if "dependentTasks" in task:
+                    task["dependentTasks"] = sorted(task["dependentTasks"])
+        spec: dict[str, Any] = {
+            "pipelineInfo": {"name": self.p.name, **({"description": self.p.description} if self.p.description else {})},
+            "sdkVersion": SDK_VERSION,
+            "schemaVersion": SCHEMA_VERSION,
+            "components": _sorted(self.components),
+            "deploymentSpec": {"executors": _sorted(self.executors)},
+            "root": {"dag": {"tasks": _sorted(self.dags[None].tasks)},
+                     "inputDefinitions": {"parameters": _sorted(root_params)}},
+            "defaultPipelineRoot": self.t.artifact_root,
+        }
+        platform = None
+        if self.platform:
+            platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": _sorted(self.platform)}}}}
+        return spec, platform
+
+    def root_parameter(self, x: ir.Parameter) -> dict[str, Any]:
+        out: dict[str, Any] = {"parameterType": PARAM_TYPES[x.type]}
+        if x.description:
+            out["description"] = x.description
+        if x.has_default:
+            out["defaultValue"] = x.default
+            out["isOptional"] = True
+        return out
+
+
+def _scalar_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    return "dict" if isinstance(v, dict) else "list"
+
+
+def _cel_literal(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_cel_literal(x) for x in v) + "]"
+    raise PipelineDefinitionError(f"a condition compares with {v!r}, which CEL cannot express; compare scalars or lists.")
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _sorted(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: d[k] for k in sorted(d)}
+
+
+def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v}
+
+
+def compile_pipeline_spec(p: ir.Pipeline, target: Target) -> tuple[dict[str, Any], dict[str, Any] | None, str, str]:
+    """(PipelineSpec, platform spec or None, run-spec text, run-spec URI). Pure: no clock, no network."""
+    compiler = _Compiler(p, target)
+    spec, platform = compiler.compile()
+    return spec, platform, compiler.spec_text, compiler.spec_uri
+
+
+def task_names(p: ir.Pipeline) -> dict[str, str]:
+    """PipelineSpec task name -> IR step name, for mapping a backend's task details back to steps."""
+    return {task_name(s.name): s.name for s in p.steps}

@@ -1,0 +1,1 @@
+"""Vertex AI Pipelines: the shared PipelineSpec compiler, submitted with google-cloud-aiplatform."""

@@ -1,0 +1,223 @@
+"""The Vertex AI Pipelines adapter: compile to a PipelineSpec; submit, watch and cancel with google-cloud-aiplatform."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from functools import cache
+from importlib import resources
+from typing import Any, ClassVar
+
+from stackhop.adapters.pipelinespec import runs
+from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec
+from stackhop.adapters.vertex.settings import VertexSettings
+from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.ir import Pipeline
+from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
+from stackhop.errors import ConfigError, PipelineDefinitionError, StackhopError
+
+PIPELINE_FILE = "pipeline.json"
+RUN_STATUS = {
+    "PIPELINE_STATE_QUEUED": RunStatus.PENDING, "PIPELINE_STATE_PENDING": RunStatus.PENDING,
+    "PIPELINE_STATE_RUNNING": RunStatus.RUNNING, "PIPELINE_STATE_SUCCEEDED": RunStatus.SUCCEEDED,
+    "PIPELINE_STATE_FAILED": RunStatus.FAILED, "PIPELINE_STATE_CANCELLING": RunStatus.CANCELLING,
+    "PIPELINE_STATE_CANCELLED": RunStatus.CANCELLED, "PIPELINE_STATE_PAUSED": RunStatus.RUNNING,
+}
+STEP_STATUS = {
+    "PENDING": StepStatus.PENDING, "RUNNING": StepStatus.RUNNING, "SUCCEEDED": StepStatus.SUCCEEDED,
+    "CANCEL_PENDING": StepStatus.CANCELLING, "CANCELLING": StepStatus.CANCELLING, "CANCELLED": StepStatus.CANCELLED,
+    "FAILED": StepStatus.FAILED, "SKIPPED": StepStatus.SKIPPED, "NOT_TRIGGERED": StepStatus.SKIPPED,
+}
+
+
+@cache
+def accelerator_enums() -> dict[str, str]:
+    text = resources.files("stackhop.adapters.vertex").joinpath("data/accelerators.json").read_text()
+    return json.loads(text)["accelerators"]
+
+
+def vertex_accelerator(canonical: str, where: str) -> Accelerator:
+    enum = accelerator_enums().get(canonical)
+    if enum is None:
+        raise PipelineDefinitionError(
+            f"{where} asks for accelerator {canonical!r}, which Vertex AI does not offer; use one of "
+            f"{', '.join(sorted(accelerator_enums()))}.")
+    return Accelerator(enum)
+
+
+def job_id(prefix: str, pipeline: str, run_id: str) -> str:
+    """Deterministic from the run id, so a retried submit finds the job instead of starting a second."""
+    raw = re.sub(r"[^a-z0-9-]+", "-", f"{prefix}{pipeline}-{run_id}".lower()).strip("-")
+    if len(raw) <= 128:
+        return raw
+    return raw[:119].rstrip("-") + "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
+
+
+def label_value(text: str) -> str:
+    return re.sub(r"[^a-z0-9_-]+", "-", text.lower())[:63]
+
+
+class VertexAdapter(Adapter):
+    name: ClassVar[str] = "vertex"
+    Settings = VertexSettings
+    capabilities = frozenset({
+        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
+        Capability.CACHING, Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS,
+    })
+    poll_seconds = (5.0, 30.0)
+    settings: VertexSettings
+
+    def target(self) -> Target:
+        root = self.stack.artifact_root
+        if not root.startswith("gs://"):
+            raise ConfigError(
+                f"stack {self.stack.name!r}: Vertex AI reads and writes artifacts on Cloud Storage; set artifact_root "
+                f"to a gs:// URI (it is {root!r}).")
+        return Target("vertex", root.rstrip("/"), python=self.settings.python, limits_only=True,
+                      accelerator=vertex_accelerator, settings=self.settings.model_dump(mode="json"))
+
+    def compile(self, ir: Pipeline) -> Compiled:
+        spec, platform, spec_text, _ = compile_pipeline_spec(ir, self.target())
+        assert platform is None
+        notes = []
+        raised = [s.name for s in ir.steps if s.settings.resources and (
+            (s.settings.resources.cpu_millicores and not s.settings.resources.cpu_limit_millicores)
+            or (s.settings.resources.memory_bytes and not s.settings.resources.memory_limit_bytes))]
+        if raised:
+            notes.append("Vertex AI honours only resource limits, so the requests of step(s) "
+                         f"{', '.join(raised)} were compiled as limits.")
+        disks = [s.name for s in ir.steps if s.settings.resources and s.settings.resources.disk_bytes]
+        if disks:
+            notes.append(f"Vertex AI pipeline steps take no disk size; ignored for step(s) {', '.join(disks)}.")
+        return Compiled(self.name, {PIPELINE_FILE: runs.dumps(spec), runs.SPEC_FILE: spec_text.encode()}, tuple(notes))
+
+    def explain(self, ir: Pipeline) -> dict[str, list[str]]:
+        spec, _, _, _ = compile_pipeline_spec(ir, self.target())
+        out: dict[str, list[str]] = {}
+        names = {s.name: s for s in ir.steps}
+        for task, executor in ((k.removeprefix("exec-"), v) for k, v in spec["deploymentSpec"]["executors"].items()):
+            step = next(n for n in names if n.lower().replace("_", "-") == task)
+            res = executor["container"].get("resources", {})
+            lines = [f"image {executor['container']['image']}"]
+            if res:
+                parts = [f"{k.removeprefix('resource').lower()} {v}" for k, v in sorted(res.items())
+                         if k.startswith("resource")]
+                lines.append("limits: " + ", ".join(parts) + " (Vertex honours limits only; a request became the limit)")
+            else:
+                lines.append("no resources asked: Vertex AI's default machine (e2-standard-4)")
+            if "accelerator" in res:
+                lines.append(f"accelerator {res['accelerator']['type']} x{res['accelerator']['count']}")
+            out[step] = lines
+        return out
+
+    # ------------------------------------------------------------------ talking to Vertex
+    def _aiplatform(self) -> Any:
+        try:
+            from google.cloud import aiplatform
+        except ImportError:
+            raise ConfigError(
+                "the Vertex AI adapter needs google-cloud-aiplatform; install it with `pip install 'stackhop[gcp]'`."
+            ) from None
+        if not self.settings.project:
+            raise ConfigError(f"stack {self.stack.name!r}: set settings.project to the GCP project to run in.")
+        kwargs: dict[str, Any] = {"project": self.settings.project, "location": self.settings.location}
+        if self.settings.api_endpoint:
+            kwargs["api_endpoint"] = self.settings.api_endpoint
+            if self.settings.api_endpoint.startswith("http://"):
+                kwargs["api_transport"] = "rest"
+        if self.settings.anonymous:
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs["credentials"] = AnonymousCredentials()
+        aiplatform.init(**kwargs)
+        return aiplatform
+
+    def resource_name(self, job: str) -> str:
+        return f"projects/{self.settings.project}/locations/{self.settings.location}/pipelineJobs/{job}"
+
+    def submit(self, compiled: Compiled, request: RunRequest) -> BackendRef:
+        from google.api_core import exceptions
+
+        aiplatform = self._aiplatform()
+        runs.store_run_spec(compiled, request.artifact_root)
+        pipeline = request.pipeline["name"]
+        job = job_id(self.settings.job_id_prefix, pipeline, request.run_id)
+        labels = {**{k: label_value(v) for k, v in self.settings.labels.items()},
+                  "stackhop-pipeline": label_value(pipeline), "stackhop-run": label_value(request.run_id)}
+        path = runs.write_temp(compiled.files[PIPELINE_FILE], ".json")
+        try:
+            pj = aiplatform.PipelineJob(
+                display_name=request.run_id[:128], template_path=path, job_id=job,
+                pipeline_root=request.artifact_root, parameter_values=runs.parameter_values(request),
+                enable_caching=None if request.caching else False, labels=labels,
+            )
+            try:
+                pj.submit(service_account=self.settings.service_account, network=self.settings.network)
+            except exceptions.AlreadyExists:
+                aiplatform.PipelineJob.get(resource_name=self.resource_name(job))
+        except exceptions.GoogleAPICallError as exc:
+            raise StackhopError(f"Vertex AI refused pipeline {pipeline!r}: {exc.message}") from None
+        finally:
+            os.unlink(path)
+        console = (f"https://console.cloud.google.com/vertex-ai/locations/{self.settings.location}/pipelines/runs/"
+                   f"{job}?project={self.settings.project}")
+        return BackendRef(self.name, {"resource_name": self.resource_name(job), "job_id": job, "dashboard": console,
+                                      "pipeline": runs.shape(request.pipeline)})
+
+    def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
+        return runs.emulate(self.name, json.loads(compiled.files[PIPELINE_FILE]), compiled, request)
+
+    def _job(self, ref: BackendRef) -> Any:
+        return self._aiplatform().PipelineJob.get(resource_name=ref.data["resource_name"])
+
+    def _tasks(self, job: Any) -> list[runs.Task]:
+        tasks = []
+        for t in job.task_details:
+            outputs = {name: [a.uri for a in value.artifacts] for name, value in t.outputs.items()}
+            tasks.append(runs.Task(t.task_name, t.state.name, _ts(t.start_time), _ts(t.end_time),
+                                   t.error.message if t.error and t.error.message else "", outputs))
+        return tasks
+
+    def status(self, ref: BackendRef) -> RunState:
+        if ref.data.get("emulated"):
+            return runs.emulated_state(ref)
+        job = self._job(ref)
+        word = job.state.name if job.state is not None else "PIPELINE_STATE_UNSPECIFIED"
+        run = RUN_STATUS.get(word, RunStatus.UNKNOWN)
+        pipeline = ref.data["pipeline"]
+        steps = runs.step_states(self._tasks(job), runs.step_names(pipeline), STEP_STATUS, run.terminal, pipeline)
+        gca = job.gca_resource
+        message = gca.error.message if gca.error and gca.error.message else ""
+        return RunState(run, word, steps, message, _ts(gca.start_time), _ts(gca.end_time) if run.terminal else None)
+
+    def logs(self, ref: BackendRef, step: str) -> str:
+        if ref.data.get("emulated"):
+            from stackhop.core import run_files
+
+            return run_files.read_log(ref.data["run_prefix"], step) or ""
+        text = runs.read_log(self.status(ref), step)
+        if text is not None:
+            return text
+        query = (f'resource.type="aiplatform.googleapis.com/PipelineJob" '
+                 f'labels."ml.googleapis.com/pipeline_job_id"="{ref.data["job_id"]}"')
+        return (f"no log stored for step {step} yet; Cloud Logging has the container's output: "
+                f"gcloud logging read '{query}' --project {self.settings.project}\n")
+
+    def cancel(self, ref: BackendRef) -> None:
+        if ref.data.get("emulated"):
+            return
+        self._job(ref).cancel()
+
+    def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
+        if ref.data.get("emulated"):
+            from stackhop.core import run_files
+
+            return run_files.list_artifacts(ref.data["run_prefix"])
+        pipeline = ref.data["pipeline"]
+        return runs.artifacts(self._tasks(self._job(ref)), runs.step_names(pipeline), pipeline)
+
+
+def _ts(value: Any) -> float | None:
+    return value.timestamp() if value is not None and hasattr(value, "timestamp") and value.timestamp() > 0 else None

@@ -1,0 +1,12 @@
+"""Registers the adapter through the same hook third-party adapters use."""
+
+from __future__ import annotations
+
+from stackhop.core.plugins import hookimpl
+
+
+@hookimpl
+def stackhop_adapters() -> list[type]:
+    from stackhop.adapters.vertex.adapter import VertexAdapter
+
+    return [VertexAdapter]

@@ -1,0 +1,5 @@
+"""placeholder"""
+
+from .fake import FakeVertex
+
+__all__ = ["FakeVertex"]
