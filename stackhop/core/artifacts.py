@@ -97,7 +97,7 @@ class ArtifactStore:
                 self._fs = fsspec.filesystem(self.scheme, **options)
             except (ImportError, ValueError) as exc:
                 hint = {"s3": "install it with `pip install 'stackhop[aws]'`",
-                        "gs": "install it with `pip install gcsfs`", "gcs": "install it with `pip install gcsfs`"}.get(
+                        "gs": "install it with `pip install 'stackhop[gcp]'`", "gcs": "install it with `pip install 'stackhop[gcp]'`"}.get(
                     self.scheme, "install the fsspec implementation for that scheme")
                 raise ArtifactError(
                     f"artifact root {self.root!r} needs a filesystem for {self.scheme}:// that is not installed "

@@ -34,7 +34,16 @@ class StepDef:
         self._settings = settings
         self.allow_pickle = allow_pickle
         self._signature: Signature | None = None
+        self._code: tuple[str, str] | None = None
         functools.update_wrapper(self, fn)
+
+    def code_identity(self) -> tuple[str, str]:
+        """(module, source hash), read once per definition: a 1,000-step chain calls one step 1,000 times."""
+        if self._code is None:
+            from stackhop.core.source import source_hash
+
+            self._code = (_module(self.fn)[0], source_hash(self.fn))
+        return self._code
 
     @property
     def signature(self) -> Signature:
@@ -69,8 +78,7 @@ class StepDef:
                     f"step {self.name!r} in pipeline {trace.pipeline!r} needs input {p.name!r}; "
                     f"pass it as {self.name}({p.name}=...)."
                 )
-        module, _root = _module(self.fn)
-        from stackhop.core.source import source_hash
+        module, code_hash = self.code_identity()
 
         task = Task(
             name=trace.unique_name(self.name),
@@ -83,7 +91,7 @@ class StepDef:
                 **{p.name: (p.type, False) for p in sig.artifact_outputs},
                 **{n: (t, materialized) for n, t, materialized in sig.returns},
             },
-            python={"module": module, "qualname": self.fn.__qualname__, "source_hash": source_hash(self.fn)},
+            python={"module": module, "qualname": self.fn.__qualname__, "source_hash": code_hash},
             settings=_copy_settings(self._settings),
             allow_pickle=self.allow_pickle,
         )

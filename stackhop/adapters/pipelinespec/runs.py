@@ -212,4 +212,5 @@ def write_temp(text: bytes, suffix: str) -> str:
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, indent=1).encode()
+    """Sorted and compact: indenting would drop json to its pure-Python encoder, 20x slower on big specs."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
