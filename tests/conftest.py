@@ -70,3 +70,12 @@ GATED_FAIL = """
             with If(s.output < threshold):
                 fail_step("accuracy is below the threshold")
     """
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """Cloud Storage on loopback for the whole session (gcsfs caches clients, so one server it is)."""
+    from stackhop.testing.gcs import FakeGCS
+
+    with FakeGCS(buckets=("ml-artifacts", "stackhop")) as fake:
+        yield fake

@@ -155,10 +155,11 @@ class VertexAdapter(Adapter):
             )
             try:
                 pj.submit(service_account=self.settings.service_account, network=self.settings.network)
-            except exceptions.AlreadyExists:
+            except exceptions.Conflict:  # 409 ALREADY_EXISTS (REST answers the base class)
                 aiplatform.PipelineJob.get(resource_name=self.resource_name(job))
         except exceptions.GoogleAPICallError as exc:
-            raise StackhopError(f"Vertex AI refused pipeline {pipeline!r}: {exc.message}") from None
+            reason = re.sub(r"^(GET|POST|PATCH|DELETE) \S+: ", "", str(exc.message))  # the REST transport prefixes the URL
+            raise StackhopError(f"Vertex AI refused pipeline {pipeline!r}: {reason}") from None
         finally:
             os.unlink(path)
         console = (f"https://console.cloud.google.com/vertex-ai/locations/{self.settings.location}/pipelines/runs/"
@@ -170,11 +171,12 @@ class VertexAdapter(Adapter):
         return runs.emulate(self.name, json.loads(compiled.files[PIPELINE_FILE]), compiled, request)
 
     def _job(self, ref: BackendRef) -> Any:
-        return self._aiplatform().PipelineJob.get(resource_name=ref.data["resource_name"])
+        """The PipelineJob resource, read once (its `state` and `task_details` properties would each GET again)."""
+        return self._aiplatform().PipelineJob.get(resource_name=ref.data["resource_name"]).gca_resource
 
     def _tasks(self, job: Any) -> list[runs.Task]:
         tasks = []
-        for t in job.task_details:
+        for t in job.job_detail.task_details:
             outputs = {name: [a.uri for a in value.artifacts] for name, value in t.outputs.items()}
             tasks.append(runs.Task(t.task_name, t.state.name, _ts(t.start_time), _ts(t.end_time),
                                    t.error.message if t.error and t.error.message else "", outputs))
@@ -188,9 +190,8 @@ class VertexAdapter(Adapter):
         run = RUN_STATUS.get(word, RunStatus.UNKNOWN)
         pipeline = ref.data["pipeline"]
         steps = runs.step_states(self._tasks(job), runs.step_names(pipeline), STEP_STATUS, run.terminal, pipeline)
-        gca = job.gca_resource
-        message = gca.error.message if gca.error and gca.error.message else ""
-        return RunState(run, word, steps, message, _ts(gca.start_time), _ts(gca.end_time) if run.terminal else None)
+        message = job.error.message if job.error and job.error.message else ""
+        return RunState(run, word, steps, message, _ts(job.start_time), _ts(job.end_time) if run.terminal else None)
 
     def logs(self, ref: BackendRef, step: str) -> str:
         if ref.data.get("emulated"):
@@ -208,7 +209,7 @@ class VertexAdapter(Adapter):
     def cancel(self, ref: BackendRef) -> None:
         if ref.data.get("emulated"):
             return
-        self._job(ref).cancel()
+        self._aiplatform().PipelineJob.get(resource_name=ref.data["resource_name"]).cancel()
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
         if ref.data.get("emulated"):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-__all__ = ["executor_config_class", "source"]
+__all__ = ["executor_config_class"]
 
 _PACKAGE = "kfp_kubernetes"
 _PARAM = ".ml_pipelines.TaskInputsSpec.InputParameterSpec"
@@ -100,7 +100,11 @@ _MESSAGES: dict[str, list[tuple[str, int, str, str | None]]] = {
         ("toleration_seconds", 5, "int64", None),
         ("toleration_json", 6, _PARAM, None),
     ],
-    "SelectorRequirement": [("key", 1, "string", None), ("operator", 2, "string", None), ("values", 3, "*string", None)],
+    "SelectorRequirement": [
+        ("key", 1, "string", None),
+        ("operator", 2, "string", None),
+        ("values", 3, "*string", None),
+    ],
     "NodeAffinityTerm": [
         ("match_expressions", 1, "*SelectorRequirement", None),
         ("match_fields", 2, "*SelectorRequirement", None),
@@ -129,11 +133,6 @@ _MESSAGES: dict[str, list[tuple[str, int, str, str | None]]] = {
         ("size_limit", 4, "string", None),
     ],
 }
-
-
-def source() -> str:
-    """Where the executor config class comes from: "kfp-kubernetes" or "stackhop" (the table above)."""
-    return "kfp-kubernetes" if _installed_class() is not None else "stackhop"
 
 
 def executor_config_class() -> Any:

@@ -58,7 +58,8 @@ def check_pipeline_source(pipeline_spec: Any) -> PipelineSource:
         extra = sorted(set(pipeline_spec) - _WRAPPER_KEYS)
         if extra:
             raise errors.invalid(
-                f"A pipeline_spec wrapping pipeline_spec and platform_spec may hold nothing else, got {', '.join(extra)}."
+                "A pipeline_spec wrapping pipeline_spec and platform_spec may hold nothing else, "
+                f"got {', '.join(extra)}."
             )
         document, platform = pipeline_spec["pipeline_spec"], pipeline_spec.get("platform_spec")
     else:
@@ -102,9 +103,8 @@ def _deployment_config(spec: Any) -> Any:
     from google.protobuf import json_format
 
     try:
-        return json_format.ParseDict(
-            json_format.MessageToDict(spec.deployment_spec), _pb2().PipelineDeploymentConfig(), ignore_unknown_fields=True
-        )
+        document = json_format.MessageToDict(spec.deployment_spec)
+        return json_format.ParseDict(document, _pb2().PipelineDeploymentConfig(), ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise errors.invalid(f"invalid v2 pipeline spec: deploymentSpec: {_parse_error(exc)}.") from None
 
@@ -128,7 +128,9 @@ def _check_structure(spec: Any) -> dict[str, Any]:
                     f'Component "{name}" uses executor "{label}", which deploymentSpec.executors does not define.'
                 )
             if executors[label].WhichOneof("spec") not in ("container", "importer"):
-                raise errors.invalid(f'Executor "{label}" is neither a container nor an importer, which KFP cannot run.')
+                raise errors.invalid(
+                    f'Executor "{label}" is neither a container nor an importer, which KFP cannot run.'
+                )
             return
         if kind != "dag":
             raise errors.invalid(f'Component "{name}" has neither an executorLabel nor a dag.')
@@ -139,11 +141,14 @@ def _check_structure(spec: Any) -> dict[str, Any]:
             if not ref:
                 raise errors.invalid(f'Task "{task_name}" of component "{name}" has no componentRef.')
             if ref not in components:
-                raise errors.invalid(f'Task "{task_name}" refers to component "{ref}", which components does not define.')
+                raise errors.invalid(
+                    f'Task "{task_name}" refers to component "{ref}", which components does not define.'
+                )
             for other in _upstream(task):
                 if other not in dag.tasks:
                     raise errors.invalid(
-                        f'Task "{task_name}" of component "{name}" depends on "{other}", which is not a task of the same DAG.'
+                        f'Task "{task_name}" of component "{name}" depends on "{other}", '
+                        "which is not a task of the same DAG."
                     )
             tasks.setdefault(task_name, components[ref])
         for producer in _dag_output_producers(dag):
@@ -263,7 +268,9 @@ def check_parameters(spec: Any, parameters: Mapping[str, Any]) -> None:
         if kind == 0:
             raise errors.invalid(f"input parameter {name} has unspecified type.")
         if kind == 7:
-            raise errors.invalid(f"input parameter {name} requires type TASK_FINAL_STATUS, which is invalid for root component.")
+            raise errors.invalid(
+                f"input parameter {name} requires type TASK_FINAL_STATUS, which is invalid for root component."
+            )
         if kind not in _TYPE_CHECKS:
             raise errors.invalid(f"input parameter {name} requires type unknown.")
         accepts, complaint = _TYPE_CHECKS[kind]

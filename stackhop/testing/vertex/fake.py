@@ -161,7 +161,7 @@ class FakeVertex:
         which would reach storage.googleapis.com: it is replaced by a no-op. `PipelineJob.wait`
         polls every `pipeline_jobs._JOB_WAIT_TIME` (5 s): it becomes `poll_interval`. The
         attributes of aiplatform's global config are restored at teardown, so the
-        `aiplatform.init(api_endpoint=...)` a test makes does not outlive it.
+        `aiplatform.init(api_endpoint=...)` a test makes after this call does not outlive it.
         """
         from google.cloud.aiplatform import initializer, pipeline_jobs
         from google.cloud.aiplatform.utils import gcs_utils
