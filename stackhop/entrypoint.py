@@ -42,6 +42,7 @@ class Wiring:
     """
 
     meta: str | None = None
+    mirror: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     input_artifacts: dict[str, str] = field(default_factory=dict)
     output_artifacts: dict[str, str] = field(default_factory=dict)
@@ -52,8 +53,9 @@ class Wiring:
         def pairs(items: list[str]) -> dict[str, str]:
             return dict(item.split("=", 1) for item in items)
 
-        return cls(args.meta.rstrip("/") if args.meta else None, pairs(args.input), pairs(args.input_artifact),
-                   pairs(args.output_artifact), pairs(args.output_parameter))
+        return cls(args.meta.rstrip("/") if args.meta else None,
+                   args.meta_mirror.rstrip("/") if args.meta_mirror else None, pairs(args.input),
+                   pairs(args.input_artifact), pairs(args.output_artifact), pairs(args.output_parameter))
 
     def input(self, view: RunView, spec: dict[str, Any], step: str, index: Index) -> Any:
         name = spec["name"]
@@ -99,10 +101,14 @@ def _parse_input(step: str, name: str, type_name: str, text: str) -> Any:
     return _check_scalar(step, name, type_name, value)
 
 
-def _meta_uri(view: RunView, step: str, index: Index, name: str) -> str:
-    if view.wiring.meta:
-        return f"{view.wiring.meta}/{name}"
-    return view.store.step_meta(view.pipeline, view.run_id, step, index, name)
+def _write_meta(view: RunView, step: str, index: Index, name: str, data: Any) -> None:
+    """outputs.json and error.json: in the run's own layout, or where the backend's wiring says."""
+    wiring = view.wiring
+    if not wiring.meta:
+        view.store.write_json(view.store.step_meta(view.pipeline, view.run_id, step, index, name), data)
+        return
+    for base in filter(None, (wiring.mirror, wiring.meta)):  # the backend's own location last: it commits
+        ArtifactStore.for_uri(base).write_json(f"{base}/{name}", data)
 
 
 def _arm_timeout(seconds: float) -> None:
@@ -113,8 +119,8 @@ def _arm_timeout(seconds: float) -> None:
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
-def _tee(argv: list[str], meta: str) -> int:
-    """Run this entrypoint as a child and copy its output to our stdout and to `{meta}/log.txt`.
+def _tee(argv: list[str], metas: list[str]) -> int:
+    """Run this entrypoint as a child and copy its output to our stdout and to `log.txt` in each meta folder.
 
     The backend keeps its own log (Cloud Logging, pod logs); this copy lives beside the step's
     outputs, so `stackhop logs` reads it the same way for every backend.
@@ -135,13 +141,13 @@ def _tee(argv: list[str], meta: str) -> int:
             sys.stdout.buffer.flush()
             log.write(chunk)
     code = child.wait()
-    try:
-        uri = meta.rstrip("/") + "/log.txt"
-        ArtifactStore.for_uri(uri).put_file(log.name, uri)
-    except Exception as exc:  # the step's result stands even if its log copy cannot be stored
-        print(f"stackhop: could not store the step log at {meta}: {exc}", file=sys.stderr)
-    finally:
-        os.unlink(log.name)
+    for meta in metas:
+        try:
+            uri = meta.rstrip("/") + "/log.txt"
+            ArtifactStore.for_uri(uri).put_file(log.name, uri)
+        except Exception as exc:  # the step's result stands even if its log copy cannot be stored
+            print(f"stackhop: could not store the step log at {meta}: {exc}", file=sys.stderr)
+    os.unlink(log.name)
     return code
 
 
@@ -172,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--property-dir", help="also write outputs.json here (a directory the backend uploads)")
     # Wiring a PipelineSpec backend (Vertex AI, Kubeflow) fills in through its placeholders:
     parser.add_argument("--meta", help="URI for this step instance's outputs.json, error.json and log.txt")
+    parser.add_argument("--meta-mirror", help="a second URI that receives the same files")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=TEXT", help="a scalar input's value")
     parser.add_argument("--input-artifact", action="append", default=[], metavar="NAME=URI", help="an artifact input")
     parser.add_argument("--output-artifact", action="append", default=[], metavar="NAME=URI",
@@ -182,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--final-status", help="the pipeline task final status an exit step receives (JSON)")
     args = parser.parse_args(argv)
     if args.meta and not os.environ.get(_TEE_CHILD):
-        return _tee(argv if argv is not None else sys.argv[1:], args.meta)
+        return _tee(argv if argv is not None else sys.argv[1:], [args.meta, *filter(None, [args.meta_mirror])])
     if args.driver:
         from stackhop.core.plugins import adapter_class
 
@@ -212,12 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"stackhop: step {instance_key(args.step, index)} failed: {message}", file=sys.stderr)
         with contextlib.suppress(Exception):
-            view.store.write_json(
-                _meta_uri(view, args.step, index, "error.json"), {"message": message, "type": type(exc).__name__},
-            )
+            _write_meta(view, args.step, index, "error.json", {"message": message, "type": type(exc).__name__})
         return getattr(exc, "exit_code", None) or 1
     view.wiring.write_output_parameters(step, record)
-    view.store.write_json(_meta_uri(view, args.step, index, "outputs.json"), record)
+    _write_meta(view, args.step, index, "outputs.json", record)
     if args.property_dir:
         os.makedirs(args.property_dir, exist_ok=True)
         with open(os.path.join(args.property_dir, "outputs.json"), "w") as f:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from stackhop.adapters.kfp.settings import KubeflowSettings
 from stackhop.adapters.pipelinespec import runs
-from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec
+from stackhop.adapters.pipelinespec.compiler import META_OUTPUT, Accelerator, Target, compile_pipeline_spec, mirror_uri
 from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
 from stackhop.core.ir import Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
@@ -43,7 +43,7 @@ class KubeflowAdapter(Adapter):
         return Accelerator(self.settings.accelerator_resource, {self.settings.accelerator_label: value})
 
     def target(self) -> Target:
-        return Target("kfp", self.stack.artifact_root.rstrip("/"), python=self.settings.python, platform=True,
+        return Target("kfp", self.stack.artifact_root.rstrip("/"), python=self.settings.python, platform=True, meta_mirror=True,
                       accelerator=self.accelerator, image_pull_secrets=tuple(self.settings.image_pull_secrets),
                       settings=self.settings.model_dump(mode="json"))
 
@@ -68,7 +68,11 @@ class KubeflowAdapter(Adapter):
             if not token:
                 raise ConfigError(f"stack {self.stack.name!r}: settings.token_env names ${self.settings.token_env}, "
                                   "which is not set; export the API token there.")
-        return kfp.Client(host=self.settings.host, namespace=self.settings.namespace, existing_token=token)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later"
+            return kfp.Client(host=self.settings.host, namespace=self.settings.namespace, existing_token=token)
 
     def submit(self, compiled: Compiled, request: RunRequest) -> BackendRef:
         from kfp_server_api.exceptions import ApiException
@@ -78,10 +82,11 @@ class KubeflowAdapter(Adapter):
         path = runs.write_temp(compiled.files[PIPELINE_FILE], ".yaml")
         try:
             experiment = client.create_experiment(self.settings.experiment, namespace=self.settings.namespace)
-            found = client.list_runs(experiment_id=experiment.experiment_id, page_size=1, filter=json.dumps(
+            found = client.list_runs(experiment_id=experiment.experiment_id, page_size=10, filter=json.dumps(
                 {"predicates": [{"operation": "EQUALS", "key": "display_name", "string_value": request.run_id}]}))
-            if found.runs:  # a retried submit: the run exists already
-                run_id = found.runs[0].run_id
+            same = [r for r in found.runs or [] if r.display_name == request.run_id]  # the filter ignores case
+            if same:  # a retried submit: the run exists already
+                run_id = same[0].run_id
             else:
                 result = client.create_run_from_pipeline_package(
                     path, arguments=runs.parameter_values(request), run_name=request.run_id,
@@ -105,12 +110,17 @@ class KubeflowAdapter(Adapter):
     def _run(self, ref: BackendRef) -> Any:
         return self.client().get_run(ref.data["run_id"])
 
-    def _tasks(self, run: Any) -> list[runs.Task]:
-        details = getattr(run.run_details, "task_details", None) or [] if run.run_details else []
-        tasks = []
-        for t in details:
-            tasks.append(runs.Task(t.display_name or "", t.state or "", _ts(t.start_time), _ts(t.end_time),
-                                   t.error.message if t.error and t.error.message else "", _task_outputs(t)))
+    def _tasks(self, run: Any, ref: BackendRef) -> list[runs.Task]:
+        """Task details, each step's given the meta folder its entrypoint mirrored (the API reports no output URIs)."""
+        details = (getattr(run.run_details, "task_details", None) or []) if run.run_details else []
+        tasks = [runs.Task(t.display_name or "", t.state or "", _ts(t.start_time), _ts(t.end_time),
+                           t.error.message if t.error and t.error.message else "") for t in details]
+        pipeline = ref.data["pipeline"]
+        for task, step in runs.step_names(pipeline).items():
+            prefix = mirror_uri(self.stack.artifact_root.rstrip("/"), pipeline["name"], ref.data["run_id"], step, "")
+            folders = runs.list_folders(prefix)
+            for t, folder in zip([t for t in tasks if t.name == task], folders):
+                t.outputs[META_OUTPUT] = [folder]
         return tasks
 
     def status(self, ref: BackendRef) -> RunState:
@@ -120,8 +130,11 @@ class KubeflowAdapter(Adapter):
         word = run.state or "RUNTIME_STATE_UNSPECIFIED"
         status = RUN_STATUS.get(word, RunStatus.UNKNOWN)
         pipeline = ref.data["pipeline"]
-        steps = runs.step_states(self._tasks(run), runs.step_names(pipeline), STEP_STATUS, status.terminal, pipeline)
+        steps = runs.step_states(self._tasks(run, ref), runs.step_names(pipeline), STEP_STATUS, status.terminal, pipeline)
         message = run.error.message if run.error and run.error.message else ""
+        failed = [s for s in steps.values() if s.status is StepStatus.FAILED]
+        if status is RunStatus.FAILED and not message and failed:  # KFP 2.x leaves run.error empty
+            message = f"step {failed[0].name} failed: {failed[0].message}"
         return RunState(status, word, steps, message, _ts(run.created_at), _ts(run.finished_at) if status.terminal else None)
 
     def logs(self, ref: BackendRef, step: str) -> str:
@@ -145,17 +158,7 @@ class KubeflowAdapter(Adapter):
 
             return run_files.list_artifacts(ref.data["run_prefix"])
         pipeline = ref.data["pipeline"]
-        return runs.artifacts(self._tasks(self._run(ref)), runs.step_names(pipeline), pipeline)
-
-
-def _task_outputs(task: Any) -> dict[str, list[str]]:
-    """Output name -> artifact URIs, where the API reports them."""
-    out: dict[str, list[str]] = {}
-    for name, value in (task.outputs or {}).items():
-        uris = [a for a in (getattr(value, "artifact_ids", None) or []) if isinstance(a, str) and "://" in a]
-        if uris:
-            out[name] = uris
-    return out
+        return runs.artifacts(self._tasks(self._run(ref), ref), runs.step_names(pipeline), pipeline)
 
 
 def _api_message(exc: Any) -> str:

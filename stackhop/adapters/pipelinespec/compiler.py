@@ -65,12 +65,20 @@ class Target:
     """Kubeflow Pipelines: Kubernetes-only settings go into a kfp-kubernetes platform spec."""
     accelerator: Callable[[str, str], Accelerator] | None = None
     image_pull_secrets: tuple[str, ...] = ()
+    meta_mirror: bool = False
+    """Kubeflow: also write each step's meta to a path derived from the run and task ids, because
+    the KFP API reports no output URIs for a task."""
     settings: dict[str, Any] = field(default_factory=dict)
 
 
 def task_name(name: str) -> str:
     """kfp's sanitising: lower case, `_` -> `-` (task and component names are DNS-like)."""
     return name.lower().replace("_", "-")
+
+
+def mirror_uri(root: str, pipeline: str, run_id: str, step: str, task_id: str) -> str:
+    """Where a Kubeflow step's meta is mirrored: inside the step's `_stackhop` folder, so run readers skip it."""
+    return f"{root}/{pipeline}/{run_id}/{step}/_stackhop/tasks/{task_id}"
 
 
 def artifact_type(type_name: str) -> dict[str, str]:
@@ -275,6 +283,9 @@ class _Compiler:
         task_arts: dict[str, Any] = {}
         args: list[str] = ["--spec", self.spec_uri, "--run-id", "{{$.pipeline_job_name}}", "--step", s.name,
                            "--meta", f"{{{{$.outputs.artifacts['{META_OUTPUT}'].uri}}}}"]
+        if self.t.meta_mirror:
+            args += ["--meta-mirror", mirror_uri(self.t.artifact_root, self.p.name, "{{$.pipeline_job_uuid}}", s.name,
+                                                 "{{$.pipeline_task_uuid}}")]
         upstream: dict[str, None] = {}
         for inp in s.inputs:
             if inp.value is None:

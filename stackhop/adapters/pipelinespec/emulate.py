@@ -235,7 +235,7 @@ class SpecEmulator:
         work = tempfile.mkdtemp(prefix=f"stackhop-{name}-")
         try:
             files = {k: os.path.join(work, "outputs", k) for k in out_defs.get("parameters", {})}
-            argv = [self._fill(x, name, params, declared, arts, outputs, files)
+            argv = [self._fill(x, name, index, params, declared, arts, outputs, files)
                     for x in (*container.get("command", []), *container.get("args", []))]
             if argv and argv[0] in ("python", "python3"):
                 argv = [sys.executable, *argv[1:]]
@@ -277,12 +277,14 @@ class SpecEmulator:
                 pass
         return f"task {task!r} exited with code {code}"
 
-    def _fill(self, text: str, task: str, params: dict[str, Any], declared: dict[str, Any],
+    def _fill(self, text: str, task: str, index: tuple[int, ...], params: dict[str, Any], declared: dict[str, Any],
               arts: dict[str, list[str]], outputs: dict[str, str], files: dict[str, str]) -> str:
         def one(m: re.Match[str]) -> str:
             body = m.group("body")
-            if body == ".pipeline_job_name":
+            if body in (".pipeline_job_name", ".pipeline_job_uuid"):
                 return self.job_name
+            if body == ".pipeline_task_uuid":
+                return "-".join([task, *map(str, index)])
             if body == ".pipeline_root":
                 return self.root
             if body == ".pipeline_task_name":

@@ -162,6 +162,23 @@ def _in_loop(pipeline: dict[str, Any]) -> set[str]:
     return found
 
 
+def list_folders(prefix: str) -> list[str]:
+    """The folders directly under `prefix`, sorted; none when it does not exist."""
+    store = ArtifactStore.for_uri(prefix)
+    prefix = prefix.rstrip("/")
+    if store.is_local:
+        path = store.local_path(prefix)
+        if not os.path.isdir(path):
+            return []
+        return [f"{prefix}/{name}" for name in sorted(os.listdir(path)) if os.path.isdir(os.path.join(path, name))]
+    store.fs.invalidate_cache(prefix)  # a poll must see folders written since the last one
+    try:
+        entries = store.fs.ls(prefix, detail=True)
+    except FileNotFoundError:
+        return []
+    return sorted(f"{store.scheme}://{e['name'].rstrip('/')}" for e in entries if e.get("type") == "directory")
+
+
 def read_log(state: RunState, step: str) -> str | None:
     found = state.steps.get(step)
     if found is None or not found.log_uri:

@@ -5,7 +5,7 @@ Mirrors the checks ml-pipeline 2.x makes when it turns a run's `pipeline_spec` i
 check (`validatePipelineJobInputs`), with the server's wording where it has one. A few checks
 go further than the server (it would fail the run later, or drop the content silently); the
 package docstring lists them. Protobuf classes come from kfp-pipeline-spec, imported lazily so
-importing `stackhop.testing` does not need it.
+that importing this package does not need it (`FakeKFP.start` checks it is there).
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ def _parse_error(exc: Exception) -> str:
 
 def check_pipeline_source(pipeline_spec: Any) -> PipelineSource:
     """Parse and check a Run's `pipeline_spec`: a bare PipelineSpec, or {pipeline_spec, platform_spec}."""
-    if not isinstance(pipeline_spec, dict) or not pipeline_spec:
-        raise errors.invalid("Failed to create a run with an empty pipeline spec manifest.")
+    if not isinstance(pipeline_spec, dict):
+        raise errors.invalid("A run's pipeline_spec must be a JSON object.")
+    if not pipeline_spec:
+        raise errors.invalid("Failed to fetch a template with an empty pipeline spec manifest.")
     if "pipeline_spec" in pipeline_spec:
         extra = sorted(set(pipeline_spec) - _WRAPPER_KEYS)
         if extra:
