@@ -158,3 +158,13 @@ def test_a_token_env_that_is_not_set_is_a_config_error(training, write_config, p
     monkeypatch.delenv("KFP_TOKEN", raising=False)
     with pytest.raises(ConfigError, match=r"settings.token_env names \$KFP_TOKEN, which is not set"):
         stackhop.run(training, wait=False)
+
+
+def test_the_cli_reports_the_run_id_and_the_dashboard_url(training, server, project, capsys) -> None:
+    from stackhop.cli.main import main
+
+    assert main(["run", "training_example.py", "--detach"]) == 0
+    out, err = capsys.readouterr()
+    run_id, _ = only_run(server)
+    assert out.strip() == server.runs[run_id]["display_name"]
+    assert f"dashboard: {server.host}/#/runs/details/{run_id}" in err

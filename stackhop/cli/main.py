@@ -95,8 +95,13 @@ def run(
     if follower:
         follower.close()
     state = handle.state()
+    dashboard = handle.ref.data.get("dashboard")
+    if dashboard and not json_out:
+        typer.echo(f"dashboard: {dashboard}", err=True)
     if json_out:
-        _emit_json({"run_id": handle.run_id, "pipeline": handle.pipeline, "stack": handle.stack.name, **state.to_dict()})
+        extra = {"dashboard": dashboard} if dashboard else {}
+        _emit_json({"run_id": handle.run_id, "pipeline": handle.pipeline, "stack": handle.stack.name, **extra,
+                    **state.to_dict()})
     elif detach:
         typer.echo(handle.run_id)
     else:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from typing import Any, ClassVar
 
 from stackhop.adapters.kfp.settings import KubeflowSettings
@@ -81,19 +83,9 @@ class KubeflowAdapter(Adapter):
         runs.store_run_spec(compiled, request.artifact_root)
         path = runs.write_temp(compiled.files[PIPELINE_FILE], ".yaml")
         try:
-            experiment = client.create_experiment(self.settings.experiment, namespace=self.settings.namespace)
-            found = client.list_runs(experiment_id=experiment.experiment_id, page_size=10, filter=json.dumps(
-                {"predicates": [{"operation": "EQUALS", "key": "display_name", "string_value": request.run_id}]}))
-            same = [r for r in found.runs or [] if r.display_name == request.run_id]  # the filter ignores case
-            if same:  # a retried submit: the run exists already
-                run_id = same[0].run_id
-            else:
-                result = client.create_run_from_pipeline_package(
-                    path, arguments=runs.parameter_values(request), run_name=request.run_id,
-                    experiment_name=self.settings.experiment, namespace=self.settings.namespace,
-                    pipeline_root=request.artifact_root, enable_caching=None if request.caching else False,
-                    service_account=self.settings.service_account)
-                run_id = result.run_id
+            # kfp.Client prints "Experiment details:" links on stdout, which belongs to --json and --detach output.
+            with contextlib.redirect_stdout(sys.stderr):
+                run_id = self._create_run(client, path, request)
         except ApiException as exc:
             raise StackhopError(f"Kubeflow Pipelines at {self.settings.host} refused pipeline "
                                 f"{request.pipeline['name']!r}: {exc.status} {_api_message(exc)}") from None
@@ -102,6 +94,20 @@ class KubeflowAdapter(Adapter):
         dashboard = f"{self.settings.host.rstrip('/')}/#/runs/details/{run_id}"
         return BackendRef(self.name, {"run_id": run_id, "host": self.settings.host, "dashboard": dashboard,
                                       "experiment": self.settings.experiment, "pipeline": runs.shape(request.pipeline)})
+
+    def _create_run(self, client: Any, path: str, request: RunRequest) -> str:
+        experiment = client.create_experiment(self.settings.experiment, namespace=self.settings.namespace)
+        found = client.list_runs(experiment_id=experiment.experiment_id, page_size=10, filter=json.dumps(
+            {"predicates": [{"operation": "EQUALS", "key": "display_name", "string_value": request.run_id}]}))
+        same = [r for r in found.runs or [] if r.display_name == request.run_id]  # the filter ignores case
+        if same:  # a retried submit: the run exists already
+            return str(same[0].run_id)
+        result = client.create_run_from_pipeline_package(
+            path, arguments=runs.parameter_values(request), run_name=request.run_id,
+            experiment_name=self.settings.experiment, namespace=self.settings.namespace,
+            pipeline_root=request.artifact_root, enable_caching=None if request.caching else False,
+            service_account=self.settings.service_account)
+        return str(result.run_id)
 
     def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
         text = compiled.files[PIPELINE_FILE].split(b"\n---\n")[0]
