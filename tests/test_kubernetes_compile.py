@@ -215,7 +215,7 @@ def test_a_step_without_an_image_is_a_compile_error_with_the_fix(project, write_
 
 def test_resource_ops_and_gpus_need_kubernetes_and_the_error_says_so(project, write_pipeline) -> None:
     module = write_pipeline(EVERYTHING)
-    with pytest.raises(CapabilityError, match="adapters that do: kubernetes"):
+    with pytest.raises(CapabilityError, match=r"step 'train' needs gpu, .* adapters that do: kfp, kubernetes, sagemaker, vertex"):
         stackhop.compile(module.everything, "local")
 
 
