@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "InputPath": "stackhop.core.dsl",
     "InputValue": "stackhop.core.dsl",
     "OutputPath": "stackhop.core.dsl",
+    "ImageSettings": "stackhop.core.image_settings",
     # artifacts
     "Input": "stackhop.core.artifact_types",
     "Output": "stackhop.core.artifact_types",

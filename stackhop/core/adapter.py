@@ -96,6 +96,8 @@ class Adapter(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     ignored: ClassVar[frozenset[Capability]] = frozenset()
     """Features this backend accepts but cannot honour (a warning, not an error)."""
+    uses_images: ClassVar[bool] = True
+    """Steps run in container images, so image settings are built, mapped and pinned for this backend."""
     poll_seconds: ClassVar[tuple[float, float]] = (1.0, 10.0)
     """First and longest delay between status polls; cloud APIs want the longer end."""
 

@@ -145,6 +145,11 @@ def _prepare(pipeline: Any, stack: str | Stack | None, config: Any) -> tuple[Pip
     validate(effective)
     cls = adapter_class(stk.config.adapter, where=f"stack {stk.name!r}")
     warnings = check_capabilities(effective, stk, cls)
+    if cls.uses_images and any(s.settings.image or s.settings.image_build for s in effective.steps):
+        from stackhop.images.plan import resolve_images
+
+        effective, image_warnings = resolve_images(effective, stk, root)
+        warnings += image_warnings
     return effective, root, stk, cls(stk), warnings
 
 
@@ -157,8 +162,15 @@ def compile(pipeline: Any, stack: str | Stack | None = None, *, config: str | Lo
 
 def explain(pipeline: Any, stack: str | Stack | None = None, *, config: str | LoadedConfig | None = None) -> dict[str, list[str]]:
     """Per step, what the backend chose for it and why."""
-    ir, _root, _stk, adapter, _warnings = _prepare(pipeline, stack, config)
-    return adapter.explain(ir)
+    ir, root, stk, adapter, _warnings = _prepare(pipeline, stack, config)
+    out = adapter.explain(ir)
+    if adapter.uses_images:
+        from stackhop.images.plan import explain_images
+
+        raw, _ = to_ir(pipeline)
+        for step, lines in explain_images(apply_stack(raw, stk), stk, root).items():
+            out[step] = [*lines, *out.get(step, [])]
+    return out
 
 
 def run(

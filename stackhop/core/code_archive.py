@@ -24,7 +24,8 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 MAX_BYTES = 200 * 2**20
 
 
-def build_archive(root: str | os.PathLike[str]) -> tuple[bytes, str]:
+def source_files(root: str | os.PathLike[str]) -> list[Path]:
+    """The files that ship as the user's code, sorted; caches, VCS and virtualenvs left out."""
     root = Path(root)
     files: list[Path] = []
     total = 0
@@ -43,6 +44,12 @@ def build_archive(root: str | os.PathLike[str]) -> tuple[bytes, str]:
             f"the code under {str(root)!r} is {total // 2**20} MiB, over the {MAX_BYTES // 2**20} MiB archive limit; "
             "move data files out of the source tree or into the artifact store."
         )
+    return files
+
+
+def build_archive(root: str | os.PathLike[str]) -> tuple[bytes, str]:
+    root = Path(root)
+    files = source_files(root)
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in files:

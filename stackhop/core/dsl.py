@@ -114,7 +114,7 @@ def _module(fn: Callable[..., Any]) -> tuple[str, Path | None]:
 def _settings_from_kwargs(
     where: str,
     *,
-    image: str | None,
+    image: Any,
     resources: dict[str, Any] | None,
     retries: int | dict[str, Any] | None,
     timeout: float | None,
@@ -123,7 +123,7 @@ def _settings_from_kwargs(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if image is not None:
-        out["image"] = image
+        out.update(tracing.image_setting(where, image))
     if resources is not None:
         out["resources"] = tracing.resources_dict(where, **resources)
     if retries is not None:
@@ -144,7 +144,7 @@ def step(
     fn: None = None,
     *,
     name: str | None = None,
-    image: str | None = None,
+    image: Any = None,
     resources: dict[str, Any] | None = None,
     retries: int | dict[str, Any] | None = None,
     timeout: float | None = None,
@@ -158,7 +158,7 @@ def step(
     fn: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
-    image: str | None = None,
+    image: Any = None,
     resources: dict[str, Any] | None = None,
     retries: int | dict[str, Any] | None = None,
     timeout: float | None = None,
@@ -516,7 +516,7 @@ def pipeline(
     *,
     name: str | None = None,
     description: str | None = None,
-    image: str | None = None,
+    image: Any = None,
     resources: dict[str, Any] | None = None,
     retries: int | dict[str, Any] | None = None,
     timeout: float | None = None,

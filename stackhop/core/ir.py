@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from stackhop.core.accelerators import canonical_accelerator
 from stackhop.core.canonical import canonical_json
+from stackhop.core.image_settings import ImageSettings
 
 IR_VERSION = 1
 
@@ -258,6 +259,8 @@ class StepSettings(_Frozen):
     """Everything a pipeline, a stack override or a step may set; None means 'not set here'."""
 
     image: str | None = None
+    image_build: ImageSettings | None = None
+    """Build the step's image from these settings; the built reference then replaces `image`."""
     resources: Resources | None = None
     retry: RetryPolicy | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)

@@ -22,6 +22,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from stackhop.core.image_settings import ImageSettings
 from stackhop.errors import ConfigError, StackhopError
 
 CONFIG_NAME = "stackhop.yaml"
@@ -33,7 +34,7 @@ class _Strict(BaseModel):
 
 
 class StepOverride(_Strict):
-    image: str | None = None
+    image: str | ImageSettings | None = Field(default=None, description="A reference, or settings to build one.")
     resources: dict[str, Any] | None = None
     retries: int | None = Field(default=None, ge=0)
     timeout: float | None = Field(default=None, gt=0)
@@ -47,6 +48,19 @@ class Overrides(_Strict):
     steps: dict[str, StepOverride] = Field(default_factory=dict)
 
 
+class ImagesConfig(_Strict):
+    """How this stack gets images: which builder, which registry, how strictly pinned."""
+
+    builder: str | None = Field(default=None, description="buildah, docker, kaniko, codebuild, cloudbuild; none: prebuilt only.")
+    builder_settings: dict[str, Any] = Field(default_factory=dict)
+    registry: str | None = Field(default=None, description="Where built images are pushed, e.g. 127.0.0.1:5000/ml.")
+    registries: dict[str, str] = Field(default_factory=dict,
+                                       description="Short image name -> full repository, e.g. train: 1234.dkr.ecr.../train.")
+    require_digest: bool = Field(default=False, description="Refuse tags: every image must be pinned by digest.")
+    reproducible: bool = Field(default=False, description="Warn about requirements that are not pinned with ==.")
+    lock_file: str = Field(default=".stackhop/images.lock.json", description="Digests recorded by `stackhop build`.")
+
+
 class StackConfig(_Strict):
     adapter: str = "local"
     description: str = ""
@@ -55,6 +69,7 @@ class StackConfig(_Strict):
     defaults: StepOverride | None = None
     overrides: Overrides = Overrides()
     settings: dict[str, Any] = Field(default_factory=dict)
+    images: ImagesConfig = ImagesConfig()
 
 
 class ConfigFile(_Strict):
@@ -294,7 +309,9 @@ def apply_stack(ir: Any, stack: Stack) -> Any:
         if ov is None:
             return {}
         out: dict[str, Any] = {}
-        if ov.image is not None:
+        if isinstance(ov.image, ImageSettings):
+            out["image_build"] = ov.image
+        elif ov.image is not None:
             out["image"] = ov.image
         if ov.resources is not None:
             out["resources"] = irm.Resources.model_validate(resources_dict(f"stack {stack.name!r}", **ov.resources))
@@ -323,6 +340,12 @@ def apply_stack(ir: Any, stack: Stack) -> Any:
                     merged[key] = {**merged.get(key, {}), **value}
                 elif key == "resources" and merged.get("resources") is not None:
                     merged[key] = value.merged_over(merged["resources"])
+                elif key == "image_build":  # the most specific layer decides: build, or a given image
+                    merged[key] = value.merged_over(merged.get("image_build"))
+                    merged.pop("image", None)
+                elif key == "image":
+                    merged[key] = value
+                    merged.pop("image_build", None)
                 else:
                     merged[key] = value
         steps.append(s.model_copy(update={"settings": construct(irm.StepSettings, merged, f"step {s.name!r}")}))

@@ -249,8 +249,9 @@ class Task:
         self.secrets.append({"env": env, "name": secret, "key": key})
         return self
 
-    def set_image(self, image: str) -> "Task":
-        self.settings["image"] = image
+    def set_image(self, image: Any) -> "Task":
+        """A reference ("registry/ml/train:1.0") or `ImageSettings(...)` to build one."""
+        self.settings.update(image_setting(f"step {self.name!r}", image))
         return self
 
     def set_labels(self, **labels: str) -> "Task":
@@ -355,6 +356,20 @@ class Trace:
     def close_group(self, rec: GroupRec) -> None:
         assert self.stack and self.stack[-1] is rec
         self.stack.pop()
+
+
+def image_setting(where: str, image: Any) -> dict[str, Any]:
+    """`image=` takes a reference or ImageSettings (or a dict of them): the settings key they belong in."""
+    from stackhop.core.image_settings import ImageSettings
+
+    if isinstance(image, str):
+        return {"image": image}
+    if isinstance(image, dict):
+        image = ImageSettings.model_validate(image)
+    if isinstance(image, ImageSettings):
+        return {"image_build": image}
+    raise PipelineDefinitionError(
+        f"{where}: image must be a reference like 'python:3.11' or ImageSettings(...), got {type(image).__name__}.")
 
 
 def trace(pipeline_name: str) -> "_TraceScope":

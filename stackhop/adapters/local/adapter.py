@@ -40,6 +40,7 @@ class LocalSettings(AdapterSettings):
 
 class LocalAdapter(Adapter):
     name: ClassVar[str] = "local"
+    uses_images = False
     Settings = LocalSettings
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,

@@ -1,0 +1,175 @@
+"""ImageSettings -> a Dockerfile and its build context, deterministically.
+
+Layers go from what changes least to what changes most, so a rebuild reuses the most cache:
+parent -> apt packages -> environment -> the project's pinned requirements -> the step's own
+requirements -> stackhop itself -> extra files -> code (only when the code is in the image).
+stackhop is copied from the installation doing the build, with its dependencies pinned to the
+versions installed here, so the image runs the same stackhop that compiled the pipeline.
+The tag is the sha256 of the Dockerfile and every context file: same inputs, same tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackhop.core.image_settings import ImageSettings
+from stackhop.images.errors import ImageError
+
+DEFAULT_PARENT = "python:3.11-slim"
+DEFAULT_USER = "10001"
+STACKHOP_HOME = "/opt/stackhop"
+CODE_DIR = "/app"
+_CORE_DEPS = ("pydantic", "pydantic-core", "pluggy", "typer", "rich", "pyyaml", "fsspec", "annotated-types",
+              "typing-extensions", "typing-inspection", "click", "markdown-it-py", "mdurl", "pygments", "shellingham")
+_STORE_DEPS = {"s3": ("s3fs", "aiobotocore", "botocore", "boto3"), "gs": ("gcsfs", "google-cloud-storage")}
+_PINNED = re.compile(r"^[A-Za-z0-9_.\[\],-]+\s*===?\s*[^\s;]+")
+_NON_DEBIAN = ("alpine", "busybox", "distroless", "scratch", "ubi", "fedora", "centos", "amazonlinux", "rockylinux")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    dockerfile: str
+    context: tuple[tuple[str, bytes], ...]
+    key: str
+    """sha256 hex of the Dockerfile and context: the image's identity."""
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        return "h-" + self.key[:32]
+
+
+def _read(project: Path, rel: str, what: str, where: str) -> bytes:
+    path = (project / rel).resolve()
+    if not path.is_relative_to(project.resolve()):
+        raise ImageError(f"{where}: {what} {rel!r} is outside the project {str(project)!r}; keep it inside.")
+    if not path.is_file():
+        raise ImageError(f"{where}: {what} {rel!r} does not exist under {str(project)!r}; fix the path.")
+    return path.read_bytes()
+
+
+def _installed_pins(names: tuple[str, ...]) -> list[str]:
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def _stackhop_files() -> list[tuple[str, bytes]]:
+    import stackhop
+
+    root = Path(stackhop.__file__).resolve().parent
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".json", ".typed") and "__pycache__" not in path.parts:
+            out.append((f"stackhop/{path.relative_to(root).as_posix()}", path.read_bytes()))
+    return out
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text)
+
+
+def render(settings: ImageSettings, *, project: Path, where: str, artifact_scheme: str = "file",
+           code_root: Path | None = None, reproducible: bool = False) -> Rendered:
+    """The Dockerfile and context for `settings`; `where` names the pipeline or step in errors."""
+    if settings.dockerfile:
+        return _custom(settings, project, where)
+    parent = settings.parent_image or DEFAULT_PARENT
+    if settings.apt_packages and any(word in parent.lower() for word in _NON_DEBIAN):
+        raise ImageError(f"{where}: apt_packages need a Debian-based parent image, and {parent!r} is not one; "
+                         "use a Debian-based parent or drop apt_packages.")
+    python = settings.python or "python"
+    installer = settings.installer or "pip"
+    install = (f"{python} -m pip install --no-cache-dir --no-input" if installer == "pip"
+               else f"{python} -m pip install --no-cache-dir uv && {python} -m uv pip install --system --no-cache")
+    context: dict[str, bytes] = {}
+    lines = ["# syntax=docker/dockerfile:1", "# Rendered by stackhop; the tag is this file's and the context's sha256.",
+             f"FROM {parent}", "USER root"]
+    for key, value in sorted(settings.build_args.items()):
+        lines.append(f"ARG {key}={_quote(value)}")
+    if settings.apt_packages:
+        packages = " ".join(sorted(settings.apt_packages))
+        lines.append("RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+                     f"{packages} && rm -rf /var/lib/apt/lists/*")
+    env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{CODE_DIR}:{STACKHOP_HOME}", **settings.environment}
+    lines.append("ENV " + " ".join(f"{k}={_quote(v)}" for k, v in sorted(env.items())))
+    warnings = []
+    requirements = list(settings.requirements)
+    if settings.requirements_file:
+        text = _read(project, settings.requirements_file, "requirements_file", where)
+        context["requirements/project.txt"] = text
+        lines += ["COPY requirements/project.txt /tmp/stackhop-req/project.txt",
+                  f"RUN {install} -r /tmp/stackhop-req/project.txt"]
+        requirements_from_file = [l.strip() for l in text.decode().splitlines() if l.strip() and not l.startswith(("#", "-"))]
+    else:
+        requirements_from_file = []
+    if requirements:
+        context["requirements/step.txt"] = ("\n".join(requirements) + "\n").encode()
+        lines += ["COPY requirements/step.txt /tmp/stackhop-req/step.txt", f"RUN {install} -r /tmp/stackhop-req/step.txt"]
+    loose = [r for r in requirements_from_file + requirements if not _PINNED.match(r)]
+    if reproducible and loose:
+        warnings.append(f"{where}: requirement(s) {', '.join(loose)} are not pinned with ==, so rebuilding this image "
+                        "can install different versions; pin them.")
+    deps = _installed_pins(_CORE_DEPS + _STORE_DEPS.get(artifact_scheme, ()))
+    context["stackhop/requirements.txt"] = ("\n".join(deps) + "\n").encode()
+    for rel, data in _stackhop_files():
+        context[f"stackhop/src/{rel}"] = data
+    lines += [f"COPY stackhop/requirements.txt {STACKHOP_HOME}/requirements.txt",
+              f"RUN {install} -r {STACKHOP_HOME}/requirements.txt",
+              f"COPY stackhop/src/ {STACKHOP_HOME}/"]
+    for dest, src in sorted(settings.extra_files.items()):
+        if not dest.startswith("/"):
+            raise ImageError(f"{where}: extra_files destination {dest!r} must be an absolute path in the image.")
+        name = "files/" + hashlib.sha256(dest.encode()).hexdigest()[:16]
+        context[name] = _read(project, src, "extra file", where)
+        lines.append(f"COPY {name} {dest}")
+    if (settings.code or "artifact_store") == "image":
+        if code_root is None:
+            raise ImageError(f"{where}: code 'image' needs the pipeline's source folder; run from a pipeline file.")
+        from stackhop.core.code_archive import source_files
+
+        for path in source_files(code_root):
+            context[f"code/{path.relative_to(code_root).as_posix()}"] = path.read_bytes()
+        lines.append(f"COPY code/ {CODE_DIR}/")
+    elif settings.code == "git":
+        raise ImageError(f"{where}: code 'git' is not supported yet; use 'image' or 'artifact_store'.")
+    lines += [f"WORKDIR {CODE_DIR}", f"USER {settings.user or DEFAULT_USER}"]
+    dockerfile = "\n".join(lines) + "\n"
+    items = tuple(sorted(context.items()))
+    return Rendered(dockerfile, items, _key(dockerfile, items, settings), tuple(warnings))
+
+
+def _custom(settings: ImageSettings, project: Path, where: str) -> Rendered:
+    """Your own Dockerfile: used as written, its context files hashed into the tag."""
+    assert settings.dockerfile is not None
+    text = _read(project, settings.dockerfile, "dockerfile", where).decode()
+    context_dir = (project / (settings.build_context or str(Path(settings.dockerfile).parent))).resolve()
+    if not context_dir.is_relative_to(project.resolve()) or not context_dir.is_dir():
+        raise ImageError(f"{where}: build_context {str(context_dir)!r} must be a folder inside the project.")
+    dockerfile_path = (project / settings.dockerfile).resolve()
+    if not dockerfile_path.is_relative_to(context_dir):
+        raise ImageError(f"{where}: dockerfile {settings.dockerfile!r} is outside its build context "
+                         f"{str(context_dir)!r}; move it in or widen build_context.")
+    from stackhop.core.code_archive import source_files
+
+    items = tuple((p.relative_to(context_dir).as_posix(), p.read_bytes()) for p in source_files(context_dir)
+                  if p != dockerfile_path)
+    return Rendered(text, items, _key(text, items, settings))
+
+
+def _key(dockerfile: str, context: tuple[tuple[str, bytes], ...], settings: ImageSettings) -> str:
+    h = hashlib.sha256()
+    h.update(dockerfile.encode() + b"\0")
+    for rel, data in context:
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    h.update(json.dumps({"platform": settings.platform, "args": settings.build_args}, sort_keys=True).encode())
+    return h.hexdigest()
