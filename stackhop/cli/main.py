@@ -146,6 +146,47 @@ def compile(
 
 
 @app.command()
+def build(
+    target: str = typer.Argument(..., help="FILE[:PIPELINE]"),
+    stack: Optional[str] = typer.Option(None, "--stack", "-s"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and the Dockerfiles; build nothing."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Build and push the images a pipeline needs on a stack (reusing unchanged ones), and pin their digests."""
+    from stackhop.cli.load import load_pipeline
+    from stackhop.core.api import to_ir
+    from stackhop.core.stack import apply_stack, load_stack
+    from stackhop.images.build import build_images
+    from stackhop.images.plan import describe, plan_images
+
+    ir, root = to_ir(load_pipeline(target))
+    stk = load_stack(stack, config=_config(config))
+    effective = apply_stack(ir, stk)
+    plan = plan_images(effective, stk, root)
+    for warning in plan.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if dry_run:
+        if json_out:
+            _emit_json({**describe(plan), "dockerfiles": {b.reference: b.dockerfile for b in plan.builds}})
+            return
+        for spec in plan.builds:
+            typer.echo(f"# {spec.reference}  (steps: {', '.join(spec.steps)}; context: {len(spec.context)} files)")
+            typer.echo(spec.dockerfile)
+        for step_name, ref in sorted(plan.given.items()):
+            typer.echo(f"# {step_name}: prebuilt {ref}")
+        return
+    outcomes = build_images(effective, stk, root, lambda line: typer.echo(line, err=True), plan)
+    if json_out:
+        _emit_json({"images": [o.__dict__ for o in outcomes]})
+        return
+    for o in outcomes:
+        typer.echo(f"{o.result:8} {o.reference}@{o.digest}  {o.seconds:.2f}s  ({', '.join(o.steps)})")
+    if not outcomes:
+        typer.echo("nothing to build: every step names a prebuilt image", err=True)
+
+
+@app.command()
 def graph(
     target: str = typer.Argument(..., help="FILE[:PIPELINE]"),
     svg: Optional[Path] = typer.Option(None, "--svg", help="Also render an SVG with graphviz's `dot`, when installed."),

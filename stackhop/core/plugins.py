@@ -17,6 +17,7 @@ from stackhop.errors import ConfigError
 
 if TYPE_CHECKING:
     from stackhop.core.adapter import Adapter
+    from stackhop.images.builder import Builder
 
 hookspec = pluggy.HookspecMarker("stackhop")
 hookimpl = pluggy.HookimplMarker("stackhop")
@@ -27,6 +28,7 @@ BUILTIN_PLUGINS = (
     "stackhop.adapters.sagemaker.plugin",
     "stackhop.adapters.vertex.plugin",
     "stackhop.adapters.kfp.plugin",
+    "stackhop.images.plugin",
 )
 
 
@@ -34,6 +36,10 @@ class StackhopSpec:
     @hookspec
     def stackhop_adapters(self) -> list[type["Adapter"]]:  # type: ignore[empty-body]
         """Return adapter classes this plugin provides."""
+
+    @hookspec
+    def stackhop_builders(self) -> list[type["Builder"]]:  # type: ignore[empty-body]
+        """Return image builder classes this plugin provides."""
 
 
 @cache
@@ -74,5 +80,24 @@ def adapter_class(name: str, *, where: str) -> type["Adapter"]:
         hint = f" Did you mean {near[0]!r}?" if near else ""
         raise ConfigError(
             f"{where}: adapter {name!r} is not installed; installed adapters are {', '.join(sorted(table))}.{hint}"
+        )
+    return table[name]
+
+
+def builders() -> dict[str, type["Builder"]]:
+    found: dict[str, type[Builder]] = {}
+    for group in plugin_manager().hook.stackhop_builders():
+        for cls in group:
+            found.setdefault(cls.name, cls)
+    return found
+
+
+def builder_class(name: str, *, where: str) -> type["Builder"]:
+    table = builders()
+    if name not in table:
+        near = difflib.get_close_matches(name, list(table), n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ConfigError(
+            f"{where}: image builder {name!r} is not installed; installed builders are {', '.join(sorted(table))}.{hint}"
         )
     return table[name]

@@ -93,7 +93,7 @@ def render(settings: ImageSettings, *, project: Path, where: str, artifact_schem
                else f"{python} -m pip install --no-cache-dir uv && {python} -m uv pip install --system --no-cache")
     context: dict[str, bytes] = {}
     lines = ["# syntax=docker/dockerfile:1", "# Rendered by stackhop; the tag is this file's and the context's sha256.",
-             f"FROM {parent}", "USER root"]
+             f"FROM {parent}", "USER 0"]
     for key, value in sorted(settings.build_args.items()):
         lines.append(f"ARG {key}={_quote(value)}")
     if settings.apt_packages:
