@@ -8,6 +8,9 @@
   aiplatform client.
 - `stackhop.testing.kfp.FakeKFP`: the Kubeflow Pipelines v2beta1 API, for the real `kfp.Client`.
 - `stackhop.testing.gcs.FakeGCS`: Cloud Storage on loopback (gcp-storage-emulator).
+- `stackhop.testing.registry.LocalRegistry`: Debian's docker-registry (CNCF distribution) on loopback.
+- `stackhop.testing.codebuild` and `stackhop.testing.cloudbuild`: AWS CodeBuild (moto) and a
+  Google Cloud Build stand-in, for the remote image builders.
 
 Each module's docstring lists what it does not model. Users can use them in their own tests.
 """
