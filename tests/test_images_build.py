@@ -150,3 +150,66 @@ def test_dry_run_prints_the_plan_and_builds_nothing(shipped, registry, capsys) -
 def test_a_stack_without_a_builder_says_so_before_anything_runs(shipped, project, capsys) -> None:
     assert main(["build", "shipped.py", "--stack", "prod"]) == 2
     assert "stack 'prod' has no images.builder" in capsys.readouterr().err
+
+
+def test_run_builds_missing_images_first_and_submits_them_by_digest(project, write_config, write_pipeline, registry,
+                                                                     storage, base) -> None:
+    from stackhop.testing.kubernetes import FakeKubernetes
+
+    with FakeKubernetes(version="1.37") as kube:
+        kube.write_kubeconfig(str(project / "kubeconfig"), namespace="ml")
+        write_config(f"""
+            stacks:
+              k8s:
+                adapter: kubernetes
+                artifact_root: {project / "artifacts"}
+                settings: {{kubeconfig: "{project / 'kubeconfig'}", namespace: ml}}
+                images:
+                  builder: buildah
+                  builder_settings: {json.dumps(storage)}
+                  registry: {registry.host}/ml
+        """)
+        (project / "shipped.py").write_text(PIPELINE.format(base=base))
+        module = write_pipeline((project / "shipped.py").read_text(), name="shipped")
+        handle = stackhop.run(module.shipped, "k8s", wait=False)
+        import time
+
+        deadline = time.time() + 30
+        while not kube.objects("Job", "ml") and time.time() < deadline:  # the driver creates the first Job
+            time.sleep(0.1)
+        images = {c["image"] for job in kube.objects("Job", "ml") for c in job["spec"]["template"]["spec"]["containers"]}
+        handle.cancel()
+        lock = json.loads((project / ".stackhop" / "images.lock.json").read_text())["images"]
+    assert images and all("@sha256:" in image for image in images)
+    assert images <= {ref.split(":h-")[0] + "@" + digest for ref, digest in lock.items()}
+
+
+def test_a_prebuilt_tag_is_resolved_to_its_digest_for_a_stack_that_requires_digests(project, write_config, write_pipeline,
+                                                                                     registry, base, capsys) -> None:
+    write_config(f"""
+        stacks:
+          prod:
+            adapter: kubernetes
+            artifact_root: s3://ml/stackhop
+            images: {{require_digest: true}}
+    """)
+    module = write_pipeline(f"""
+        from stackhop import pipeline, step
+
+        @step
+        def prepare() -> int:
+            return 1
+
+        @pipeline(image="{base}")
+        def given():
+            prepare()
+    """, name="given")
+    with pytest.raises(stackhop.StackhopError, match=r"step 'prepare': image '.*python-standin:1' is a tag"):
+        stackhop.compile(module.given, "prod")
+    assert main(["build", "given.py", "--stack", "prod", "--json"]) == 0
+    (resolved,) = json.loads(capsys.readouterr().out)["images"]
+    ref = parse_reference(base)
+    assert resolved["result"] == "resolved"
+    assert resolved["digest"] == registry.registry().manifest_digest(ref.repository, ref.tag)
+    manifests = stackhop.compile(module.given, "prod").files["kubernetes.yaml"].decode()
+    assert f"image: {registry.host}/test/python-standin@{resolved['digest']}" in manifests

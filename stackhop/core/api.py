@@ -134,7 +134,9 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def _prepare(pipeline: Any, stack: str | Stack | None, config: Any) -> tuple[Pipeline, Path | None, Stack, Adapter, list[str]]:
+def _prepare(pipeline: Any, stack: str | Stack | None, config: Any, *, build: bool = False
+             ) -> tuple[Pipeline, Path | None, Stack, Adapter, list[str]]:
+    """The IR as the stack runs it. `build=True` first builds the images the stack's builder can make."""
     from stackhop.core.plugins import adapter_class
 
     ir, root = to_ir(pipeline)
@@ -147,6 +149,12 @@ def _prepare(pipeline: Any, stack: str | Stack | None, config: Any) -> tuple[Pip
     warnings = check_capabilities(effective, stk, cls)
     if cls.uses_images and any(s.settings.image or s.settings.image_build for s in effective.steps):
         from stackhop.images.plan import resolve_images
+
+        if build and stk.config.images.builder and any(s.settings.image_build for s in effective.steps):
+            from stackhop.images.build import build_images
+
+            for o in build_images(effective, stk, root, lambda line: print(line, file=sys.stderr)):
+                print(f"image {o.result}: {o.reference}@{o.digest}", file=sys.stderr)
 
         effective, image_warnings = resolve_images(effective, stk, root)
         warnings += image_warnings
@@ -190,8 +198,10 @@ def run(
 
     Returns the handle either way; a failed run is a FAILED status, not an exception.
     `emulate=True` executes the compiled backend document on this machine instead of submitting it.
+    When the stack has an image builder, images that steps build from ImageSettings are built (or
+    found unchanged in the registry) first, and the run uses them by digest.
     """
-    ir, root, stk, adapter, warnings = _prepare(pipeline, stack, config)
+    ir, root, stk, adapter, warnings = _prepare(pipeline, stack, config, build=not emulate)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     params = resolve_parameters(ir, parameters, from_strings=_parameters_are_strings)
