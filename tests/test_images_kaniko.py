@@ -3,10 +3,10 @@
 The cluster is FakeKubernetes (the official client over real HTTP; its kubelet runs the
 container's command as a local process). `/kaniko/executor` is mapped to a small script that
 reads the uploaded context back from the Cloud Storage emulator, as kaniko would, and logs what
-kaniko logs. FakeKubernetes does not copy a container's terminationMessagePath file into
-`state.terminated.message` (it only fills the message from the log tail on failure, for
-FallbackToLogsOnError), so against it the digest comes from kaniko's "Pushed ...@sha256" log line;
-the termination-message path is checked on a pod as the API returns it.
+kaniko logs, and writes the digest to `--digest-file=/dev/termination-log` as kaniko does. The
+fake kubelet maps the container's terminationMessagePath to a file of its own and reports it as
+`state.terminated.message`, so the builder reads the digest the way it does on a real cluster
+(kaniko's "Pushed ...@sha256" log line, its fallback, is checked on its own).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ FAKE_EXECUTOR = '''
     digest = "sha256:" + hashlib.sha256(args["destination"].encode() + data).hexdigest()
     repo = args["destination"].rsplit(":", 1)[0]
     print(f"INFO[0002] Pushing image to {args['destination']}", flush=True)
-    print(f"INFO[0003] Pushed {repo}@{digest}", flush=True)
+    with open(args["digest-file"], "w") as f:  # no "Pushed" log line: the termination message must carry it
+        f.write(digest)
 '''
 
 

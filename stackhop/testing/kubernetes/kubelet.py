@@ -459,6 +459,12 @@ class PodWorker:
         environment = ContainerEnvironment(self.kubelet.store, pod)
         env = environment.resolve(container.spec)
         argv = environment.argv(container.spec, env)
+        # terminationMessagePath is a file the runtime mounts into the container; here the process runs
+        # on the host, so the path is rewritten in its arguments to a file of the container's own.
+        message_path = container.spec.get("terminationMessagePath") or "/dev/termination-log"
+        message_file = self.kubelet.workdir / f"termination-{self.uid[-12:]}-{container.name}-{container.restart_count}"
+        message_file.unlink(missing_ok=True)
+        argv = [a.replace(message_path, str(message_file)) for a in argv]
         self._pull_events(container)
         log = self.kubelet.logs.start(self.uid, container.name)
         container.container_id = (
@@ -525,7 +531,10 @@ class PodWorker:
             "finishedAt": rfc3339(),
             "containerID": container.container_id,
         }
-        if exit_code != 0 and container.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+        written = message_file.read_bytes()[:4096] if message_file.exists() else b""
+        if written:
+            terminated["message"] = written.decode(errors="replace")
+        elif exit_code != 0 and container.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             tail = b"".join(line for _, line in log.lines[-80:])[-2048:]
             if tail:
                 terminated["message"] = tail.decode(errors="replace")
