@@ -206,7 +206,7 @@ def run(
         print(f"warning: {w}", file=sys.stderr)
     params = resolve_parameters(ir, parameters, from_strings=_parameters_are_strings)
     run_id = run_id or new_run_id()
-    code = _code_ref(root, stk, adapter)
+    code = _code_ref(root, stk, adapter, _code_mode(pipeline, stk, adapter))
     compiled = adapter.compile(ir)
     store = RunStore(stk.store_path)
     import json
@@ -230,11 +230,29 @@ def run(
     return handle
 
 
-def _code_ref(root: Path | None, stack: Stack, adapter: Adapter) -> CodeRef:
+def _code_mode(pipeline: Any, stack: Stack, adapter: Adapter) -> str:
+    """How code reaches remote steps: 'git' if any step's image asks for it, 'image' if every step's has it baked in."""
+    if not adapter.uses_images:
+        return "artifact_store"
+    ir, _ = to_ir(pipeline)
+    modes = [s.settings.image_build.code if s.settings.image_build else None for s in apply_stack(ir, stack).steps]
+    if "git" in modes:
+        return "git"
+    return "image" if modes and all(m == "image" for m in modes) else "artifact_store"
+
+
+def _code_ref(root: Path | None, stack: Stack, adapter: Adapter, mode: str = "artifact_store") -> CodeRef:
     if root is None:
         return CodeRef()
     if not adapter.wants_code_archive():
         return CodeRef(source_dir=str(root))
+    if mode == "image":
+        return CodeRef()
+    if mode == "git":
+        from stackhop.core.code_git import git_ref
+
+        uri, digest = git_ref(root)
+        return CodeRef(archive_uri=uri, digest=digest)
     from stackhop.core.artifacts import ArtifactStore
     from stackhop.core.code_archive import upload
 

@@ -78,6 +78,10 @@ def upload(store: ArtifactStore, root: str | os.PathLike[str]) -> tuple[str, str
 def extract(uri: str, digest: str, cache_dir: str | None = None) -> str:
     """Extract once per digest into a cache dir; verify the digest before trusting the bytes."""
     base = Path(cache_dir or os.environ.get("STACKHOP_CODE_CACHE") or Path.home() / ".cache" / "stackhop" / "code")
+    if uri.startswith("git+"):
+        from stackhop.core.code_git import checkout
+
+        return checkout(uri, digest, base)
     target = base / digest.split(":", 1)[1]
     if (target / ".complete").exists():
         return str(target)

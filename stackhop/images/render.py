@@ -87,6 +87,11 @@ def render(settings: ImageSettings, *, project: Path, where: str, artifact_schem
     if settings.apt_packages and any(word in parent.lower() for word in _NON_DEBIAN):
         raise ImageError(f"{where}: apt_packages need a Debian-based parent image, and {parent!r} is not one; "
                          "use a Debian-based parent or drop apt_packages.")
+    if settings.code == "git" and "git" not in settings.apt_packages:  # steps clone their commit at start
+        settings = settings.model_copy(update={"apt_packages": (*settings.apt_packages, "git")})
+        if any(word in parent.lower() for word in _NON_DEBIAN):
+            raise ImageError(f"{where}: code 'git' needs git in the image, installed with apt, and {parent!r} is not "
+                             "Debian-based; use a Debian-based parent or code 'image'.")
     python = settings.python or "python"
     installer = settings.installer or "pip"
     install = (f"{python} -m pip install --no-cache-dir --no-input" if installer == "pip"
@@ -140,8 +145,6 @@ def render(settings: ImageSettings, *, project: Path, where: str, artifact_schem
         for path in source_files(code_root):
             context[f"code/{path.relative_to(code_root).as_posix()}"] = path.read_bytes()
         lines.append(f"COPY code/ {CODE_DIR}/")
-    elif settings.code == "git":
-        raise ImageError(f"{where}: code 'git' is not supported yet; use 'image' or 'artifact_store'.")
     lines += [f"WORKDIR {CODE_DIR}", f"USER {settings.user or DEFAULT_USER}"]
     dockerfile = "\n".join(lines) + "\n"
     items = tuple(sorted(context.items()))
