@@ -14,6 +14,8 @@ from typing import Any, List, Optional
 
 import typer
 
+from stackhop.errors import StackhopError
+
 app = typer.Typer(
     help="Write an ML pipeline once; run it locally, on Kubernetes, SageMaker, Vertex AI or Kubeflow.",
     no_args_is_help=True,
@@ -184,6 +186,106 @@ def build(
         typer.echo(f"{o.result:8} {o.reference}@{o.digest}  {o.seconds:.2f}s  ({', '.join(o.steps)})")
     if not outcomes:
         typer.echo("nothing to build: every step names a prebuilt image", err=True)
+
+
+def _summary(text: str) -> None:
+    """Append markdown to the GitHub Actions step summary when running there."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a") as f:
+            f.write(text + "\n")
+
+
+@app.command()
+def release(
+    target: str = typer.Argument(..., help="FILE[:PIPELINE] to release, or `show`"),
+    release_id: Optional[str] = typer.Argument(None, help="with `show`: the release id"),
+    stack: Optional[str] = typer.Option(None, "--stack", "-s", help="The stack the release starts on."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Release a pipeline (IR, code, images, compiled documents for every stack), or `release show ID`."""
+    from stackhop.core.stack import load_config
+    from stackhop.promotion.release import create_release, load_release
+
+    loaded = load_config(config)
+    if target == "show":
+        if not release_id:
+            raise StackhopError("`stackhop release show` needs a release id; list them in .stackhop/releases/.")
+        manifest = load_release(release_id, loaded)
+    else:
+        from stackhop.cli.load import load_pipeline
+
+        manifest = create_release(load_pipeline(target), stack, loaded)
+    content = manifest["content"]
+    if target != "show":
+        _summary(f"### stackhop release `{manifest['release_id']}`\n\npipeline `{content['pipeline']}`, IR "
+                 f"`{content['ir_digest']}`, from `{content['source_stack']}`")
+    if json_out:
+        _emit_json(manifest)
+        return
+    typer.echo(manifest["release_id"])
+    typer.echo(f"pipeline {content['pipeline']}  IR {content['ir_digest']}  from stack {content['source_stack']}", err=True)
+    for name, doc in content["compiled"].items():
+        typer.echo(f"  {name}: " + (f"{doc['adapter']} {doc['digest']}" if "digest" in doc else f"not compilable: {doc['error']}"),
+                   err=True)
+
+
+@app.command()
+def promote(
+    release_id: str = typer.Argument(...),
+    to: str = typer.Option(..., "--to", help="The stack to promote to."),
+    run: bool = typer.Option(False, "--run", help="Also start a run on the target stack (and wait for it)."),
+    force: bool = typer.Option(False, "--force", help="Skip the promotion order (gates still apply)."),
+    approve: Optional[str] = typer.Option(None, "--approve", help="Approve as NAME, for stacks whose gates ask for it."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Promote a release to the next stack: same IR, the target's settings, gates checked, promotion recorded."""
+    from stackhop.core.stack import load_config
+    from stackhop.promotion.promote import promote as promote_release
+
+    try:
+        record = promote_release(release_id, to, run=run, force=force, approved_by=approve, config=load_config(config))
+    except StackhopError as exc:
+        _summary(f"### stackhop promote `{release_id}` → `{to}`: refused\n\n{exc}")
+        raise
+    if json_out:
+        _emit_json(record)
+    else:
+        for gate in record["gates"]:
+            typer.echo(f"gate {gate['gate']}: {'passed' if gate['passed'] else 'FAILED'} ({gate['detail']})", err=True)
+        typer.echo(f"promoted {record['release_id']} {record['from']} -> {record['to']}"
+                   + (f"; run {record['run_id']} {record['run_status']}" if record.get("run_id") else ""))
+    gates = "".join(f"\n| {g['gate']} | {'✅' if g['passed'] else '❌'} | {g['detail']} |" for g in record["gates"])
+    _summary(f"### stackhop promote `{record['release_id']}`: `{record['from']}` → `{record['to']}`\n\n"
+             f"| gate | | detail |\n|---|---|---|{gates}")
+    if record.get("run_status") not in (None, "SUCCEEDED"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def diff(
+    target: str = typer.Argument(..., help="FILE[:PIPELINE]"),
+    stack: list[str] = typer.Option(..., "--stack", "-s", help="Give it twice: the two stacks to compare."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Show what differs between two stacks' compiled versions of a pipeline (settings, images, backend choices)."""
+    from stackhop.cli.load import load_pipeline
+    from stackhop.core.stack import load_config
+    from stackhop.promotion.diff import diff as diff_stacks
+    from stackhop.promotion.diff import markdown
+
+    if len(stack) != 2:
+        raise StackhopError("`stackhop diff` compares two stacks; pass --stack twice, e.g. --stack staging --stack prod.")
+    result = diff_stacks(load_pipeline(target), stack[0], stack[1], load_config(config))
+    text = markdown(result)
+    _summary(text)
+    if json_out:
+        _emit_json(result)
+    else:
+        typer.echo(text)
 
 
 @app.command()

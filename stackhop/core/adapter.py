@@ -120,6 +120,20 @@ class Adapter(ABC):
             f"adapter {self.name!r} cannot emulate its compiled document; run without --emulate."
         )
 
+    def deploy(self, compiled: Compiled, label: str) -> dict[str, Any]:
+        """Make the compiled document the one this stack runs (`stackhop promote`), without starting a run.
+
+        The default keeps it in the stack's artifact store; backends with a pipeline registry
+        (SageMaker) register it there too.
+        """
+        from stackhop.core.artifacts import ArtifactStore
+
+        store = ArtifactStore(self.stack.artifact_root)
+        base = f"{store.root}/_stackhop/deployments/{label}"
+        for name, data in sorted(compiled.files.items()):
+            store.write_bytes(f"{base}/{name}", data)
+        return {"location": base}
+
     def explain(self, ir: "Pipeline") -> dict[str, list[str]]:
         """Per step, the backend's choices and why (`stackhop compile --explain`)."""
         return {}

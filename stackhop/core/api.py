@@ -193,6 +193,7 @@ def run(
     on_update: Callable[[RunState], None] | None = None,
     emulate: bool = False,
     _parameters_are_strings: bool = False,
+    _code: CodeRef | None = None,
 ) -> "RunHandle":
     """Compile the pipeline for the stack, submit it, and (by default) wait for it to finish.
 
@@ -206,7 +207,7 @@ def run(
         print(f"warning: {w}", file=sys.stderr)
     params = resolve_parameters(ir, parameters, from_strings=_parameters_are_strings)
     run_id = run_id or new_run_id()
-    code = _code_ref(root, stk, adapter, _code_mode(pipeline, stk, adapter))
+    code = _code or _code_ref(root, stk, adapter, _code_mode(pipeline, stk, adapter))
     compiled = adapter.compile(ir)
     store = RunStore(stk.store_path)
     import json
@@ -214,7 +215,8 @@ def run(
     request = RunRequest(run_id, params, stk.artifact_root, code, cache, str(stk.store_path), json.loads(ir.to_json()))
     record = RunRecord(
         run_id=run_id, pipeline=ir.name, stack=stk.name, adapter=adapter.name, status=RunStatus.PENDING.value,
-        created_at=time.time(), finished_at=None, parameters=params, backend_ref={}, ir_digest=ir.digest(),
+        created_at=time.time(), finished_at=None, parameters=params, backend_ref={},
+        ir_digest=to_ir(pipeline)[0].digest(),  # the pipeline as written: the same on every stack it is promoted to
         artifact_root=stk.artifact_root, stack_source=stk.source, message="", steps={},
     )
     store.add(record)

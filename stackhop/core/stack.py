@@ -61,6 +61,20 @@ class ImagesConfig(_Strict):
     lock_file: str = Field(default=".stackhop/images.lock.json", description="Digests recorded by `stackhop build`.")
 
 
+class Gates(_Strict):
+    """What must hold before a release may be promoted *to* this stack."""
+
+    successful_run: bool = Field(default=True, description="The release has a SUCCEEDED run on the source stack.")
+    metrics: list[str] = Field(default_factory=list,
+                               description='Thresholds on that run\'s Metrics, e.g. "evaluate_model.metrics.accuracy >= 0.9".')
+    approval: bool = Field(default=False, description="Someone must approve (--approve NAME or STACKHOP_APPROVED_BY).")
+
+
+class PromotionPolicy(_Strict):
+    allowed_sources: list[str] = Field(default_factory=list, description="Stacks a release may come from; empty: the previous one.")
+    gates: Gates = Gates()
+
+
 class StackConfig(_Strict):
     adapter: str = "local"
     description: str = ""
@@ -70,6 +84,7 @@ class StackConfig(_Strict):
     overrides: Overrides = Overrides()
     settings: dict[str, Any] = Field(default_factory=dict)
     images: ImagesConfig = ImagesConfig()
+    promotion: PromotionPolicy = PromotionPolicy()
 
 
 class ConfigFile(_Strict):

@@ -35,6 +35,17 @@ CREATE TABLE IF NOT EXISTS runs (
     steps         TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS promotions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    release_id  TEXT NOT NULL,
+    pipeline    TEXT NOT NULL,
+    from_stack  TEXT NOT NULL,
+    to_stack    TEXT NOT NULL,
+    at          REAL NOT NULL,
+    result      TEXT NOT NULL,
+    record      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS promotions_release ON promotions (release_id, at);
 CREATE INDEX IF NOT EXISTS runs_pipeline ON runs (pipeline, created_at);
 """
 
@@ -127,6 +138,21 @@ class RunStore:
         sql += " ORDER BY created_at DESC LIMIT ?"
         with closing(self._connect()) as db:
             return [_record(r) for r in db.execute(sql, [*args, limit]).fetchall()]
+
+    def add_promotion(self, record: dict[str, Any]) -> None:
+        """A promotion attempt, refused or done: what was promoted where, which gates held, what it deployed."""
+        with closing(self._connect()) as db, db:
+            db.execute(
+                "INSERT INTO promotions (release_id, pipeline, from_stack, to_stack, at, result, record) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (record["release_id"], record["pipeline"], record["from"], record["to"], record["at"], record["result"],
+                 json.dumps(record, sort_keys=True)),
+            )
+
+    def promotions(self, release_id: str) -> list[dict[str, Any]]:
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT record FROM promotions WHERE release_id = ? ORDER BY at, id", (release_id,)).fetchall()
+        return [json.loads(r["record"]) for r in rows]
 
     def __iter__(self) -> Iterator[RunRecord]:
         return iter(self.list(limit=1_000_000))

@@ -86,24 +86,8 @@ class SageMakerAdapter(Adapter):
             store.write_bytes(spec_uri, spec_text)
         name = f"{self.settings.pipeline_name_prefix}{request.pipeline['name']}"
         sm = self.client("sagemaker")
-        body: dict[str, Any] = {"PipelineName": name, "RoleArn": self.settings.role_arn}
-        compact = canonical_json(json.loads(definition)).encode()
-        if len(compact) > MAX_INLINE_BYTES:
-            uri = store.root + "/_stackhop/definitions/" + hashlib.sha256(compact).hexdigest() + ".json"
-            store.write_bytes(uri, compact)
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            body["PipelineDefinitionS3Location"] = {"Bucket": bucket, "ObjectKey": key}
-        else:
-            body["PipelineDefinition"] = compact.decode()
         try:
-            try:
-                sm.describe_pipeline(PipelineName=name)
-                sm.update_pipeline(**body)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ResourceNotFound":
-                    raise
-                tags = [{"Key": k, "Value": v} for k, v in sorted(self.settings.tags.items())]
-                sm.create_pipeline(**body, Tags=tags, ClientRequestToken=_token("create", name, compact.decode()))
+            self._upsert(sm, name, definition, store)
             parameters = [{"Name": k, "Value": v if isinstance(v, str) else json.dumps(v)}
                           for k, v in sorted(request.parameters.items())]
             if request.code.archive_uri:
@@ -124,6 +108,47 @@ class SageMakerAdapter(Adapter):
         keys = {sm: key for sm, key in instance_names(request.pipeline).items() if sm in compiled_names}
         return BackendRef(self.name, {"execution_arn": arn, "pipeline_name": name, "run_prefix": prefix,
                                       "state": prefix + "/_stackhop/state.json", "steps": keys})
+
+    def _upsert(self, sm: Any, name: str, definition: bytes, store: ArtifactStore) -> str:
+        """Create the pipeline or update its definition; definitions over 1 MB go through S3. Returns its ARN."""
+        from botocore.exceptions import ClientError
+
+        body: dict[str, Any] = {"PipelineName": name, "RoleArn": self.settings.role_arn}
+        compact = canonical_json(json.loads(definition)).encode()
+        if len(compact) > MAX_INLINE_BYTES:
+            uri = store.root + "/_stackhop/definitions/" + hashlib.sha256(compact).hexdigest() + ".json"
+            store.write_bytes(uri, compact)
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            body["PipelineDefinitionS3Location"] = {"Bucket": bucket, "ObjectKey": key}
+        else:
+            body["PipelineDefinition"] = compact.decode()
+        try:
+            sm.describe_pipeline(PipelineName=name)
+            return str(sm.update_pipeline(**body)["PipelineArn"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFound":
+                raise
+        tags = [{"Key": k, "Value": v} for k, v in sorted(self.settings.tags.items())]
+        created = sm.create_pipeline(**body, Tags=tags, ClientRequestToken=_token("create", name, compact.decode()))
+        return str(created["PipelineArn"])
+
+    def deploy(self, compiled: Compiled, label: str) -> dict[str, Any]:
+        """Register the definition as the SageMaker pipeline (and keep a copy in the artifact store)."""
+        from botocore.exceptions import ClientError
+
+        kept = super().deploy(compiled, label)
+        spec_text = compiled.files["stackhop-spec.json"]
+        store = ArtifactStore(self.stack.artifact_root)
+        spec_uri = store.root + "/_stackhop/specs/" + hashlib.sha256(spec_text).hexdigest() + ".json"
+        if not store.exists(spec_uri):
+            store.write_bytes(spec_uri, spec_text)
+        name = f"{self.settings.pipeline_name_prefix}{json.loads(spec_text)['pipeline']['name']}"
+        try:
+            arn = self._upsert(self.client("sagemaker"), name, compiled.files["sagemaker-pipeline.json"], store)
+        except ClientError as exc:
+            error = exc.response["Error"]
+            raise StackhopError(f"SageMaker refused pipeline {name!r}: {error.get('Code')}: {error.get('Message')}") from None
+        return {**kept, "pipeline_arn": arn}
 
     def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
         """Run the compiled definition locally against the stack's S3, as SageMaker would."""

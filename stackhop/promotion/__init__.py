@@ -1,0 +1,1 @@
+"""Releases and promotion: compile once, rebind per environment, gate, record."""

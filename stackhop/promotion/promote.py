@@ -1,0 +1,112 @@
+"""Promote a release to the next stack: same IR, rebound to the target's settings, gated and recorded.
+
+Nothing is re-traced and nothing is rebuilt: the IR comes from the release manifest, the code
+archive is copied into the target's artifact store by digest, and the target stack's own
+values (artifact root, images, resources, role, project) are folded in as for any compile. A
+refused promotion deploys nothing and is recorded all the same, with the gate that stopped it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from stackhop.core.ir import Pipeline
+from stackhop.core.stack import LoadedConfig, load_config, load_stack
+from stackhop.core.store import RunStore
+from stackhop.errors import StackhopError
+from stackhop.promotion.gates import GateError, evaluate
+from stackhop.promotion.release import load_release
+
+
+class PromotionError(StackhopError):
+    """The promotion asked for is not allowed by the promotion order or policy."""
+
+
+def current_stack(store: RunStore, release: dict[str, Any]) -> str:
+    done = [p for p in store.promotions(release["release_id"]) if p["result"] == "promoted"]
+    return done[-1]["to"] if done else release["content"]["source_stack"]
+
+
+def promote(release_id: str, to: str, *, run: bool = False, wait: bool = True, force: bool = False,
+            approved_by: str | None = None, config: LoadedConfig | None = None) -> dict[str, Any]:
+    config = config or load_config()
+    release = load_release(release_id, config)
+    content = release["content"]
+    order = config.file.promotion or content["promotion"]
+    target = load_stack(to, config=config)
+    store = RunStore(target.store_path)
+    source = current_stack(store, release)
+    record: dict[str, Any] = {"release_id": release["release_id"], "pipeline": content["pipeline"], "from": source,
+                              "to": to, "at": time.time(), "ir_digest": content["ir_digest"], "gates": [],
+                              "result": "refused"}
+
+    def refuse(exc: StackhopError) -> StackhopError:
+        record["reason"] = str(exc)
+        store.add_promotion(record)
+        return exc
+
+    if to not in order:
+        raise refuse(PromotionError(f"stack {to!r} is not in the promotion order {order}; add it to `promotion:` "
+                                    "in stackhop.yaml."))
+    nxt = order[order.index(source) + 1] if source in order and order.index(source) + 1 < len(order) else None
+    if to != nxt and not force:
+        where = f"next in the promotion order is {nxt!r}" if nxt else "it is already at the end of the promotion order"
+        raise refuse(PromotionError(f"release {release['release_id']} is on stack {source!r} and {where}, not {to!r}; "
+                                    "promote in order or pass --force."))
+    policy = target.config.promotion
+    if policy.allowed_sources and source not in policy.allowed_sources:
+        raise refuse(PromotionError(f"stack {to!r} accepts releases from {', '.join(policy.allowed_sources)}, not from "
+                                    f"{source!r}; promote through an allowed stack."))
+    try:
+        results = evaluate(policy.gates, release=release, source=source, target=to, store=store, approved_by=approved_by)
+    except StackhopError as exc:
+        raise refuse(exc) from None
+    record["gates"] = [r.to_dict() for r in results]
+    failed = [r for r in results if not r.passed]
+    if failed:
+        g = failed[0]
+        raise refuse(GateError(f"release {release['release_id']} may not enter stack {to!r}: gate {g.gate!r} failed "
+                               f"({g.detail})."))
+    try:
+        deployed, run_info = _deploy(release, target, config, run=run, wait=wait)
+    except StackhopError as exc:
+        raise refuse(exc) from None
+    record.update(result="promoted", deployed=deployed, **run_info)
+    store.add_promotion(record)
+    _publish(record, target)
+    return record
+
+
+def _deploy(release: dict[str, Any], target: Any, config: LoadedConfig, *, run: bool, wait: bool
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+    from stackhop.core.adapter import CodeRef
+    from stackhop.core.api import _prepare
+    from stackhop.core.api import run as run_pipeline
+    from stackhop.core.artifacts import ArtifactStore
+
+    content = release["content"]
+    ir = Pipeline.model_validate(content["ir"])
+    code = CodeRef()
+    if content.get("code"):
+        src = content["code"]
+        store = ArtifactStore(target.artifact_root)
+        uri = store.shared_meta("code", src["digest"].split(":", 1)[1] + ".tar.gz")
+        if not store.exists(uri):
+            store.write_bytes(uri, ArtifactStore.for_uri(src["archive_uri"]).read_bytes(src["archive_uri"]))
+        code = CodeRef(archive_uri=uri, digest=src["digest"])
+    effective, _root, stack, adapter, _warnings = _prepare(ir, target, config)
+    compiled = adapter.compile(effective)
+    deployed = {"adapter": adapter.name, "digest": compiled.digest(), **adapter.deploy(compiled, release["release_id"])}
+    info: dict[str, Any] = {}
+    if run:
+        handle = run_pipeline(ir, target, wait=wait, config=config, _code=code)
+        info = {"run_id": handle.run_id, "run_status": handle.status.value}
+    return deployed, info
+
+
+def _publish(record: dict[str, Any], target: Any) -> None:
+    from stackhop.core.artifacts import ArtifactStore
+
+    store = ArtifactStore(target.artifact_root)
+    store.write_json(f"{store.root}/_stackhop/promotions/{record['release_id']}/{record['to']}.json", record)
