@@ -42,15 +42,24 @@ def source_run(store: RunStore, ir_digest: str, stack: str) -> RunRecord | None:
 
 
 def evaluate(gates: Gates, *, release: dict[str, Any], source: str, target: str, store: RunStore,
-             approved_by: str | None) -> list[GateResult]:
-    """Every gate's result, in order; the caller refuses on the first that failed."""
+             approved_by: str | None, evidence: dict[str, Any] | None = None) -> list[GateResult]:
+    """Every gate's result, in order; the caller refuses on the first that failed.
+
+    `evidence` is the promotion record the source stack's artifact store holds: on a fresh CI
+    runner, whose run store is empty, the run it started is the proof of a successful run.
+    """
     content = release["content"]
     results: list[GateResult] = []
     run = source_run(store, content["ir_digest"], source)
+    remote = None
+    if run is None and evidence and evidence.get("run_status") == "SUCCEEDED" \
+            and evidence.get("ir_digest") == content["ir_digest"]:
+        remote = evidence["run_id"]
     if gates.successful_run or gates.metrics:
-        results.append(GateResult("successful_run", run is not None, run.run_id if run else None,
-                                  f"run {run.run_id} on {source}" if run else
-                                  f"no SUCCEEDED run of IR {content['ir_digest'][:19]} on stack {source!r}"))
+        ok = run is not None or remote is not None
+        detail = (f"run {run.run_id} on {source}" if run else f"run {remote} on {source}, recorded in its artifact store"
+                  if remote else f"no SUCCEEDED run of IR {content['ir_digest'][:19]} on stack {source!r}")
+        results.append(GateResult("successful_run", ok, run.run_id if run else remote, detail))
     for text in gates.metrics:
         m = _METRIC.match(text)
         if not m:

@@ -23,9 +23,24 @@ class PromotionError(StackhopError):
     """The promotion asked for is not allowed by the promotion order or policy."""
 
 
-def current_stack(store: RunStore, release: dict[str, Any]) -> str:
-    done = [p for p in store.promotions(release["release_id"]) if p["result"] == "promoted"]
-    return done[-1]["to"] if done else release["content"]["source_stack"]
+def published_promotion(config: LoadedConfig, release_id: str, stack: str) -> dict[str, Any] | None:
+    """The record a promotion to `stack` left in that stack's artifact store, if any."""
+    from stackhop.core.artifacts import ArtifactStore
+
+    try:
+        store = ArtifactStore(load_stack(stack, config=config).artifact_root)
+        uri = f"{store.root}/_stackhop/promotions/{release_id}/{stack}.json"
+        return store.read_json(uri) if store.exists(uri) else None
+    except StackhopError:
+        return None
+
+
+def current_stack(store: RunStore, release: dict[str, Any], config: LoadedConfig, order: list[str]) -> str:
+    """The furthest stack the release has reached, by this machine's records or those in the stacks' stores."""
+    reached = [p["to"] for p in store.promotions(release["release_id"]) if p["result"] == "promoted"]
+    reached += [name for name in order if published_promotion(config, release["release_id"], name)]
+    reached = [r for r in reached if r in order]
+    return max(reached, key=order.index) if reached else release["content"]["source_stack"]
 
 
 def promote(release_id: str, to: str, *, run: bool = False, wait: bool = True, force: bool = False,
@@ -36,7 +51,7 @@ def promote(release_id: str, to: str, *, run: bool = False, wait: bool = True, f
     order = config.file.promotion or content["promotion"]
     target = load_stack(to, config=config)
     store = RunStore(target.store_path)
-    source = current_stack(store, release)
+    source = current_stack(store, release, config, order)
     record: dict[str, Any] = {"release_id": release["release_id"], "pipeline": content["pipeline"], "from": source,
                               "to": to, "at": time.time(), "ir_digest": content["ir_digest"], "gates": [],
                               "result": "refused"}
@@ -59,7 +74,8 @@ def promote(release_id: str, to: str, *, run: bool = False, wait: bool = True, f
         raise refuse(PromotionError(f"stack {to!r} accepts releases from {', '.join(policy.allowed_sources)}, not from "
                                     f"{source!r}; promote through an allowed stack."))
     try:
-        results = evaluate(policy.gates, release=release, source=source, target=to, store=store, approved_by=approved_by)
+        results = evaluate(policy.gates, release=release, source=source, target=to, store=store, approved_by=approved_by,
+                           evidence=published_promotion(config, release["release_id"], source))
     except StackhopError as exc:
         raise refuse(exc) from None
     record["gates"] = [r.to_dict() for r in results]
@@ -75,6 +91,9 @@ def promote(release_id: str, to: str, *, run: bool = False, wait: bool = True, f
     record.update(result="promoted", deployed=deployed, **run_info)
     store.add_promotion(record)
     _publish(record, target)
+    from stackhop.promotion.release import publish
+
+    publish(release, target.artifact_root)  # so a later job on a fresh runner finds it
     return record
 
 
@@ -90,10 +109,11 @@ def _deploy(release: dict[str, Any], target: Any, config: LoadedConfig, *, run: 
     code = CodeRef()
     if content.get("code"):
         src = content["code"]
+        name = src["digest"].split(":", 1)[1] + ".tar.gz"
         store = ArtifactStore(target.artifact_root)
-        uri = store.shared_meta("code", src["digest"].split(":", 1)[1] + ".tar.gz")
+        uri = store.shared_meta("code", name)
         if not store.exists(uri):
-            store.write_bytes(uri, ArtifactStore.for_uri(src["archive_uri"]).read_bytes(src["archive_uri"]))
+            store.write_bytes(uri, _code_bytes(src, name, config))
         code = CodeRef(archive_uri=uri, digest=src["digest"])
     effective, _root, stack, adapter, _warnings = _prepare(ir, target, config)
     compiled = adapter.compile(effective)
@@ -103,6 +123,24 @@ def _deploy(release: dict[str, Any], target: Any, config: LoadedConfig, *, run: 
         handle = run_pipeline(ir, target, wait=wait, config=config, _code=code)
         info = {"run_id": handle.run_id, "run_status": handle.status.value}
     return deployed, info
+
+
+def _code_bytes(src: dict[str, Any], name: str, config: LoadedConfig) -> bytes:
+    """The release's code archive: where it was released, or any stack of the order it has reached."""
+    from stackhop.core.artifacts import ArtifactStore
+
+    candidates = [src["archive_uri"]]
+    for stack in config.file.promotion:
+        try:
+            candidates.append(ArtifactStore(load_stack(stack, config=config).artifact_root).shared_meta("code", name))
+        except StackhopError:
+            continue
+    for uri in candidates:
+        store = ArtifactStore.for_uri(uri)
+        if store.exists(uri):
+            return store.read_bytes(uri)
+    raise PromotionError(f"the release's code archive {src['digest']} is in none of the promotion order's artifact "
+                         "stores; release again from a stack whose store the target can read.")
 
 
 def _publish(record: dict[str, Any], target: Any) -> None:

@@ -95,16 +95,49 @@ def create_release(pipeline: Any, stack_name: str | None, config: LoadedConfig |
     return manifest
 
 
+def published(config: LoadedConfig, release_id: str) -> tuple[str, dict[str, Any]] | None:
+    """A release manifest from the artifact store of a stack in the promotion order (a CI job on a fresh runner)."""
+    from stackhop.core.artifacts import ArtifactStore
+
+    for name in config.file.promotion or list(config.file.stacks):
+        try:
+            root = load_stack(name, config=config).artifact_root
+            uri = f"{ArtifactStore(root).root}/{RELEASE_DIR}/{release_id}/manifest.json"
+            store = ArtifactStore.for_uri(uri)
+            if store.exists(uri):
+                return uri, store.read_json(uri)
+        except StackhopError:
+            continue
+    return None
+
+
+def publish(manifest: dict[str, Any], artifact_root: str) -> str:
+    from stackhop.core.artifacts import ArtifactStore
+
+    store = ArtifactStore(artifact_root)
+    uri = f"{store.root}/{RELEASE_DIR}/{manifest['release_id']}/manifest.json"
+    if not store.exists(uri):
+        store.write_json(uri, {k: v for k, v in manifest.items() if k != "location"})
+    return uri
+
+
 def load_release(release_id: str, config: LoadedConfig | None = None) -> dict[str, Any]:
     config = config or load_config()
     directory = local_dir(config)
     path = directory / f"{release_id}.json"
-    if not path.exists():
+    if path.exists():
+        where, manifest = str(path), json.loads(path.read_text())
+    else:
         matches = sorted(directory.glob(f"{release_id}*.json")) if directory.exists() else []
-        if len(matches) != 1:
-            raise ReleaseError(f"no release {release_id!r} in {directory}; make one with `stackhop release FILE --stack S`.")
-        path = matches[0]
-    manifest = json.loads(path.read_text())
+        found = published(config, release_id) if not matches else None
+        if len(matches) == 1:
+            where, manifest = str(matches[0]), json.loads(matches[0].read_text())
+        elif found is not None:
+            where, manifest = found
+        else:
+            raise ReleaseError(f"no release {release_id!r} in {directory} or in the artifact stores of the promotion "
+                               "order; make one with `stackhop release FILE --stack S`.")
+    path = where  # type: ignore[assignment]
     content = manifest["content"]
     if "sha256:" + hashlib.sha256(canonical_json(content).encode()).hexdigest() != manifest["digest"]:
         raise ReleaseError(f"release {manifest['release_id']} at {path} does not match its digest; it was edited, "
