@@ -146,7 +146,8 @@ def package(tmp_path: Path) -> Path:
 def executor_config_message(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Check kubernetes executor configs with kfp-kubernetes's message, then with the stand-in's own."""
     if request.param == "kfp-kubernetes":
-        pytest.importorskip("kfp.kubernetes.kubernetes_executor_config_pb2")
+        pytest.importorskip("kfp.kubernetes.kubernetes_executor_config_pb2",
+                            reason="kfp-kubernetes (stackhop[testing]) holds the platform-spec protos")
     else:
         monkeypatch.setattr(kubernetes_config, "_installed_class", lambda: None)
     return str(request.param)
@@ -361,7 +362,8 @@ def _set(document: dict[str, Any], path: str, value: Any) -> None:
 def test_the_rebuilt_kubernetes_config_is_the_kfp_kubernetes_message() -> None:
     # Without kfp-kubernetes the stand-in checks executor configs against a rebuilt message;
     # wherever kfp-kubernetes is installed, prove the two are the same message.
-    real = pytest.importorskip("kfp.kubernetes.kubernetes_executor_config_pb2").KubernetesExecutorConfig
+    real = pytest.importorskip("kfp.kubernetes.kubernetes_executor_config_pb2",
+                               reason="kfp-kubernetes (stackhop[testing]) holds the platform-spec protos").KubernetesExecutorConfig
     rebuilt = kubernetes_config._rebuilt_class()
 
     def fields(descriptor: Any, seen: dict[str, Any]) -> dict[str, Any]:

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-aiplatform = pytest.importorskip("google.cloud.aiplatform")
-pytest.importorskip("kfp.pipeline_spec")
-dsl = pytest.importorskip("kfp.dsl")
+WHY = "the Vertex stand-in is proven with aiplatform's client and kfp's compiler (stackhop[dev])"
+aiplatform = pytest.importorskip("google.cloud.aiplatform", reason=WHY)
+pytest.importorskip("kfp.pipeline_spec", reason=WHY)
+dsl = pytest.importorskip("kfp.dsl", reason=WHY)
 
 from google.api_core import exceptions  # noqa: E402
 from google.auth.credentials import AnonymousCredentials  # noqa: E402

@@ -15,6 +15,7 @@ from typing import Callable
 
 from stackhop.core import ir as irm
 from stackhop.core.stack import Stack
+from stackhop.images.builder import Builder
 from stackhop.images.errors import ImageError
 from stackhop.images.plan import ImagePlan, plan_images, write_lock
 
@@ -28,7 +29,7 @@ class Outcome:
     seconds: float
 
 
-def make_builder(stack: Stack):  # type: ignore[no-untyped-def]
+def make_builder(stack: Stack) -> "Builder | None":
     from stackhop.core.plugins import builder_class
 
     cfg = stack.config.images

@@ -53,7 +53,8 @@ def plan_images(p: irm.Pipeline, stack: Stack, code_root: Path | None) -> ImageP
     cfg = stack.config.images
     scheme = urlparse(stack.artifact_root).scheme or "file"
     plan = ImagePlan()
-    by_key: dict[str, BuildSpec] = {}
+    rendered_for: dict[str, Any] = {}
+    users: dict[str, list[str]] = {}
     for s in p.steps:
         st = s.settings
         if st.image_build is None:
@@ -65,17 +66,17 @@ def plan_images(p: irm.Pipeline, stack: Stack, code_root: Path | None) -> ImageP
                              "(where built images are pushed, e.g. 127.0.0.1:5000/ml).")
         rendered = render(st.image_build, project=stack.project_dir, where=f"pipeline {p.name!r}, step {s.name!r}",
                           artifact_scheme=scheme, code_root=code_root, reproducible=cfg.reproducible)
-        spec = by_key.get(rendered.key)
-        if spec is None:
-            spec = BuildSpec(name=p.name, repository=f"{cfg.registry.rstrip('/')}/{p.name}", tag=rendered.tag,
-                             dockerfile=rendered.dockerfile, context=rendered.context,
-                             platform=st.image_build.platform, build_args=tuple(sorted(st.image_build.build_args.items())))
-            by_key[rendered.key] = spec
-            plan.builds.append(spec)
+        if rendered.key not in rendered_for:
+            rendered_for[rendered.key] = (rendered, st.image_build)
             plan.warnings += [w for w in rendered.warnings if w not in plan.warnings]
-        plan.step_build[s.name] = spec
-    for spec in plan.builds:
-        object.__setattr__(spec, "steps", tuple(n for n, b in plan.step_build.items() if b is spec))
+        users.setdefault(rendered.key, []).append(s.name)
+    for key, (rendered, settings) in rendered_for.items():
+        spec = BuildSpec(name=p.name, repository=f"{cfg.registry.rstrip('/')}/{p.name}", tag=rendered.tag,  # type: ignore[union-attr]
+                         dockerfile=rendered.dockerfile, context=rendered.context, platform=settings.platform,
+                         build_args=tuple(sorted(settings.build_args.items())), steps=tuple(users[key]))
+        plan.builds.append(spec)
+        for step in users[key]:
+            plan.step_build[step] = spec
     return plan
 
 
