@@ -173,3 +173,52 @@ def test_the_cli_releases_diffs_and_exits_3_on_a_failed_gate(project, example, c
     assert "instance type ml." in result["steps"]["train_model"]["backend"][1]
     text = summary.read_text()
     assert f"### stackhop release `{rid}`" in text and "refused" in text and "| train_model | resources |" in text
+
+
+def test_a_built_image_is_carried_to_the_next_registry_by_digest_not_rebuilt(project, write_pipeline) -> None:
+    import hashlib
+
+    from stackhop.images.registry import OCI_MANIFEST
+    from stackhop.testing.registry import LocalRegistry
+
+    if LocalRegistry.unavailable():
+        pytest.skip(f"no docker-registry: {LocalRegistry.unavailable()}; apt-get install docker-registry")
+    with LocalRegistry() as reg_a, LocalRegistry() as reg_b:
+        (project / "stackhop.yaml").write_text(yaml.safe_dump({
+            "promotion": ["a", "b"],
+            "stacks": {name: {"adapter": "kubernetes", "artifact_root": str(project / f"art-{name}"),
+                              "images": {"registry": f"{reg.host}/ml", "lock_file": f".stackhop/{name}.lock.json"},
+                              "promotion": {"gates": {"successful_run": False}}}
+                       for name, reg in (("a", reg_a), ("b", reg_b))}}))
+        module = write_pipeline("""
+            from stackhop import ImageSettings, pipeline, step
+
+            @step
+            def train() -> int:
+                return 1
+
+            @pipeline(image=ImageSettings(requirements=["numpy==2.1.0"]))
+            def carried():
+                train()
+        """, name="carried")
+        from stackhop.core.api import _prepare
+
+        built_ref = _prepare(module.carried, "a", None)[0].steps[0].settings.image  # a's content-hash reference
+        repo, tag = built_ref.removeprefix(f"{reg_a.host}/").split(":")
+        registry = reg_a.registry()
+        config = registry.put_blob(repo, b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 78}, "layers": []}).encode()
+        digest = registry.put_manifest(repo, tag, manifest, OCI_MANIFEST)
+        (project / ".stackhop").mkdir(exist_ok=True)
+        (project / ".stackhop" / "a.lock.json").write_text(json.dumps({"version": 1, "images": {built_ref: digest}}))
+
+        release = create_release(module.carried, "a")
+        assert release["content"]["images"]["train"] == f"{reg_a.host}/ml/carried@{digest}"
+        record = promote(release["release_id"], "b")
+
+        assert record["deployed"]["images_copied"] == {f"{reg_b.host}/ml/carried:{tag}": f"{reg_b.host}/ml/carried@{digest}"}
+        assert reg_b.registry().manifest_digest("ml/carried", tag) == digest
+        assert hashlib.sha256(manifest).hexdigest() == digest.split(":")[1]
+        deployed = (project / "art-b" / "_stackhop" / "deployments" / release["release_id"] / "kubernetes.yaml").read_text()
+        assert f"image: {reg_b.host}/ml/carried@{digest}" in deployed

@@ -115,14 +115,51 @@ def _deploy(release: dict[str, Any], target: Any, config: LoadedConfig, *, run: 
         if not store.exists(uri):
             store.write_bytes(uri, _code_bytes(src, name, config))
         code = CodeRef(archive_uri=uri, digest=src["digest"])
+    copied = _carry_images(content, ir, target)
     effective, _root, stack, adapter, _warnings = _prepare(ir, target, config)
     compiled = adapter.compile(effective)
     deployed = {"adapter": adapter.name, "digest": compiled.digest(), **adapter.deploy(compiled, release["release_id"])}
+    if copied:
+        deployed["images_copied"] = copied
     info: dict[str, Any] = {}
     if run:
         handle = run_pipeline(ir, target, wait=wait, config=config, _code=code)
         info = {"run_id": handle.run_id, "run_status": handle.status.value}
     return deployed, info
+
+
+def _carry_images(content: dict[str, Any], ir: Pipeline, target: Any) -> dict[str, str]:
+    """Built images the release pinned on its source registry, copied by digest to the target's registry.
+
+    The target computes the same content-hash tag for the same settings; when its lock file does
+    not know that reference yet, the source image is copied (never rebuilt) and the lock records it.
+    """
+    from stackhop.core.stack import apply_stack
+    from stackhop.images.plan import plan_images, read_lock, write_lock
+    from stackhop.images.reference import parse_reference
+    from stackhop.images.registry import Registry
+
+    effective = apply_stack(ir, target)
+    if not target.config.images.registry or not any(s.settings.image_build for s in effective.steps):
+        return {}
+    plan = plan_images(effective, target, None)
+    lock = read_lock(target)
+    copied: dict[str, str] = {}
+    for step, spec in plan.step_build.items():
+        source = content["images"].get(step, "")
+        built_as = content.get("built", {}).get(step, "")
+        if spec.reference in lock or copied.get(spec.reference) or "@sha256:" not in source:
+            continue
+        if built_as.rsplit(":", 1)[-1] != spec.tag:
+            continue  # the target renders different contents (e.g. another artifact store): it builds its own
+        if source.split("@", 1)[0] == spec.repository:
+            continue  # the same registry: nothing to carry
+        dst = parse_reference(spec.reference)
+        digest = Registry(dst.registry).copy(source, f"{dst.registry}/{dst.repository}", tag=spec.tag)
+        copied[spec.reference] = digest
+    if copied:
+        write_lock(target, copied)
+    return {ref: f"{ref.split(':h-')[0]}@{d}" for ref, d in copied.items()}
 
 
 def _code_bytes(src: dict[str, Any], name: str, config: LoadedConfig) -> bytes:

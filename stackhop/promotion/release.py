@@ -70,6 +70,7 @@ def create_release(pipeline: Any, stack_name: str | None, config: LoadedConfig |
         documents[name] = doc.files
     content = {
         "pipeline": ir.name, "ir_digest": ir.digest(), "ir": json.loads(ir.to_json()), "code": code,
+        "built": _built_references(ir, source, root),
         "source_stack": source.name, "promotion": order,
         "images": {s.name: s.settings.image for s in effective.steps if s.settings.image},
         "parameters": {p.name: p.default for p in ir.parameters if p.has_default},
@@ -119,6 +120,18 @@ def publish(manifest: dict[str, Any], artifact_root: str) -> str:
     if not store.exists(uri):
         store.write_json(uri, {k: v for k, v in manifest.items() if k != "location"})
     return uri
+
+
+def _built_references(ir: Any, source: Stack, root: Path | None) -> dict[str, str]:
+    """step -> the content-hash reference its image was built as on the source stack (what promotion may carry)."""
+    from stackhop.core.stack import apply_stack
+
+    effective = apply_stack(ir, source)
+    if not source.config.images.registry or not any(s.settings.image_build for s in effective.steps):
+        return {}
+    from stackhop.images.plan import plan_images
+
+    return {step: spec.reference for step, spec in plan_images(effective, source, root).step_build.items()}
 
 
 def load_release(release_id: str, config: LoadedConfig | None = None) -> dict[str, Any]:
