@@ -8,6 +8,7 @@ so step logs and outputs are read from the meta folder each entrypoint mirrors u
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import kfp
@@ -168,3 +169,11 @@ def test_the_cli_reports_the_run_id_and_the_dashboard_url(training, server, proj
     run_id, _ = only_run(server)
     assert out.strip() == server.runs[run_id]["display_name"]
     assert f"dashboard: {server.host}/#/runs/details/{run_id}" in err
+
+
+def test_an_unreachable_api_is_one_sentence(training, project, monkeypatch) -> None:
+    config = (project / "stackhop.yaml").read_text()
+    (project / "stackhop.yaml").write_text(re.sub(r'host: "[^"]+"', 'host: "http://127.0.0.1:1"', config))
+    with pytest.raises(StackhopError, match=r"^stack 'kubeflow': Kubeflow Pipelines at http://127.0.0.1:1 cannot be "
+                                            r"reached \(MaxRetryError\); check settings.host"):
+        stackhop.run(training, wait=False)

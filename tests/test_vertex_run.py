@@ -175,3 +175,31 @@ def test_a_refused_request_is_one_sentence_naming_the_pipeline(project, training
     with pytest.raises(StackhopError, match=r"^Vertex AI refused pipeline 'training-pipeline': Label key 'Bad Key' must start"):
         stackhop.run(training, wait=False)
     assert vertex.jobs == {}
+
+
+def test_missing_credentials_are_one_sentence_not_a_traceback(project, write_pipeline, write_config, gcs,
+                                                              monkeypatch) -> None:
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    def no_credentials(*args, **kwargs):
+        raise DefaultCredentialsError("Your default credentials were not found.")
+
+    monkeypatch.setattr(google.auth, "default", no_credentials)
+    write_config(f"""
+        stacks:
+          gcp: {{adapter: vertex, artifact_root: "{ROOT}", defaults: {{image: "i:1"}}, settings: {{project: p}}}}
+    """)
+    shutil.copy(EXAMPLES / "training_pipeline.py", project / "training_example.py")
+    module = write_pipeline((project / "training_example.py").read_text(), name="training_example")
+    with pytest.raises(stackhop.StackhopError, match=r"^stack 'gcp': no Google Cloud credentials were found; run "
+                                                     r"`gcloud auth application-default login`"):
+        stackhop.run(module.training_pipeline, "gcp", wait=False)
+
+
+def test_a_bucket_that_does_not_exist_is_one_sentence(gcs) -> None:
+    from stackhop.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match=r"cannot write gs://no-such-bucket/x/y.json \(FileNotFoundError\); check "
+                                            r"that bucket 'no-such-bucket' exists"):
+        ArtifactStore("gs://no-such-bucket").write_json("gs://no-such-bucket/x/y.json", {})

@@ -132,9 +132,16 @@ class ArtifactStore:
                 f.write(data)
             os.replace(tmp, path)
         else:
-            self._ensure_parent(uri)
-            with self.fs.open(uri, "wb") as f:  # object stores commit a PUT whole
-                f.write(data)
+            try:
+                self._ensure_parent(uri)
+                with self.fs.open(uri, "wb") as f:  # object stores commit a PUT whole
+                    f.write(data)
+            except (FileNotFoundError, PermissionError) as exc:
+                bucket = uri.split("://", 1)[-1].split("/", 1)[0]
+                raise ArtifactError(
+                    f"cannot write {uri} ({type(exc).__name__}); check that bucket {bucket!r} exists and that these "
+                    "credentials may write to it."
+                ) from None
 
     def _ensure_parent(self, uri: str) -> None:
         """Filesystems need the directory; on object stores this is a cheap no-op."""

@@ -65,39 +65,36 @@ def plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def adapters() -> dict[str, type["Adapter"]]:
-    found: dict[str, type[Adapter]] = {}
-    for group in plugin_manager().hook.stackhop_adapters():
+def _collect(groups: list[list[type]]) -> dict[str, type]:
+    """name -> class over every plugin's answer; the first registration of a name wins."""
+    found: dict[str, type] = {}
+    for group in groups:
         for cls in group:
-            found.setdefault(cls.name, cls)
+            found.setdefault(cls.name, cls)  # type: ignore[attr-defined]
     return found
+
+
+def _lookup(table: dict[str, type], name: str, kind: str, where: str) -> type:
+    if name not in table:
+        near = difflib.get_close_matches(name, list(table), n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        raise ConfigError(
+            f"{where}: {kind} {name!r} is not installed; installed {kind}s are {', '.join(sorted(table))}.{hint}"
+        )
+    return table[name]
+
+
+def adapters() -> dict[str, type["Adapter"]]:
+    return _collect(plugin_manager().hook.stackhop_adapters())
 
 
 def adapter_class(name: str, *, where: str) -> type["Adapter"]:
-    table = adapters()
-    if name not in table:
-        near = difflib.get_close_matches(name, list(table), n=1)
-        hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ConfigError(
-            f"{where}: adapter {name!r} is not installed; installed adapters are {', '.join(sorted(table))}.{hint}"
-        )
-    return table[name]
+    return _lookup(adapters(), name, "adapter", where)
 
 
 def builders() -> dict[str, type["Builder"]]:
-    found: dict[str, type[Builder]] = {}
-    for group in plugin_manager().hook.stackhop_builders():
-        for cls in group:
-            found.setdefault(cls.name, cls)
-    return found
+    return _collect(plugin_manager().hook.stackhop_builders())
 
 
 def builder_class(name: str, *, where: str) -> type["Builder"]:
-    table = builders()
-    if name not in table:
-        near = difflib.get_close_matches(name, list(table), n=1)
-        hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise ConfigError(
-            f"{where}: image builder {name!r} is not installed; installed builders are {', '.join(sorted(table))}.{hint}"
-        )
-    return table[name]
+    return _lookup(builders(), name, "image builder", where)

@@ -72,9 +72,15 @@ class KubeflowAdapter(Adapter):
                                   "which is not set; export the API token there.")
         import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later"
-            return kfp.Client(host=self.settings.host, namespace=self.settings.namespace, existing_token=token)
+        from urllib3.exceptions import HTTPError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later"
+                return kfp.Client(host=self.settings.host, namespace=self.settings.namespace, existing_token=token)
+        except HTTPError as exc:
+            raise StackhopError(f"stack {self.stack.name!r}: Kubeflow Pipelines at {self.settings.host} cannot be "
+                                f"reached ({type(exc).__name__}); check settings.host and that the API is up.") from None
 
     def submit(self, compiled: Compiled, request: RunRequest) -> BackendRef:
         from kfp_server_api.exceptions import ApiException

@@ -139,6 +139,7 @@ class VertexAdapter(Adapter):
 
     def submit(self, compiled: Compiled, request: RunRequest) -> BackendRef:
         from google.api_core import exceptions
+        from google.auth.exceptions import DefaultCredentialsError
 
         aiplatform = self._aiplatform()
         runs.store_run_spec(compiled, request.artifact_root)
@@ -157,6 +158,8 @@ class VertexAdapter(Adapter):
                 pj.submit(service_account=self.settings.service_account, network=self.settings.network)
             except exceptions.Conflict:  # 409 ALREADY_EXISTS (REST answers the base class)
                 aiplatform.PipelineJob.get(resource_name=self.resource_name(job))
+        except DefaultCredentialsError:
+            raise ConfigError(_NO_CREDENTIALS.format(stack=self.stack.name)) from None
         except exceptions.GoogleAPICallError as exc:
             reason = re.sub(r"^(GET|POST|PATCH|DELETE) \S+: ", "", str(exc.message))  # the REST transport prefixes the URL
             raise StackhopError(f"Vertex AI refused pipeline {pipeline!r}: {reason}") from None
@@ -172,7 +175,12 @@ class VertexAdapter(Adapter):
 
     def _job(self, ref: BackendRef) -> Any:
         """The PipelineJob resource, read once (its `state` and `task_details` properties would each GET again)."""
-        return self._aiplatform().PipelineJob.get(resource_name=ref.data["resource_name"]).gca_resource
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            return self._aiplatform().PipelineJob.get(resource_name=ref.data["resource_name"]).gca_resource
+        except DefaultCredentialsError:
+            raise ConfigError(_NO_CREDENTIALS.format(stack=self.stack.name)) from None
 
     def _tasks(self, job: Any) -> list[runs.Task]:
         tasks = []
@@ -218,6 +226,10 @@ class VertexAdapter(Adapter):
             return run_files.list_artifacts(ref.data["run_prefix"])
         pipeline = ref.data["pipeline"]
         return runs.artifacts(self._tasks(self._job(ref)), runs.step_names(pipeline), pipeline)
+
+
+_NO_CREDENTIALS = ("stack {stack!r}: no Google Cloud credentials were found; run `gcloud auth application-default "
+                   "login` or set GOOGLE_APPLICATION_CREDENTIALS.")
 
 
 def _ts(value: Any) -> float | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import socket
 import threading
 import traceback
 from types import TracebackType
@@ -21,6 +20,7 @@ from aiohttp import web
 
 from .server import ApiServer
 from .service import Service
+from stackhop.testing.loop import serve_forever, start_loopback_site
 
 __all__ = ["FakeKFP"]
 
@@ -108,31 +108,12 @@ class FakeKFP:
             ) from exc
 
     def _serve(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:  # reported to the starting thread
-            self._startup_error = exc
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        serve_forever(self._startup, ready, on_loop=lambda loop: setattr(self, "_loop", loop),
+                      on_error=lambda exc: setattr(self, "_startup_error", exc))
 
     async def _startup(self) -> None:
         server = ApiServer(self._service, self._requests, self._report)
-        self._runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self._host = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._runner, self._host = await start_loopback_site(server.app())
 
     def _report(self, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -38,6 +38,7 @@ from .resources import Registry
 from .server import ApiServer
 from .store import Store
 from .validation import Validator, parse_version
+from stackhop.testing.loop import serve_forever
 
 __all__ = ["FakeKubernetes"]
 
@@ -147,22 +148,8 @@ class FakeKubernetes:
                 shutil.rmtree(self._workdir, ignore_errors=True)
 
     def _serve(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:  # reported to the starting thread
-            self._startup_error = exc
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        serve_forever(self._startup, ready, on_loop=lambda loop: setattr(self, "_loop", loop),
+                      on_error=lambda exc: setattr(self, "_startup_error", exc))
 
     async def _startup(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 import traceback
 from types import TracebackType
@@ -18,6 +17,7 @@ from aiohttp import web
 
 from .server import Request, VertexServer
 from .service import PipelineService
+from stackhop.testing.loop import serve_forever, start_loopback_site
 
 if TYPE_CHECKING:
     import pytest
@@ -101,31 +101,12 @@ class FakeVertex:
             self._endpoint = None
 
     def _serve(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:  # reported to the starting thread
-            self._startup_error = exc
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        serve_forever(self._startup, ready, on_loop=lambda loop: setattr(self, "_loop", loop),
+                      on_error=lambda exc: setattr(self, "_startup_error", exc))
 
     async def _startup(self) -> None:
         server = VertexServer(self._service, self._requests, self._report)
-        self._runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self._endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._runner, self._endpoint = await start_loopback_site(server.app())
 
     def _report(self, exc: BaseException) -> None:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
