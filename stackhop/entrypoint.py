@@ -28,6 +28,7 @@ from typing import Any
 from stackhop.core.artifact_types import ARTIFACT_CLASSES, Artifact
 from stackhop.core.artifacts import ArtifactStore, content_digest
 from stackhop.core.resolve import Index, RunView, instance_key
+from stackhop.errors import StackhopError
 
 SCALARS = ("str", "int", "float", "bool", "list", "dict")
 _TEE_CHILD = "STACKHOP_ENTRYPOINT_TEED"
@@ -278,7 +279,15 @@ def _import_step(view: RunView, step: dict[str, Any]) -> Any:
     if root and root not in sys.path:
         sys.path.insert(0, root)
     call = step["python"]
-    obj: Any = importlib.import_module(call["module"])
+    if call.get("source") is not None or call.get("pickled"):
+        from stackhop.core.code_by_value import load
+
+        loaded = load(call, f"step {step['name']!r}")
+        return getattr(loaded, "fn", loaded)
+    from stackhop.core.import_guard import importing
+
+    with importing(call["module"], "a step process"):
+        obj: Any = importlib.import_module(call["module"])
     for part in call["qualname"].split("."):
         obj = getattr(obj, part)
     return getattr(obj, "fn", obj)
@@ -288,6 +297,8 @@ def _check_scalar(step: str, name: str, type_name: str, value: Any) -> Any:
     checks: dict[str, tuple[type, ...]] = {
         "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list, tuple), "dict": (dict,)
     }
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # numpy.float64(0.93) for a `-> float` step
     if (type_name in ("int", "float") and isinstance(value, bool)) or not isinstance(value, checks[type_name]):
         raise StepError(
             f"step {step!r} returned {type(value).__name__} {value!r} for output {name!r}, which is declared {type_name}."
@@ -299,13 +310,42 @@ def _check_scalar(step: str, name: str, type_name: str, value: Any) -> Any:
     return value
 
 
+def _annotations(fn: Any) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an annotation this process cannot resolve: load without the expected type
+        return {}
+
+
+def _returned(step: str, result: Any, returns: list[dict[str, Any]]) -> dict[str, Any]:
+    """Output name -> value: the value itself, a NamedTuple's fields, or a plain tuple in field order."""
+    if len(returns) == 1 and returns[0]["name"] == "output":
+        return {"output": result}
+    names = [o["name"] for o in returns]
+    if hasattr(result, "_fields"):
+        missing = [n for n in names if n not in result._fields]
+        if missing:
+            raise StepError(f"step {step!r} returned a {type(result).__name__} without field {missing[0]!r}.")
+        return {n: getattr(result, n) for n in names}
+    if isinstance(result, (tuple, list)) and len(result) == len(names):
+        return dict(zip(names, result))
+    raise StepError(
+        f"step {step!r} must return {len(names)} values ({', '.join(names)}), a NamedTuple or a tuple in that order; "
+        f"it returned {type(result).__name__} {str(result)[:60]!r}."
+    )
+
+
 def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any]:
     from stackhop.core import materializers
 
     fn = _import_step(view, step)
     name = step["name"]
+    allow_pickle = step.get("allow_pickle", False)
     kwargs: dict[str, Any] = {}
     record: dict[str, Any] = {"scalars": {}, "artifacts": {}}
+    hints: dict[str, Any] | None = None
     with contextlib.ExitStack() as stack:
         for spec in step["inputs"]:
             if spec.get("value") is None:
@@ -319,7 +359,10 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
                 if not value.get("materializer"):
                     raise StepError(f"step {name!r}: input {spec['name']!r} is a file artifact, not a stored value; "
                                     "annotate it Input[...] to receive its path.")
-                kwargs[spec["name"]] = materializers.load(path, value["materializer"], allow_pickle=step.get("allow_pickle", False))
+                hints = _annotations(fn) if hints is None else hints
+                kwargs[spec["name"]] = materializers.load(
+                    path, value["materializer"], allow_pickle=allow_pickle, expected=hints.get(spec["name"]),
+                    meta=value.get("materializer_meta"), module=value.get("materializer_module"))
             else:
                 cls = ARTIFACT_CLASSES[spec["type"]]
                 kwargs[spec["name"]] = cls(spec["name"], value["uri"], path, value.get("metadata"))
@@ -334,16 +377,23 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
             kwargs[out["name"]] = artifact
         result = fn(**kwargs)
     returns = [o for o in step["outputs"] if o["type"] in SCALARS or o.get("from_return")]
+    values = _returned(name, result, returns) if returns else {}
     for out in returns:
-        named = hasattr(result, "_fields") and out["name"] in result._fields
-        value = getattr(result, out["name"]) if named else result if len(returns) == 1 else None
+        value = values[out["name"]]
         if out.get("from_return"):
             uri = view.wiring.output_uri(view, name, out["name"], index)
             staged = view.store.staging_path(uri)
-            kind = materializers.save(value, staged, allow_pickle=step.get("allow_pickle", False), where=f"step {name!r}")
+            where = f"step {name!r}" + (f" (output {out['name']!r})" if out["name"] != "output" else "")
+            try:
+                kind, meta, module = materializers.save(
+                    value, staged, name=out.get("materializer") or materializers.AUTO, allow_pickle=allow_pickle, where=where)
+            except StackhopError as exc:
+                raise StepError(str(exc)) from None
             digest = content_digest(staged)
             view.store.commit(staged, uri)
-            record["artifacts"][out["name"]] = {"uri": uri, "type": "Artifact", "digest": digest, "metadata": {}, "materializer": kind}
+            record["artifacts"][out["name"]] = {"uri": uri, "type": "Artifact", "digest": digest, "metadata": {},
+                                                "materializer": kind, "materializer_meta": meta,
+                                                "materializer_module": module}
         else:
             record["scalars"][out["name"]] = _check_scalar(name, out["name"], out["type"], value)
     for out_name, (artifact, uri) in outputs.items():

@@ -48,3 +48,7 @@ class ArtifactError(StackhopError):
 
 class StepFailedError(Exception):
     """Raised inside the entrypoint when the user's step code fails (exit code 1, not 2)."""
+
+
+class RecursiveRunError(StackhopError):
+    """run() was called while stackhop was importing a user's module (a script without a main guard)."""

@@ -104,5 +104,7 @@ def test_code_in_the_image_ships_no_archive(project: Path, write_config, write_p
     module = write_pipeline(PIPELINE.format(mode="image"))
     stack = load_stack("vertex")
     adapter = adapter_class("vertex", where="t")(stack)
-    assert _code_mode(module.shipped, stack, adapter) == "image"
+    from stackhop.core.stack import apply_stack
+
+    assert _code_mode(apply_stack(module.shipped.build(), stack), adapter) == "image"
     assert _code_ref(project, stack, adapter, "image").archive_uri is None

@@ -219,28 +219,50 @@ def test_non_scalar_return_type_is_an_artifact_stored_from_the_return_value(load
 
     built = module.p.build()
 
-    assert built.step("encode").outputs == (ir.OutputSpec(name="output", type="Artifact", from_return=True),)
+    assert built.step("encode").outputs == (ir.OutputSpec(name="output", type="Artifact", from_return=True, materializer="bytes"),)
     blob = built.step("decode").input("blob")
     assert (blob.type, blob.as_value) == ("Artifact", True)
 
 
-def test_task_output_needs_a_choice_when_a_step_has_several_outputs(load) -> None:
+def test_task_output_is_the_return_value_even_beside_artifact_outputs(load) -> None:
+    """The seed tutorial writes `eval_task.output == "yes"` on a step that also logs Metrics."""
     module = load(
         """
         @step
-        def train(model: Output[Model]) -> float:
-            return 1.0
+        def evaluate(metrics: Output[Metrics]) -> str:
+            return "yes"
 
         @step
-        def show(x: float) -> None: ...
+        def deploy() -> None: ...
 
         @pipeline
         def p():
-            show(x=train().output)
+            verdict = evaluate()
+            with If(verdict.output == "yes"):
+                deploy()
         """
     )
 
-    with pytest.raises(PipelineDefinitionError, match=r"'train' has 2 outputs \(model, output\).*outputs\['<name>'\]"):
+    condition = module.p.build().groups[0].condition
+    assert condition.left == ir.OutputRef(step="evaluate", output="output")
+
+
+def test_task_output_needs_a_choice_when_a_step_has_several_outputs_and_no_return(load) -> None:
+    module = load(
+        """
+        @step
+        def split(train: Output[Dataset], test: Output[Dataset]) -> None: ...
+
+        @step
+        def show(x: Input[Dataset]) -> None: ...
+
+        @pipeline
+        def p():
+            show(x=split().output)
+        """
+    )
+
+    with pytest.raises(PipelineDefinitionError, match=r"'split' has 2 outputs \(train, test\) and no return value.*outputs\['<name>'\]"):
         module.p.build()
 
 
@@ -830,5 +852,5 @@ def test_digest_changes_when_a_step_source_changes(load) -> None:
     before = load(body.format(value="0.5"), name="digest_subject").p.build()
     after = load(body.format(value="0.75 + 0.0"), name="digest_subject").p.build()
 
-    assert after.step("score").python.source_hash != before.step("score").python.source_hash
+    assert after.step("score").python.code_digest != before.step("score").python.code_digest
     assert after.digest() != before.digest()

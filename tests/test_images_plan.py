@@ -64,9 +64,9 @@ def module(project, write_config, write_pipeline):
 
 
 def images(pipeline, stack: str) -> dict[str, str]:
-    from stackhop.core.api import _prepare
+    from stackhop.core.api import _prepare, to_ir
 
-    ir, *_ = _prepare(pipeline, stack, None)
+    ir, *_ = _prepare(*to_ir(pipeline), stack, None)
     return {s.name: s.settings.image for s in ir.steps}
 
 

@@ -14,6 +14,8 @@ import pytest
 import stackhop
 from stackhop import RunStatus, StepStatus
 from stackhop.core.api import get_run
+from stackhop.core.store import RunStore
+from stackhop.errors import PipelineDefinitionError
 
 from conftest import EXAMPLES
 
@@ -493,7 +495,8 @@ def test_steps_can_run_from_the_content_addressed_code_archive(project: Path, wr
     assert list((project / ".code-cache").iterdir()), "the archive was extracted for the step"
 
 
-def test_return_values_go_through_materializers_and_pickle_needs_consent(project: Path, write_pipeline) -> None:
+def test_return_values_go_through_materializers_and_an_unstorable_type_is_refused_before_running(
+        project: Path, write_pipeline) -> None:
     module = write_pipeline("""
         import numpy as np
         from stackhop import step, pipeline
@@ -531,9 +534,9 @@ def test_return_values_go_through_materializers_and_pickle_needs_consent(project
     assert handle.artifact("total", "output").load() == 15
     assert handle.artifact("arrays", "output").load().tolist() == [[0, 1, 2], [3, 4, 5]]
     assert handle.artifact("raw", "output").load() == b"\x00\x01"
-    refused = stackhop.run(module.unsafe)
-    assert refused.status == RunStatus.FAILED
-    assert "allow_pickle=True" in refused.steps()["opaque"].message
+    with pytest.raises(PipelineDefinitionError, match=r"step 'opaque' .* returns a .*Opaque, which no materializer stores.*allow_pickle=True"):
+        stackhop.run(module.unsafe)
+    assert [r.pipeline for r in RunStore(project / ".stackhop" / "runs.db").list()] == ["values"]
 
 
 def test_concurrent_runs_share_one_store_safely(project: Path, write_pipeline) -> None:

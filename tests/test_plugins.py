@@ -97,19 +97,6 @@ RESOURCE_OP = """
         )
 """
 
-GPU = """
-    from stackhop import pipeline, step
-
-    @step(resources={"gpu": 1, "accelerator": "t4"})
-    def train_on_gpu() -> int:
-        return 1
-
-    @pipeline
-    def on_gpu():
-        train_on_gpu()
-"""
-
-
 def test_builtin_local_is_registered_through_the_plugin_manager(project, fresh_plugins):
     assert "local" in plugins.adapters()
 
@@ -152,18 +139,6 @@ def test_a_resource_op_compiles_on_an_adapter_that_supports_it(project, fakeclou
     module = write_pipeline(RESOURCE_OP)
     write_config("stacks:\n  cloud:\n    adapter: fakecloud\n")
     assert compile(module.with_job, "cloud").adapter == "fakecloud"
-
-
-def test_a_gpu_step_on_local_is_a_capability_error_naming_step_gpu_and_capable_adapter(
-    project, fakecloud, write_pipeline
-):
-    module = write_pipeline(GPU)
-    with pytest.raises(CapabilityError) as err:
-        compile(module.on_gpu, "local")
-    message = str(err.value)
-    assert "'train_on_gpu'" in message
-    assert "gpu" in message
-    assert "fakecloud" in message
 
 
 def test_node_selectors_on_local_only_warn(project, fresh_plugins, write_config, write_pipeline):

@@ -201,9 +201,9 @@ def test_a_built_image_is_carried_to_the_next_registry_by_digest_not_rebuilt(pro
             def carried():
                 train()
         """, name="carried")
-        from stackhop.core.api import _prepare
+        from stackhop.core.api import _prepare, to_ir
 
-        built_ref = _prepare(module.carried, "a", None)[0].steps[0].settings.image  # a's content-hash reference
+        built_ref = _prepare(*to_ir(module.carried), "a", None)[0].steps[0].settings.image  # a's content-hash reference
         repo, tag = built_ref.removeprefix(f"{reg_a.host}/").split(":")
         registry = reg_a.registry()
         config = registry.put_blob(repo, b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')

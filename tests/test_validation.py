@@ -41,7 +41,7 @@ def load(write_pipeline: Callable[..., Any]) -> Callable[..., Any]:
 
 def python_step(name: str, **fields: Any) -> ir.Step:
     return ir.Step(
-        name=name, kind="python", python=ir.PythonCall(module="steps", qualname=name, source_hash="sha256:0"), **fields
+        name=name, kind="python", python=ir.PythonCall(module="steps", qualname=name, code_digest="sha256:0"), **fields
     )
 
 
@@ -831,7 +831,7 @@ def test_container_placeholder_naming_nothing_declared_in_an_ir_is_rejected() ->
 
 
 def test_step_kind_must_match_its_body() -> None:
-    step_ = ir.Step(name="s", kind="container", python=ir.PythonCall(module="m", qualname="s", source_hash="sha256:0"))
+    step_ = ir.Step(name="s", kind="container", python=ir.PythonCall(module="m", qualname="s", code_digest="sha256:0"))
 
     with pytest.raises(ValidationError, match=r"pipeline 'hand-built', step 's': a container step must carry exactly its `container` body"):
         validate(hand_built(step_))

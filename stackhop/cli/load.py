@@ -18,7 +18,10 @@ def load_pipeline(target: str) -> Any:
         raise StackhopError(f"{file!r} is not a file; pass the Python file that defines the pipeline.")
     if path.suffix != ".py":
         raise StackhopError(f"{file!r} is not a Python file; pass FILE.py or FILE.py:PIPELINE.")
-    module = import_file(path)
+    from stackhop.core.import_guard import importing
+
+    with importing(path.stem, "`stackhop` (loading the pipeline file)"):
+        module = import_file(path)
     found = {attr: obj for attr, obj in vars(module).items() if isinstance(obj, PipelineDef)}
     if name:
         for attr, obj in found.items():

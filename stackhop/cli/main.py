@@ -19,7 +19,7 @@ from stackhop.errors import StackhopError
 app = typer.Typer(
     help="Write an ML pipeline once; run it locally, on Kubernetes, SageMaker, Vertex AI or Kubeflow.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -34,10 +34,20 @@ ConfigOpt = typer.Option(None, "--config", help="Path to stackhop.yaml (default:
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from stackhop import __version__
+
+        typer.echo(f"stackhop {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for user errors."),
-    config: Optional[Path] = ConfigOpt,
+    config: Optional[Path] = typer.Option(None, "--config", help="Path to stackhop.yaml for every command "
+                                          "(default: searched upward from here)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     _state["debug"] = debug
     _state["config"] = str(config) if config else None
@@ -79,20 +89,23 @@ def run(
 ) -> None:
     """Run a pipeline on a stack and follow it."""
     from stackhop.cli.load import load_pipeline
-    from stackhop.cli.progress import Follower
+    from stackhop.core.api import new_run_id
     from stackhop.core.api import run as run_pipeline
+    from stackhop.core.progress import TerminalView
 
     pipeline = load_pipeline(target)
-    follower = None if (json_out or detach) else Follower(sys.stderr)
+    run_id = new_run_id()
+    follower = None if (json_out or detach) else TerminalView(sys.stderr, run_id, summary=False)
     try:
         handle = run_pipeline(
             pipeline, stack, _parse_params(param), wait=not detach, cache=not no_cache, config=_config(config),
-            on_update=follower.update if follower else None, emulate=emulate, _parameters_are_strings=True,
+            on_update=follower.update if follower else None, emulate=emulate, progress=False, run_id=run_id,
+            _parameters_are_strings=True,
         )
     except KeyboardInterrupt:
         if follower:
             follower.close()
-        typer.echo("cancelled", err=True)
+        typer.echo(f"cancelled run {run_id}", err=True)
         raise typer.Exit(130)
     if follower:
         follower.close()
@@ -208,7 +221,7 @@ def release(
     from stackhop.core.stack import load_config
     from stackhop.promotion.release import create_release, load_release
 
-    loaded = load_config(config)
+    loaded = load_config(_config(config))
     if target == "show":
         if not release_id:
             raise StackhopError("`stackhop release show` needs a release id; list them in .stackhop/releases/.")
@@ -246,7 +259,8 @@ def promote(
     from stackhop.promotion.promote import promote as promote_release
 
     try:
-        record = promote_release(release_id, to, run=run, force=force, approved_by=approve, config=load_config(config))
+        record = promote_release(release_id, to, run=run, force=force, approved_by=approve,
+                                 config=load_config(_config(config)))
     except StackhopError as exc:
         _summary(f"### stackhop promote `{release_id}` → `{to}`: refused\n\n{exc}")
         raise
@@ -279,7 +293,7 @@ def diff(
 
     if len(stack) != 2:
         raise StackhopError("`stackhop diff` compares two stacks; pass --stack twice, e.g. --stack staging --stack prod.")
-    result = diff_stacks(load_pipeline(target), stack[0], stack[1], load_config(config))
+    result = diff_stacks(load_pipeline(target), stack[0], stack[1], load_config(_config(config)))
     text = markdown(result)
     _summary(text)
     if json_out:
@@ -367,10 +381,13 @@ def runs_list(
     """List runs, newest first."""
     from stackhop.core.api import project_store
 
-    records = project_store(_config(config)).list(pipeline=pipeline, stack=stack, limit=limit)
+    store = project_store(_config(config))
+    records = store.list(pipeline=pipeline, stack=stack, limit=limit)
     if json_out:
         _emit_json([r.to_dict() for r in records])
         return
+    where = f"runs in {store.path}" if store.exists else f"no runs yet: {store.path} does not exist"
+    typer.echo(where, err=True)
     from stackhop.cli.progress import runs_table
 
     runs_table(records)

@@ -134,6 +134,10 @@ class Adapter(ABC):
             store.write_bytes(f"{base}/{name}", data)
         return {"location": base}
 
+    def notes_for(self, ir: "Pipeline") -> list[str]:
+        """One-line notes on how this backend will treat the pipeline (a GPU step on a laptop runs on the CPU)."""
+        return []
+
     def explain(self, ir: "Pipeline") -> dict[str, list[str]]:
         """Per step, the backend's choices and why (`stackhop compile --explain`)."""
         return {}

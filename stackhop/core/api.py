@@ -134,12 +134,11 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def _prepare(pipeline: Any, stack: str | Stack | None, config: Any, *, build: bool = False
-             ) -> tuple[Pipeline, Path | None, Stack, Adapter, list[str]]:
+def _prepare(ir: Pipeline, root: Path | None, stack: str | Stack | None, config: Any, *, build: bool = False
+             ) -> tuple[Pipeline, Stack, Adapter, list[str]]:
     """The IR as the stack runs it. `build=True` first builds the images the stack's builder can make."""
     from stackhop.core.plugins import adapter_class
 
-    ir, root = to_ir(pipeline)
     stk = stack if isinstance(stack, Stack) else load_stack(stack, config=config)
     effective = apply_stack(ir, stk)
     from stackhop.core.validate import validate
@@ -147,6 +146,8 @@ def _prepare(pipeline: Any, stack: str | Stack | None, config: Any, *, build: bo
     validate(effective)
     cls = adapter_class(stk.config.adapter, where=f"stack {stk.name!r}")
     warnings = check_capabilities(effective, stk, cls)
+    adapter = cls(stk)
+    warnings += adapter.notes_for(effective)
     if cls.uses_images and any(s.settings.image or s.settings.image_build for s in effective.steps):
         from stackhop.images.plan import resolve_images
 
@@ -158,26 +159,31 @@ def _prepare(pipeline: Any, stack: str | Stack | None, config: Any, *, build: bo
 
         effective, image_warnings = resolve_images(effective, stk, root)
         warnings += image_warnings
-    return effective, root, stk, cls(stk), warnings
+    return effective, stk, adapter, warnings
 
 
 def compile(pipeline: Any, stack: str | Stack | None = None, *, config: str | LoadedConfig | None = None) -> Compiled:
     """The backend document for this pipeline on this stack; pure and deterministic."""
-    ir, _root, _stk, adapter, warnings = _prepare(pipeline, stack, config)
+    raw, root = to_ir(pipeline)
+    ir, _stk, adapter, warnings = _prepare(raw, root, stack, config)
     compiled = adapter.compile(ir)
     return Compiled(compiled.adapter, compiled.files, tuple(warnings) + compiled.notes)
 
 
 def explain(pipeline: Any, stack: str | Stack | None = None, *, config: str | LoadedConfig | None = None) -> dict[str, list[str]]:
-    """Per step, what the backend chose for it and why."""
-    ir, root, stk, adapter, _warnings = _prepare(pipeline, stack, config)
+    """Per step, what the backend chose for it and why, and what code its cache key covers."""
+    from stackhop.core.cache_key import explain_code
+
+    raw, root = to_ir(pipeline)
+    ir, stk, adapter, _warnings = _prepare(raw, root, stack, config)
     out = adapter.explain(ir)
     if adapter.uses_images:
         from stackhop.images.plan import explain_images
 
-        raw, _ = to_ir(pipeline)
         for step, lines in explain_images(apply_stack(raw, stk), stk, root).items():
             out[step] = [*lines, *out.get(step, [])]
+    for step, line in explain_code(ir).items():
+        out[step] = [*out.get(step, []), line]
     return out
 
 
@@ -192,6 +198,7 @@ def run(
     run_id: str | None = None,
     on_update: Callable[[RunState], None] | None = None,
     emulate: bool = False,
+    progress: bool | None = None,
     _parameters_are_strings: bool = False,
     _code: CodeRef | None = None,
 ) -> "RunHandle":
@@ -201,13 +208,19 @@ def run(
     `emulate=True` executes the compiled backend document on this machine instead of submitting it.
     When the stack has an image builder, images that steps build from ImageSettings are built (or
     found unchanged in the registry) first, and the run uses them by digest.
+    While waiting, step statuses are shown live (a table in a terminal, HTML in Jupyter, a line
+    per change elsewhere) unless `progress=False` or `on_update` is given.
     """
-    ir, root, stk, adapter, warnings = _prepare(pipeline, stack, config, build=not emulate)
+    from stackhop.core.import_guard import refuse_run
+
+    refuse_run()
+    raw, root = to_ir(pipeline)
+    ir, stk, adapter, warnings = _prepare(raw, root, stack, config, build=not emulate)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     params = resolve_parameters(ir, parameters, from_strings=_parameters_are_strings)
     run_id = run_id or new_run_id()
-    code = _code or _code_ref(root, stk, adapter, _code_mode(pipeline, stk, adapter))
+    code = _code or _code_ref(root, stk, adapter, _code_mode(apply_stack(raw, stk), adapter), ir)
     compiled = adapter.compile(ir)
     store = RunStore(stk.store_path)
     import json
@@ -216,7 +229,7 @@ def run(
     record = RunRecord(
         run_id=run_id, pipeline=ir.name, stack=stk.name, adapter=adapter.name, status=RunStatus.PENDING.value,
         created_at=time.time(), finished_at=None, parameters=params, backend_ref={},
-        ir_digest=to_ir(pipeline)[0].digest(),  # the pipeline as written: the same on every stack it is promoted to
+        ir_digest=raw.digest(),  # the pipeline as written: the same on every stack it is promoted to
         artifact_root=stk.artifact_root, stack_source=stk.source, message="", steps={},
     )
     store.add(record)
@@ -227,24 +240,42 @@ def run(
         raise
     store.set_status(run_id, RunStatus.PENDING.value, backend_ref={"adapter": ref.adapter, **ref.data})
     handle = RunHandle(run_id, ir.name, stk, adapter, ref, store)
+    view = None
+    if on_update is None and progress is not False:
+        from stackhop.core.progress import auto_view
+
+        view = auto_view(handle, live=wait)
     if wait:
-        handle.wait(on_update=on_update)
+        try:
+            handle.wait(on_update=on_update or (view.update if view else None))
+        finally:
+            if view:
+                view.close(handle)
+    elif view:
+        view.close(handle)
     return handle
 
 
-def _code_mode(pipeline: Any, stack: Stack, adapter: Adapter) -> str:
-    """How code reaches remote steps: 'git' if any step's image asks for it, 'image' if every step's has it baked in."""
+def _code_mode(ir: Pipeline, adapter: Adapter) -> str:
+    """How code reaches remote steps: 'git' if any step's image asks for it, 'image' if every step's has it baked in.
+
+    `ir` is the pipeline with the stack applied, before images are resolved to references."""
     if not adapter.uses_images:
         return "artifact_store"
-    ir, _ = to_ir(pipeline)
-    modes = [s.settings.image_build.code if s.settings.image_build else None for s in apply_stack(ir, stack).steps]
+    modes = [s.settings.image_build.code if s.settings.image_build else None for s in ir.steps]
     if "git" in modes:
         return "git"
     return "image" if modes and all(m == "image" for m in modes) else "artifact_store"
 
 
-def _code_ref(root: Path | None, stack: Stack, adapter: Adapter, mode: str = "artifact_store") -> CodeRef:
-    if root is None:
+def needs_source_tree(ir: Pipeline) -> bool:
+    """False when every Python step travels by value and imports no project module: nothing to ship."""
+    return any(s.python is not None and (not s.python.by_value or s.python.imports_project) for s in ir.steps)
+
+
+def _code_ref(root: Path | None, stack: Stack, adapter: Adapter, mode: str = "artifact_store",
+              ir: Pipeline | None = None) -> CodeRef:
+    if root is None or (ir is not None and not needs_source_tree(ir)):
         return CodeRef()
     if not adapter.wants_code_archive():
         return CodeRef(source_dir=str(root))
@@ -269,7 +300,7 @@ def get_run(run_id: str, *, config: str | LoadedConfig | None = None) -> "RunHan
 
     loaded = config if isinstance(config, LoadedConfig) else load_config(config)
     probe = Stack("local", StackConfig(), loaded.project_dir, "built-in")
-    store = RunStore(probe.store_path)
+    store = RunStore(probe.store_path, create=False)
     rec = store.get(run_id)
     try:
         stk = load_stack(rec.stack, config=loaded)
@@ -300,6 +331,16 @@ class RunHandle:
     def __repr__(self) -> str:
         status = self._last.status.value if self._last else "?"
         return f"<RunHandle {self.run_id} {self.pipeline} on {self.stack.name}: {status}>"
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows for a handle: the run and every step's status."""
+        from stackhop.core.progress import html_table
+
+        try:
+            state = self.refresh()
+        except StackhopError:
+            state = self._last
+        return html_table(self.run_id, self.pipeline, self.stack.name, state)
 
     def refresh(self) -> RunState:
         state = self.adapter.status(self.ref)
@@ -335,9 +376,12 @@ class RunHandle:
                     raise TimeoutError(f"run {self.run_id} is still {state.status.value} after {timeout}s")
                 time.sleep(delay)
                 delay = min(delay * 1.5, longest)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            print(f"stackhop: interrupted; cancelling run {self.run_id}", file=sys.stderr)
             self.cancel()
             self.wait(timeout=60, on_update=on_update)
+            print(f"stackhop: run {self.run_id} {self._last.status.value if self._last else 'CANCELLED'}", file=sys.stderr)
+            exc.run_id = self.run_id  # type: ignore[attr-defined]
             raise
 
     def cancel(self) -> None:
@@ -367,9 +411,10 @@ class RunHandle:
         return self.refresh()
 
 
-def project_store(config: str | LoadedConfig | None = None) -> RunStore:
+def project_store(config: str | LoadedConfig | None = None, *, create: bool = False) -> RunStore:
+    """The run store of the project found from here (or from `config`); reading it creates nothing."""
     from stackhop.core.stack import StackConfig, load_config
 
     loaded = config if isinstance(config, LoadedConfig) else load_config(config)
-    return RunStore(Stack("local", StackConfig(), loaded.project_dir, "built-in").store_path)
+    return RunStore(Stack("local", StackConfig(), loaded.project_dir, "built-in").store_path, create=create)
 

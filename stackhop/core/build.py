@@ -84,7 +84,8 @@ def _step(t: tracing.Task, where: str) -> dict[str, Any]:
                 as_value=as_value,
             )
         )
-    outputs = [dict(name=n, type=ty, from_return=fr) for n, (ty, fr) in t.output_types.items()]
+    outputs = [dict(name=n, type=ty, from_return=fr, **({"materializer": t.materializers[n]} if n in t.materializers else {}))
+               for n, (ty, fr) in t.output_types.items()]
     data: dict[str, Any] = dict(
         name=t.name,
         kind=t.kind,

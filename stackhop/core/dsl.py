@@ -34,16 +34,30 @@ class StepDef:
         self._settings = settings
         self.allow_pickle = allow_pickle
         self._signature: Signature | None = None
-        self._code: tuple[str, str] | None = None
         functools.update_wrapper(self, fn)
 
-    def code_identity(self) -> tuple[str, str]:
-        """(module, source hash), read once per definition: a 1,000-step chain calls one step 1,000 times."""
-        if self._code is None:
-            from stackhop.core.source import source_hash
+    def materializers(self, trace: tracing.Trace) -> dict[str, str]:
+        """Output name -> the materializer storing it, chosen from the return annotation at each trace."""
+        key = ("materializers", id(self))
+        if key not in trace.code:
+            from stackhop.core.materializers import choose
 
-            self._code = (_module(self.fn)[0], source_hash(self.fn))
-        return self._code
+            where = f"step {self.name!r} of pipeline {trace.pipeline!r}"
+            trace.code[key] = {
+                n: choose(hint, allow_pickle=self.allow_pickle, where=where + (f" (output {n!r})" if n != "output" else ""))
+                for n, _t, hint in self.signature.returns if hint is not None
+            }
+        return trace.code[key]
+
+    def code(self, trace: tracing.Trace) -> dict[str, Any]:
+        """The step's `python` body, read once per trace (a 1,000-step chain calls one step 1,000 times),
+        and again at the next trace, so an edit made since (in a notebook, say) is seen."""
+        key = id(self)
+        if key not in trace.code:
+            from stackhop.core.source import step_code
+
+            trace.code[key] = step_code(self.fn, where=f"step {self.name!r} of pipeline {trace.pipeline!r}")
+        return trace.code[key]
 
     @property
     def signature(self) -> Signature:
@@ -78,8 +92,6 @@ class StepDef:
                     f"step {self.name!r} in pipeline {trace.pipeline!r} needs input {p.name!r}; "
                     f"pass it as {self.name}({p.name}=...)."
                 )
-        module, code_hash = self.code_identity()
-
         task = Task(
             name=trace.unique_name(self.name),
             explicit_name=False,
@@ -89,9 +101,10 @@ class StepDef:
             input_types={p.name: (p.type, p.as_value, p.default, p.has_default) for p in inputs},
             output_types={
                 **{p.name: (p.type, False) for p in sig.artifact_outputs},
-                **{n: (t, materialized) for n, t, materialized in sig.returns},
+                **{n: (t, hint is not None) for n, t, hint in sig.returns},
             },
-            python={"module": module, "qualname": self.fn.__qualname__, "source_hash": code_hash},
+            materializers=self.materializers(trace),
+            python=self.code(trace),
             settings=_copy_settings(self._settings),
             allow_pickle=self.allow_pickle,
         )
@@ -465,14 +478,13 @@ _PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 
 class PipelineDef:
-    """A traced-on-demand pipeline. `build()` returns the IR; it is cached per definition."""
+    """A traced-on-demand pipeline. `build()` returns the IR."""
 
     def __init__(self, fn: Callable[..., Any], name: str | None, description: str | None, defaults: dict[str, Any]):
         self.fn = fn
         self.name = name or fn.__name__.replace("_", "-").lower()
         self.description = description if description is not None else inspect.cleandoc(fn.__doc__ or "")
         self._defaults = defaults
-        self._ir: Any = None
         module, root = _module(fn)
         self.module = module
         self.source_root: Path | None = root
@@ -501,11 +513,10 @@ class PipelineDef:
         return params
 
     def build(self) -> Any:
-        if self._ir is None:
-            from stackhop.core.build import build_ir
+        """Trace the pipeline into its IR. Traced afresh each call: the code its steps reach may have changed."""
+        from stackhop.core.build import build_ir
 
-            self._ir = build_ir(self)
-        return self._ir
+        return build_ir(self)
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name}>"

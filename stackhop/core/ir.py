@@ -205,9 +205,29 @@ class Placeholder(_Frozen):
 
 
 class PythonCall(_Frozen):
+    """Where a Python step's function is, and the identity of all the code it runs.
+
+    A step defined in an importable module is imported by name in the step process. One
+    defined in `__main__` (a notebook, a REPL, a script run directly) travels by value: as
+    `source` to execute, or, when no source could be read, `pickled` (cloudpickle, base64)
+    for the same Python minor version only.
+    """
+
     module: str
     qualname: str
-    source_hash: str
+    code_digest: str
+    """Digest of `code_parts`: part of the cache key, so an edit to any code the step reaches invalidates it."""
+    code_parts: dict[str, str] = Field(default_factory=dict)
+    """What the step's code reaches (functions, classes, values, imports, project modules) -> digest."""
+    source: str | None = None
+    pickled: str | None = None
+    python: str | None = None
+    imports_project: bool = False
+    """A by-value step that imports project modules still needs the source tree shipped."""
+
+    @property
+    def by_value(self) -> bool:
+        return self.source is not None or self.pickled is not None
 
 
 class ContainerSpec(_Frozen):
@@ -253,6 +273,8 @@ class OutputSpec(_Frozen):
     type: str
     from_return: bool = False
     """A return value stored as an artifact (bytes, numpy, pandas ...) through a materializer."""
+    materializer: str | None = None
+    """The materializer chosen from the return annotation when traced ("auto": from the value at run time)."""
 
 
 class StepSettings(_Frozen):

@@ -1,15 +1,17 @@
 """Hook specifications and the plugin manager.
 
-Built-in adapters register through the same `stackhop` entry-point group third parties use,
-so a built-in has no privileges a plugin lacks. Entry points are read on first use, never at
-`import stackhop`.
+Every plugin, built-in or third-party, is found through the `stackhop` entry-point group, so a
+built-in has no privilege a plugin lacks. Entry points are read on first use, never at
+`import stackhop`. Two plugins offering an adapter, builder or materializer under one name is an
+error naming both distributions, unless one of the classes says `override = True`.
 """
 
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -17,19 +19,22 @@ from stackhop.errors import ConfigError
 
 if TYPE_CHECKING:
     from stackhop.core.adapter import Adapter
+    from stackhop.core.materializers import Materializer
     from stackhop.images.builder import Builder
 
 hookspec = pluggy.HookspecMarker("stackhop")
 hookimpl = pluggy.HookimplMarker("stackhop")
 
-BUILTIN_PLUGINS = (
-    "stackhop.adapters.local.plugin",
-    "stackhop.adapters.kubernetes.plugin",
-    "stackhop.adapters.sagemaker.plugin",
-    "stackhop.adapters.vertex.plugin",
-    "stackhop.adapters.kfp.plugin",
-    "stackhop.images.plugin",
-)
+BUILTIN_PLUGINS = {
+    "local": "stackhop.adapters.local.plugin",
+    "kubernetes": "stackhop.adapters.kubernetes.plugin",
+    "sagemaker": "stackhop.adapters.sagemaker.plugin",
+    "vertex": "stackhop.adapters.vertex.plugin",
+    "kfp": "stackhop.adapters.kfp.plugin",
+    "images": "stackhop.images.plugin",
+    "materializers": "stackhop.plugins.materializers",
+}
+"""What stackhop's own entry points name; used as they are only when stackhop runs uninstalled."""
 
 
 class StackhopSpec:
@@ -41,37 +46,96 @@ class StackhopSpec:
     def stackhop_builders(self) -> list[type["Builder"]]:  # type: ignore[empty-body]
         """Return image builder classes this plugin provides."""
 
+    @hookspec
+    def stackhop_materializers(self) -> list[type["Materializer"]]:  # type: ignore[empty-body]
+        """Return materializer classes this plugin provides."""
+
+
+@dataclass(frozen=True)
+class Source:
+    distribution: str
+    entry_point: str
+
+    def __str__(self) -> str:
+        return f"{self.distribution} (entry point {self.entry_point})"
+
+
+_sources: dict[str, Source] = {}
+
 
 @cache
 def plugin_manager() -> pluggy.PluginManager:
     import importlib
+    from importlib.metadata import entry_points
 
     pm = pluggy.PluginManager("stackhop")
     pm.add_hookspecs(StackhopSpec)
-    for name in BUILTIN_PLUGINS:
-        pm.register(importlib.import_module(name), name=name)
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="stackhop"):
-        if pm.has_plugin(ep.name) or ep.value in BUILTIN_PLUGINS:
+    _sources.clear()
+    found = list(entry_points(group="stackhop"))
+    if not any((ep.dist.name if ep.dist else "") == "stackhop" for ep in found):
+        for name, module in BUILTIN_PLUGINS.items():  # a source checkout that was never installed
+            pm.register(importlib.import_module(module), name=f"stackhop:{name}")
+            _sources[f"stackhop:{name}"] = Source("stackhop", module)
+    for ep in sorted(found, key=lambda e: ((e.dist.name if e.dist else "") != "stackhop", e.name)):
+        dist = ep.dist.name if ep.dist else "an unknown distribution"
+        key = f"{dist}:{ep.name}"
+        if key in _sources:
             continue
         try:
             plugin = ep.load()
         except Exception as exc:
             raise ConfigError(
-                f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}; fix or uninstall the package that provides it."
+                f"plugin {ep.name!r} ({ep.value}) from {dist} failed to import: {exc}; "
+                "fix or uninstall the package that provides it."
             ) from None
-        pm.register(plugin, name=ep.name)
+        if pm.is_registered(plugin):
+            continue
+        pm.register(plugin, name=key)
+        _sources[key] = Source(dist, ep.value)
     return pm
 
 
-def _collect(groups: list[list[type]]) -> dict[str, type]:
-    """name -> class over every plugin's answer; the first registration of a name wins."""
-    found: dict[str, type] = {}
-    for group in groups:
-        for cls in group:
-            found.setdefault(cls.name, cls)  # type: ignore[attr-defined]
-    return found
+_provided: dict[int, Source] = {}
+
+
+def provider(cls: type) -> str:
+    """Which distribution offers a plugin class ("stackhop (entry point ...)")."""
+    source = _provided.get(id(cls))
+    return str(source) if source else f"module {cls.__module__}"
+
+
+def _collect(hook: str, kind: str) -> dict[str, type]:
+    """name -> class over every plugin's answer; a name offered twice must be resolved with `override`."""
+    pm = plugin_manager()
+    tables = pm.__dict__.setdefault("_stackhop_tables", {})
+    if hook not in tables:
+        tables[hook] = _offers(pm, hook, kind)
+    return tables[hook]
+
+
+def _offers(pm: pluggy.PluginManager, hook: str, kind: str) -> dict[str, type]:
+    offers: dict[str, list[tuple[type, Source]]] = {}
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        source = _sources.get(impl.plugin_name, Source(impl.plugin_name, impl.plugin_name))
+        for cls in impl.function() or []:
+            _provided[id(cls)] = source
+            offers.setdefault(cls.name, []).append((cls, source))  # type: ignore[attr-defined]
+    return {name: _pick(kind, name, choices) for name, choices in offers.items()}
+
+
+def _pick(kind: str, name: str, choices: list[tuple[type, Source]]) -> type:
+    distinct = list({id(c): (c, s) for c, s in choices}.values())
+    if len(distinct) == 1:
+        return distinct[0][0]
+    overriding = [(c, s) for c, s in distinct if getattr(c, "override", False)]
+    if len(overriding) == 1:
+        return overriding[0][0]
+    (a, sa), (b, sb) = distinct[0], distinct[1]
+    fix = (f"set `override = True` on one of the classes ({a.__module__}.{a.__qualname__} or "
+           f"{b.__module__}.{b.__qualname__})") if not overriding else "leave `override = True` on only one of them"
+    raise ConfigError(
+        f"{kind} {name!r} is provided by both {sa} and {sb}; uninstall one, or {fix} to choose which one runs."
+    )
 
 
 def _lookup(table: dict[str, type], name: str, kind: str, where: str) -> type:
@@ -85,7 +149,7 @@ def _lookup(table: dict[str, type], name: str, kind: str, where: str) -> type:
 
 
 def adapters() -> dict[str, type["Adapter"]]:
-    return _collect(plugin_manager().hook.stackhop_adapters())
+    return _collect("stackhop_adapters", "adapter")
 
 
 def adapter_class(name: str, *, where: str) -> type["Adapter"]:
@@ -93,8 +157,18 @@ def adapter_class(name: str, *, where: str) -> type["Adapter"]:
 
 
 def builders() -> dict[str, type["Builder"]]:
-    return _collect(plugin_manager().hook.stackhop_builders())
+    return _collect("stackhop_builders", "image builder")
 
 
 def builder_class(name: str, *, where: str) -> type["Builder"]:
     return _lookup(builders(), name, "image builder", where)
+
+
+def materializer_classes(*, include_registered: bool = True) -> dict[str, type["Materializer"]]:
+    """Plugins' materializers, and (unless told not to) those registered with `@materializer`."""
+    table: dict[str, Any] = dict(_collect("stackhop_materializers", "materializer"))
+    if include_registered:
+        from stackhop.core.materializers import user_registered
+
+        table.update(user_registered())
+    return table

@@ -40,7 +40,7 @@ def to_run_state(state: dict[str, Any], run_prefix: str) -> RunState:
         key: StepState(
             name=key, status=StepStatus.parse(s["status"]), native=s.get("native", ""), attempts=s.get("attempts", 0),
             started_at=s.get("started_at"), finished_at=s.get("finished_at"), exit_code=s.get("exit_code"),
-            message=s.get("message", ""), log_uri=log_uri(run_prefix, key),
+            message=s.get("message", ""), log_uri=log_uri(run_prefix, key), cache=s.get("cache"),
         )
         for key, s in sorted(state["steps"].items(), key=lambda kv: position(kv[0]))
     }
@@ -67,6 +67,8 @@ def list_artifacts(run_prefix: str) -> list[ArtifactRef]:
         for name, art in record.get("artifacts", {}).items():
             refs.append(ArtifactRef(uri=art["uri"], type=art["type"], step=key, output=name,
                                     metadata=art.get("metadata") or {}, materializer=art.get("materializer"),
+                                    materializer_meta=art.get("materializer_meta") or {},
+                                    materializer_module=art.get("materializer_module"),
                                     digest=art.get("digest")))
     return refs
 

@@ -64,6 +64,8 @@ class StepState:
     exit_code: int | None = None
     message: str = ""
     log_uri: str | None = None
+    cache: dict[str, Any] | None = None
+    """How the cache answered where the scheduler ran: {"result": "hit" | "miss" | "disabled", "changed": [...]}."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "status": self.status.value}
@@ -101,10 +103,13 @@ class ArtifactRef:
     materializer: str | None = None
     digest: str | None = None
     value: Any = None
+    materializer_meta: dict[str, Any] = field(default_factory=dict)
+    materializer_module: str | None = None
 
-    def load(self, *, allow_pickle: bool = False) -> Any:
-        """Scalars and metrics as values; materialized outputs through their materializer;
-        other files as bytes; directories as a local path."""
+    def load(self, *, allow_pickle: bool = False, as_type: Any = None) -> Any:
+        """Scalars and metrics as values; materialized outputs through their materializer (into
+        `as_type`, for dataclasses and pydantic models, when given); other files as bytes;
+        directories as a local path."""
         from stackhop.core import materializers
         from stackhop.core.artifacts import ArtifactStore
 
@@ -115,7 +120,8 @@ class ArtifactRef:
         store = ArtifactStore.for_uri(self.uri)
         with store.local_copy(self.uri) as path:
             if self.materializer:
-                return materializers.load(path, self.materializer, allow_pickle=allow_pickle)
+                return materializers.load(path, self.materializer, allow_pickle=allow_pickle, expected=as_type,
+                                          meta=self.materializer_meta, module=self.materializer_module)
             import os
 
             if os.path.isdir(path):

@@ -12,7 +12,6 @@ documents. Whatever starts an attempt reports its end through `events`.
 
 from __future__ import annotations
 
-import hashlib
 import queue
 from abc import ABC, abstractmethod
 import signal
@@ -21,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from stackhop.core.canonical import canonical_json
 from stackhop.core.graph import stable_topological
 from stackhop.core.resolve import Index, RunView, instance_key
 
@@ -54,6 +52,9 @@ class Instance:
     stopping: bool = False
     retry_at: float | None = None
     cache_key: str | None = None
+    cache_parts: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    """How the cache answered: hit (and from which run), miss (and what changed), or disabled."""
     loop_slot: tuple[str, Index] | None = None
 
     @property
@@ -341,50 +342,58 @@ class Scheduler(ABC):
         step = self.view.steps[inst.step]
         return self.caching and self.step_settings(inst).get("caching") is not False and step["kind"] != "resource"
 
-    def _cache_key(self, inst: Instance) -> str:
+    def _cache_parts(self, inst: Instance) -> dict[str, Any]:
+        from stackhop.core.cache_key import input_part, material
+
         step = self.view.steps[inst.step]
         inputs: dict[str, Any] = {}
         for spec in step["inputs"]:
             if spec.get("value") is None:
                 inputs[spec["name"]] = {"default": spec.get("default")}
                 continue
-            value = self.view.value(spec["value"], inst.step, inst.index)
-            is_artifact = spec["type"] not in ("str", "int", "float", "bool", "list", "dict")
-            inputs[spec["name"]] = {"digest": value.get("digest")} if is_artifact else {"value": value}
-        material = {
-            "v": 1,
-            "kind": step["kind"],
-            "body": step.get("python") or step.get("container") or step.get("resource"),
-            "image": self.step_settings(inst).get("image"),
-            "env": self.step_settings(inst).get("env") or {},
-            "inputs": inputs,
-            "outputs": step["outputs"],
-        }
-        return hashlib.sha256(canonical_json(material).encode()).hexdigest()
+            inputs[spec["name"]] = input_part(spec, self.view.value(spec["value"], inst.step, inst.index))
+        return material(step, self.step_settings(inst), inputs)
 
     def _cache_uri(self, inst: Instance, key: str) -> str:
         return self.store.shared_meta("cache", self.view.pipeline, inst.step, key + ".json")
 
+    def _latest_uri(self, inst: Instance) -> str:
+        name = "latest" + "".join(f"-{i}" for i in inst.index) + ".json"
+        return self.store.shared_meta("cache", self.view.pipeline, inst.step, name)
+
     def _try_cache(self, inst: Instance) -> bool:
+        from stackhop.core.cache_key import changes, key_of
+
         if not self._cache_enabled(inst):
+            inst.cache = {"result": "disabled"}
             return False
         try:
-            inst.cache_key = self._cache_key(inst)
+            parts = self._cache_parts(inst)
+            inst.cache_key = key_of(parts)
+            inst.cache_parts = parts
             uri = self._cache_uri(inst, inst.cache_key)
-            if not self.store.exists(uri):
-                return False
-            record = self.store.read_json(uri)
-        except Exception:
+            record = self.store.read_json(uri) if self.store.exists(uri) else None
+        except Exception as exc:
+            inst.cache = {"result": "miss", "changed": [f"the cache could not be read: {exc}"]}
             return False
-        if not all(self.store.exists(a["uri"]) for a in record.get("artifacts", {}).values()):
+        if record is None or not all(self.store.exists(a["uri"]) for a in record.get("artifacts", {}).values()):
+            try:
+                previous = self.store.read_json(self._latest_uri(inst)) if self.store.exists(self._latest_uri(inst)) else None
+            except Exception:
+                previous = None
+            why = ["a cached artifact was deleted"] if record is not None else changes(previous, parts)
+            inst.cache = {"result": "miss", "key": inst.cache_key, "changed": why}
             return False
+        record = {k: v for k, v in record.items() if k != "key_parts"}
         self.store.write_json(self.view.outputs_uri(inst.step, inst.index), record)
         self.view.remember_outputs(inst.step, inst.index, record)
+        inst.cache = {"result": "hit", "key": inst.cache_key, "from_run": record.get("run_id")}
         return self.settle(inst, "CACHED", "cache_hit", f"outputs of run {record.get('run_id', '?')}")
 
     def _store_cache(self, inst: Instance, record: dict[str, Any]) -> None:
         if inst.cache_key and self._cache_enabled(inst):
-            self.store.write_json(self._cache_uri(inst, inst.cache_key), record)
+            self.store.write_json(self._cache_uri(inst, inst.cache_key), {**record, "key_parts": inst.cache_parts})
+            self.store.write_json(self._latest_uri(inst), inst.cache_parts)
 
     # ------------------------------------------------------------------ reporting
     def state(self, status: str) -> dict[str, Any]:
@@ -392,7 +401,7 @@ class Scheduler(ABC):
             key: {
                 "status": i.status, "native": i.native, "attempts": i.attempts, "started_at": i.started_at,
                 "finished_at": i.finished_at, "exit_code": i.exit_code, "message": i.message,
-                "backend_name": i.backend_name,
+                "backend_name": i.backend_name, **({"cache": i.cache} if i.cache else {}),
             }
             for key in self.order
             for i in (self.instances[key],)

@@ -2,8 +2,8 @@
 
 `Input[Dataset]` and `Output[Model]` are artifacts; str/int/float/bool/list/dict are scalars;
 any other annotation (bytes, numpy arrays, DataFrames ...) is an artifact whose value a
-materializer loads and stores. The return value is the scalar output `output`, or one output
-per field of a NamedTuple.
+materializer loads and stores (chosen from the annotation when the pipeline is traced). The
+return value is the output `output`, or one output per field of a NamedTuple.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ class ParamInfo:
 @dataclass(frozen=True)
 class Signature:
     params: tuple[ParamInfo, ...]
-    returns: tuple[tuple[str, str, bool], ...] = field(default=())
-    """(output name, type, stored through a materializer)"""
+    returns: tuple[tuple[str, str, Any], ...] = field(default=())
+    """(output name, type, the annotation when a materializer stores it, else None)"""
 
     @property
     def inputs(self) -> tuple[ParamInfo, ...]:
@@ -121,7 +121,7 @@ def _param(step: str, p: inspect.Parameter, hint: Any) -> ParamInfo:
     return ParamInfo(p.name, "Artifact", "in", as_value=True, default=default, has_default=has_default)
 
 
-def _returns(step: str, hint: Any) -> tuple[tuple[str, str, bool], ...]:
+def _returns(step: str, hint: Any) -> tuple[tuple[str, str, Any], ...]:
     if hint is None or hint is type(None):
         return ()
     # get_type_hints, not __annotations__: under `from __future__ import annotations` those are strings.
@@ -131,16 +131,16 @@ def _returns(step: str, hint: Any) -> tuple[tuple[str, str, bool], ...]:
     return (_return_field(step, "output", hint),)
 
 
-def _return_field(step: str, name: str, hint: Any) -> tuple[str, str, bool]:
+def _return_field(step: str, name: str, hint: Any) -> tuple[str, str, Any]:
     scalar = scalar_type_name(hint)
     if scalar:
-        return (name, scalar, False)
+        return (name, scalar, None)
     if isinstance(hint, type) and issubclass(hint, Artifact):
         raise PipelineDefinitionError(
             f"step {step!r}: return type {hint.__name__} is an artifact class; declare a parameter "
             f"`{name}: Output[{hint.__name__}]` and write to its path instead."
         )
-    return (name, "Artifact", True)
+    return (name, "Artifact", hint)
 
 
 def _is_namedtuple(hint: Any) -> bool:

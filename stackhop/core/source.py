@@ -6,11 +6,9 @@ code archive packs and what a step process puts on sys.path.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,14 +37,24 @@ def _module_from_path(path: Path) -> tuple[str, Path]:
     return ".".join(parts), d
 
 
-def source_hash(fn: Callable[..., Any]) -> str:
-    """Hash of the function's source text, so editing a step invalidates its cache entries."""
-    try:
-        text = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError):
-        code = fn.__code__
-        text = repr((code.co_code, code.co_consts, code.co_names))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+def step_code(fn: Callable[..., Any], *, where: str) -> dict[str, Any]:
+    """The IR's `python` body for a step function: how to find it, and the identity of its code."""
+    from stackhop.core.code_by_value import capture, defined_in_main
+    from stackhop.core.code_fingerprint import fingerprint_step
+
+    if defined_in_main(fn):
+        module, root = module_and_root(fn)
+        by_value = capture(fn, root=root or Path.cwd(), where=where)
+        body: dict[str, Any] = {"module": "__main__", "qualname": fn.__qualname__, "code_digest": by_value.digest,
+                                "code_parts": by_value.parts, "imports_project": by_value.imports_project}
+        if by_value.source is not None:
+            body["source"] = by_value.source
+        else:
+            body.update(pickled=by_value.pickled, python=by_value.python)
+        return body
+    module, root = module_and_root(fn)
+    found = fingerprint_step(fn, module, root)
+    return {"module": module, "qualname": fn.__qualname__, "code_digest": found.digest, "code_parts": found.parts}
 
 
 def import_file(path: str | os.PathLike[str]) -> Any:

@@ -218,6 +218,21 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return sorted(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
 
 
+def find_project_dir(start: str | os.PathLike[str] | None = None) -> Path:
+    """Where runs and artifacts live when no stackhop.yaml names a project: the nearest folder
+    holding `.stackhop/` (looking no higher than the git work tree), else the git work tree's
+    root, else the current directory. So `cd notebooks` keeps seeing the project's runs."""
+    here = Path(start or os.getcwd()).resolve()
+    chain = [here, *here.parents]
+    git = next((d for d in chain if (d / ".git").exists()), None)
+    for d in chain:
+        if (d / ".stackhop").is_dir():
+            return d
+        if d == git:
+            return d
+    return here
+
+
 def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
     here = Path(start or os.getcwd()).resolve()
     for d in (here, *here.parents):
@@ -235,7 +250,7 @@ class LoadedConfig:
 
     @property
     def project_dir(self) -> Path:
-        return self.path.parent if self.path else Path.cwd()
+        return self.path.parent if self.path else find_project_dir()
 
     def stack_names(self) -> list[str]:
         names = list(self.file.stacks)
@@ -305,6 +320,9 @@ def _check_overrides(cfg: StackConfig, name: str, source: str, loaded: LoadedCon
 # ---------------------------------------------------------------------------- applying
 
 
+_NO_ACCELERATOR = "_no_accelerator"
+
+
 def apply_stack(ir: Any, stack: Stack) -> Any:
     """The IR as this stack will run it: stack defaults and overrides folded into each step."""
     from stackhop.core import ir as irm
@@ -329,7 +347,10 @@ def apply_stack(ir: Any, stack: Stack) -> Any:
         elif ov.image is not None:
             out["image"] = ov.image
         if ov.resources is not None:
-            out["resources"] = irm.Resources.model_validate(resources_dict(f"stack {stack.name!r}", **ov.resources))
+            parsed = resources_dict(f"stack {stack.name!r}", **ov.resources)
+            out["resources"] = irm.Resources.model_validate(parsed)
+            if "accelerator" in parsed and parsed["accelerator"] is None:
+                out[_NO_ACCELERATOR] = True
         if ov.retries is not None:
             out["retry"] = irm.RetryPolicy(max_retries=ov.retries)
         if ov.timeout is not None:
@@ -355,6 +376,8 @@ def apply_stack(ir: Any, stack: Stack) -> Any:
                     merged[key] = {**merged.get(key, {}), **value}
                 elif key == "resources" and merged.get("resources") is not None:
                     merged[key] = value.merged_over(merged["resources"])
+                elif key == _NO_ACCELERATOR:
+                    merged["resources"] = merged["resources"].model_copy(update={"accelerator": None})
                 elif key == "image_build":  # the most specific layer decides: build, or a given image
                     merged[key] = value.merged_over(merged.get("image_build"))
                     merged.pop("image", None)
@@ -363,6 +386,7 @@ def apply_stack(ir: Any, stack: Stack) -> Any:
                     merged.pop("image_build", None)
                 else:
                     merged[key] = value
+        merged.pop(_NO_ACCELERATOR, None)
         steps.append(s.model_copy(update={"settings": construct(irm.StepSettings, merged, f"step {s.name!r}")}))
     return ir.model_copy(update={"steps": tuple(steps)})
 

@@ -72,12 +72,18 @@ class RunRecord:
 
 
 class RunStore:
-    def __init__(self, path: str | Path):
+    """`create=False` is for read commands: a store that does not exist reads as empty and stays absent."""
+
+    def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path)
+        self.exists = self.path.is_file()
+        if not create and not self.exists:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+        self.exists = True
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -115,6 +121,11 @@ class RunStore:
             db.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*args, run_id])
 
     def get(self, run_id: str) -> RunRecord:
+        if not self.exists:
+            raise RunNotFoundError(
+                f"no run {run_id!r}: there is no run store at {self.path} yet; run a pipeline from this project first, "
+                "or pass --config (or set STACKHOP_HOME) to read another project's runs."
+            )
         with closing(self._connect()) as db:
             row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
@@ -134,6 +145,8 @@ class RunStore:
         if stack:
             where.append("stack = ?")
             args.append(stack)
+        if not self.exists:
+            return []
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created_at DESC LIMIT ?"
         with closing(self._connect()) as db:
@@ -150,6 +163,8 @@ class RunStore:
             )
 
     def promotions(self, release_id: str) -> list[dict[str, Any]]:
+        if not self.exists:
+            return []
         with closing(self._connect()) as db:
             rows = db.execute("SELECT record FROM promotions WHERE release_id = ? ORDER BY at, id", (release_id,)).fetchall()
         return [json.loads(r["record"]) for r in rows]

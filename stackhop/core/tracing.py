@@ -8,6 +8,8 @@ others already consume its outputs; `to_ir()` then turns everything into plain I
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -61,9 +63,13 @@ class _Operand:
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:
-        raise PipelineDefinitionError(
-            f"{self!r} has no value while the pipeline is traced; use it in If(...) or pass it to a step."
-        )
+        raise PipelineDefinitionError(misuse(repr(self), "bool"))
+
+    def __iter__(self) -> Any:
+        raise PipelineDefinitionError(misuse(repr(self), "iter"))
+
+    def __len__(self) -> int:
+        raise PipelineDefinitionError(misuse(repr(self), "len"))
 
 
 @dataclass(eq=False)
@@ -82,10 +88,7 @@ class ExprNode:
         return ExprNode("not", "not", (self,))
 
     def __bool__(self) -> bool:
-        raise PipelineDefinitionError(
-            "conditions cannot use Python's `and`, `or`, `not` or chained comparisons; "
-            "combine them with `&`, `|` and `~`, e.g. If((a.output > 1) & (b.output == 'yes'))."
-        )
+        raise PipelineDefinitionError(misuse("a comparison of traced values", "bool"))
 
 
 class PipelineParam(_Operand):
@@ -157,7 +160,7 @@ class Task:
     inputs: dict[str, Any]
     input_types: dict[str, tuple[str, bool, Any, bool]]  # name -> (type, as_value, default, has_default)
     output_types: dict[str, tuple[str, bool]]  # name -> (type, from_return)
-    python: dict[str, str] | None = None
+    python: dict[str, Any] | None = None
     container: dict[str, Any] | None = None
     resource: dict[str, Any] | None = None
     fail: dict[str, str] | None = None
@@ -166,6 +169,8 @@ class Task:
     secrets: list[dict[str, str]] = field(default_factory=list)
     display_name: str | None = None
     allow_pickle: bool = False
+    materializers: dict[str, str] = field(default_factory=dict)
+    """Return outputs stored through a materializer -> its name."""
 
     # ------------------------------------------------------------ outputs
     @property
@@ -174,10 +179,13 @@ class Task:
 
     @property
     def output(self) -> TaskOutput:
+        """The return value (`output`) when the step has one, else its only output."""
+        if "output" in self.output_types:
+            return self.outputs["output"]
         if len(self.output_types) != 1:
             names = ", ".join(self.output_types) or "none"
             raise PipelineDefinitionError(
-                f"step {self.name!r} has {len(self.output_types)} outputs ({names}); "
+                f"step {self.name!r} has {len(self.output_types)} outputs ({names}) and no return value; "
                 f"pick one with {self.name}.outputs['<name>']."
             )
         (name,) = self.output_types
@@ -212,11 +220,9 @@ class Task:
         gpu: int | None = None,
     ) -> "Task":
         """Limits default to the requests; `gpu=N` is shorthand for `accelerator_count=N`."""
-        self.settings["resources"] = resources_dict(
-            f"step {self.name!r}",
-            cpu=cpu, memory=memory, cpu_limit=cpu_limit, memory_limit=memory_limit,
-            disk=disk, accelerator=accelerator, accelerator_count=accelerator_count or gpu,
-        )
+        given = dict(cpu=cpu, memory=memory, cpu_limit=cpu_limit, memory_limit=memory_limit, disk=disk,
+                     accelerator=accelerator, accelerator_count=accelerator_count or gpu)
+        self.settings["resources"] = resources_dict(f"step {self.name!r}", **{k: v for k, v in given.items() if v is not None})
         return self
 
     def set_retry(
@@ -281,6 +287,49 @@ class Task:
     def __repr__(self) -> str:
         return f"Task({self.name!r})"
 
+    def __bool__(self) -> bool:
+        raise PipelineDefinitionError(misuse(f"step {self.name!r}", "bool"))
+
+    def __iter__(self) -> Any:
+        raise PipelineDefinitionError(misuse(f"step {self.name!r}", "iter"))
+
+
+def _user_frame() -> tuple[str, int, str]:
+    """(file, line, source line) of the innermost caller outside stackhop: where the user wrote it."""
+    import linecache
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here + os.sep):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "?", 0, ""
+    file, line = frame.f_code.co_filename, frame.f_lineno
+    return file, line, linecache.getline(file, line).strip()
+
+
+def misuse(what: str, how: str) -> str:
+    """One sentence for a traced value used as a Python value: say what to write instead, and where."""
+    file, line, text = _user_frame()
+    where = f"{os.path.basename(file) if file != '?' else file}:{line}"
+    first = text.split(None, 1)[0].rstrip(":") if text else ""
+    if how == "iter" or first == "for":
+        fix = "to run steps once per item, write `with ParallelFor(<list>) as item:`"
+        return f"{where}: {what} cannot be iterated while the pipeline is traced (it only has a value at run time); {fix}."
+    if how == "len":
+        return f"{where}: {what} has no length while the pipeline is traced; pass it to a step that computes one."
+    if first in ("if", "elif", "while", "assert") or " if " in f" {text} " and " else " in text:
+        statement = "while" if first == "while" else "if"
+        return (f"{where}: a Python `{statement}` cannot test {what}, which only has a value at run time; "
+                f"write `with If(<condition>):` around the steps that should run only when it holds.")
+    if re.search(r"\b(and|or|not)\b", text):
+        return (f"{where}: conditions cannot use Python's `and`, `or`, `not` or chained comparisons; combine them "
+                "with `&`, `|` and `~`, e.g. If((a.output > 1) & (b.output == 'yes')).")
+    return (f"{where}: {what} has no value while the pipeline is traced; use it in `with If(...):` "
+            "or pass it to a step.")
+
 
 def resources_dict(where: str, **kw: Any) -> dict[str, Any]:
     """Parse user spellings ("2", "500m", "4Gi", gpu=1) into the IR's exact units.
@@ -309,7 +358,9 @@ def resources_dict(where: str, **kw: Any) -> dict[str, Any]:
     if kw.get("disk") is not None:
         out["disk_bytes"] = parse_bytes(kw["disk"], where=where, what="disk")
     count, accel = kw.get("accelerator_count") or kw.get("gpu"), kw.get("accelerator")
-    if count or accel:
+    if not count and not accel and (("accelerator" in kw and accel is None) or 0 in (kw.get("accelerator_count"), kw.get("gpu"))):
+        out["accelerator"] = None  # `accelerator: null` or `gpu: 0`: an override removing one
+    elif count or accel:
         if not accel:
             raise PipelineDefinitionError(
                 f"{where}: {count} GPU(s) requested without a type; pass accelerator='nvidia-tesla-t4' (or l4, a100 ...)."
@@ -330,6 +381,8 @@ class Trace:
     stack: list[GroupRec] = field(default_factory=list)
     _names: dict[str, int] = field(default_factory=dict)
     _group_counts: dict[str, int] = field(default_factory=dict)
+    code: dict[Any, Any] = field(default_factory=dict)
+    """Per step definition: its IR `python` body and materializers, computed once per trace."""
 
     def unique_name(self, base: str) -> str:
         n = self._names.get(base, 0) + 1

@@ -1,4 +1,4 @@
-"""Built-in plugins that are not orchestrators (image builders, notifiers, catalogs).
+"""Built-in plugins that are not orchestrators: materializers (here) and image builders (`stackhop.images`).
 
-They register through the same `stackhop` hooks as adapters do.
+They register through the same `stackhop` entry points and hooks third-party plugins use.
 """

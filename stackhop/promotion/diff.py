@@ -44,11 +44,12 @@ def _fields(step: Any) -> dict[str, Any]:
 
 
 def diff(pipeline: Any, a: str, b: str, config: LoadedConfig | None = None) -> dict[str, Any]:
-    from stackhop.core.api import _prepare, explain
+    from stackhop.core.api import _prepare, explain, to_ir
 
+    raw, root = to_ir(pipeline)
     sides = []
     for name in (a, b):
-        ir, _root, stack, adapter, _ = _prepare(pipeline, name, config)
+        ir, stack, adapter, _ = _prepare(raw, root, name, config)
         sides.append({"stack": stack.name, "adapter": adapter.name, "digest": adapter.compile(ir).digest(),
                       "steps": {s.name: _fields(s) for s in ir.steps}, "explain": explain(pipeline, name, config=config)})
     left, right = sides

@@ -116,7 +116,7 @@ def _deploy(release: dict[str, Any], target: Any, config: LoadedConfig, *, run: 
             store.write_bytes(uri, _code_bytes(src, name, config))
         code = CodeRef(archive_uri=uri, digest=src["digest"])
     copied = _carry_images(content, ir, target)
-    effective, _root, stack, adapter, _warnings = _prepare(ir, target, config)
+    effective, stack, adapter, _warnings = _prepare(ir, None, target, config)
     compiled = adapter.compile(effective)
     deployed = {"adapter": adapter.name, "digest": compiled.digest(), **adapter.deploy(compiled, release["release_id"])}
     if copied:

@@ -42,16 +42,16 @@ def local_dir(config: LoadedConfig) -> Path:
 
 
 def create_release(pipeline: Any, stack_name: str | None, config: LoadedConfig | None = None) -> dict[str, Any]:
-    from stackhop.core.api import _prepare, compile, to_ir
+    from stackhop.core.api import _prepare, compile, needs_source_tree, to_ir
     from stackhop.core.artifacts import ArtifactStore
     from stackhop.core.code_archive import upload
 
     config = config or load_config()
     source = load_stack(stack_name, config=config)
     ir, root = to_ir(pipeline)
-    effective, *_ = _prepare(ir, source, config)
+    effective, *_ = _prepare(ir, root, source, config)
     code = None
-    if root is not None:
+    if root is not None and needs_source_tree(ir):
         uri, digest = upload(ArtifactStore(source.artifact_root), root)
         code = {"archive_uri": uri, "digest": digest}
     order = config.file.promotion or [source.name]

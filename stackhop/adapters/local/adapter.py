@@ -31,6 +31,11 @@ class LocalSettings(AdapterSettings):
         default_factory=dict, description="secret name -> key -> environment variable that holds the value."
     )
     kill_grace_seconds: float = Field(default=3.0, ge=0, description="SIGTERM to SIGKILL delay on timeout/cancel.")
+    gpus: Literal["auto", "none"] | list[str] = Field(
+        default="auto",
+        description="GPUs steps may use: auto (CUDA_VISIBLE_DEVICES, else nvidia-smi), none, or a list of ids. "
+        "Without any, GPU steps run on the CPU.",
+    )
     launcher: Literal["fork", "spawn"] = Field(
         default="fork",
         description="fork: each step is forked from a warm process that imported stackhop and the step modules "
@@ -44,13 +49,26 @@ class LocalAdapter(Adapter):
     Settings = LocalSettings
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
-        Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.CONTAINER_STEPS,
+        Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.CONTAINER_STEPS, Capability.GPU,
     })
     ignored = frozenset({Capability.NODE_SELECTORS, Capability.TOLERATIONS})
     poll_seconds = (0.02, 0.1)
 
     def wants_code_archive(self) -> bool:
         return self.settings.code == "archive"
+
+    def notes_for(self, ir: Pipeline) -> list[str]:
+        from stackhop.adapters.local.gpus import available
+
+        wanting = [s for s in ir.steps if s.settings.resources and s.settings.resources.accelerator]
+        if not wanting:
+            return []
+        gpus = available(self.settings.gpus)
+        names = ", ".join(f"{s.name} ({s.settings.resources.accelerator.count} x {s.settings.resources.accelerator.type})"  # type: ignore[union-attr]
+                          for s in wanting)
+        if not gpus:
+            return [f"this machine has no GPU the local stack may use, so {names} run on the CPU."]
+        return [f"{names} get GPUs from {', '.join(gpus)} through CUDA_VISIBLE_DEVICES, each step its own."]
 
     def compile(self, ir: Pipeline) -> Compiled:
         doc = {"pipeline": json.loads(ir.to_json()), "settings": self.settings.model_dump(mode="json")}

@@ -30,10 +30,12 @@ def serve(preload: list[str], sys_path: list[str]) -> None:
         if p not in sys.path:
             sys.path.insert(0, p)
     from stackhop import entrypoint  # noqa: F401  (the point is to have it imported)
+    from stackhop.core.import_guard import importing
 
     for module in preload:
         try:
-            importlib.import_module(module)
+            with importing(module, "the local fork server"):
+                importlib.import_module(module)
         except BaseException:  # the child will import again and report the error in its log
             pass
     wake_r, wake_w = os.pipe()

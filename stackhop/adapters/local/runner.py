@@ -35,6 +35,9 @@ class Runner(Scheduler):
         self._kill_at: dict[str, float] = {}
         self._timed_out: set[str] = set()
         self._scratch_dir: str | None = None
+        from stackhop.adapters.local.gpus import GpuPool, available
+
+        self.gpus = GpuPool(available(self.settings.get("gpus", "auto")))
 
     # ------------------------------------------------------------------ starting
     def _start_forkserver(self) -> None:
@@ -47,14 +50,23 @@ class Runner(Scheduler):
         from stackhop.adapters.local.forkserver import ForkServer
 
         source = (self.spec.get("code") or {}).get("source_dir")
-        modules = sorted({s["python"]["module"] for s in self.view.ir["steps"] if s.get("python")}) if source else []
+        modules = sorted({s["python"]["module"] for s in self.view.ir["steps"] if s.get("python")
+                          and s["python"].get("source") is None and not s["python"].get("pickled")}) if source else []
         self.forkserver = ForkServer(modules, [source] if source else [], self._forked_exit)
 
     def _forked_exit(self, rid: str, rc: int) -> None:
         key, attempt = rid.rsplit("#", 1)
         self._report(key, int(attempt), rc)
 
+    def _gpus_wanted(self, inst: Instance) -> int:
+        accelerator = (self.step_settings(inst).get("resources") or {}).get("accelerator")
+        return int(accelerator["count"]) if accelerator and self.gpus.ids else 0
+
+    def _has_capacity(self, inst: Instance) -> bool:
+        return super()._has_capacity(inst) and self.gpus.can_take(self._gpus_wanted(inst))
+
     def _report(self, key: str, attempt: int, rc: int) -> None:
+        self.gpus.give_back(key)
         pid = self.instances[key].handle
         if pid is not None:  # like a container: nothing the step started outlives it
             try:
@@ -87,6 +99,8 @@ class Runner(Scheduler):
         if missing:
             self.settle(inst, "FAILED", "secret_missing", missing)
             return
+        if self.gpus.ids:  # like a pod: a step sees the GPUs it asked for, and no others
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus.take(inst.key, self._gpus_wanted(inst)))
         argv = ["--spec", self.spec_path, "--step", inst.step]
         if inst.index:
             argv += ["--index", ",".join(str(i) for i in inst.index)]

@@ -207,6 +207,8 @@ def artifacts(tasks: list[Task], names: dict[str, str], pipeline: dict[str, Any]
             for name, art in record.get("artifacts", {}).items():
                 refs.append(ArtifactRef(uri=art["uri"], type=art["type"], step=key, output=name,
                                         metadata=art.get("metadata") or {}, materializer=art.get("materializer"),
+                                        materializer_meta=art.get("materializer_meta") or {},
+                                        materializer_module=art.get("materializer_module"),
                                         digest=art.get("digest")))
             continue
         for name, uris in t.outputs.items():
