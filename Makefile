@@ -6,13 +6,19 @@ STACKHOP := $(VENV)/bin/stackhop
 
 .PHONY: example test bench clean
 
+# The example needs stackhop's base and scikit-learn only; the suite needs every SDK, moto, kfp ...
+$(VENV)/.installed-examples: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[examples]'
+	touch $@
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	touch $@ $(VENV)/.installed-examples
 
-example: $(VENV)/.installed
+example: $(VENV)/.installed-examples
 	$(STACKHOP) run examples/training_pipeline.py
 	$(STACKHOP) run examples/training_pipeline.py -p min_accuracy=0.999
 	@echo "Runs: $(STACKHOP) runs list    Details: $(STACKHOP) runs show <run id>"

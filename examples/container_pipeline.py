@@ -44,3 +44,9 @@ def container_pipeline(min_len: int = 8):
         outputs={"report": Markdown, "count": int},
     )
     summarize(report=counted.outputs["report"], count=counted.outputs["count"])
+
+
+if __name__ == "__main__":  # `python examples/container_pipeline.py`; importing the file runs nothing
+    from stackhop import run
+
+    run(container_pipeline)

@@ -101,3 +101,9 @@ def training_pipeline(
     )
     with If(evaluated.outputs["output"] == "yes"):
         deploy_model(model=trained.outputs["model"], endpoint_name=deploy_endpoint, deploy_dir=deploy_dir)
+
+
+if __name__ == "__main__":  # `python examples/training_pipeline.py`; importing the file (as `stackhop run` does) runs nothing
+    from stackhop import run
+
+    run(training_pipeline)

@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "InputValue": "stackhop.core.dsl",
     "OutputPath": "stackhop.core.dsl",
     "ImageSettings": "stackhop.core.image_settings",
+    "Materializer": "stackhop.core.materializers",
+    "materializer": "stackhop.core.materializers",
     # artifacts
     "Input": "stackhop.core.artifact_types",
     "Output": "stackhop.core.artifact_types",
@@ -72,5 +74,6 @@ if TYPE_CHECKING:
         Condition, ExitHandler, If, InputPath, InputValue, OutputPath, ParallelFor,
         container_step, fail_step, pipeline, resource_op, step,
     )
+    from stackhop.core.materializers import Materializer, materializer
     from stackhop.core.runs import ArtifactRef, RunStatus, StepStatus
     from stackhop.errors import StackhopError

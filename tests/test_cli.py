@@ -477,6 +477,7 @@ def test_ctrl_c_cancels_the_run_and_exits_130(project, write_pipeline):
         _out, err = cli.communicate(timeout=60)
         assert cli.returncode == 130, err
         assert "Traceback" not in err
+        assert f"interrupted; cancelling run {run_id}" in err and f"cancelled run {run_id}" in err
 
         shown = show(project, run_id)
         assert shown["status"] == "CANCELLED"
@@ -488,3 +489,98 @@ def test_ctrl_c_cancels_the_run_and_exits_130(project, write_pipeline):
             cli.wait(timeout=10)
         if step_pid is not None and process_alive(step_pid):
             os.kill(step_pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- where runs live
+
+
+def test_runs_are_found_from_a_subfolder_of_the_project_and_the_store_is_named(project, write_pipeline):
+    module = write_pipeline(QUICK)
+    done = stackhop(project, "run", module_file(module))
+    run_id = done.stderr.splitlines()[0].removeprefix("run ")
+    (project / "notebooks" / "deep").mkdir(parents=True)
+
+    listed = stackhop(project / "notebooks" / "deep", "runs", "list")
+
+    assert listed.returncode == 0, listed.stderr
+    assert run_id in listed.stdout
+    assert listed.stderr.strip() == f"runs in {project / '.stackhop' / 'runs.db'}"
+    assert not (project / "notebooks" / ".stackhop").exists()
+
+
+def test_without_any_project_marker_the_git_root_holds_the_runs(project, write_pipeline):
+    subprocess.run(["git", "init", "--quiet", str(project)], check=True)
+    (project / "notebooks").mkdir()
+    write_pipeline(QUICK, name="quick_flow")
+    (project / "notebooks" / "flow.py").write_text((project / "quick_flow.py").read_text())
+
+    done = stackhop(project / "notebooks", "run", "flow.py")
+
+    assert done.returncode == 0, done.stderr
+    assert (project / ".stackhop" / "runs.db").is_file() and not (project / "notebooks" / ".stackhop").exists()
+
+
+def test_read_commands_create_nothing_where_there_are_no_runs(project):
+    listed = stackhop(project, "runs", "list")
+    shown = stackhop(project, "runs", "show", "20260101-000000-abcdef")
+    logs = stackhop(project, "logs", "20260101-000000-abcdef")
+
+    assert listed.returncode == 0 and listed.stderr.strip() == (
+        f"no runs yet: {project / '.stackhop' / 'runs.db'} does not exist")
+    assert_user_error(shown, "there is no run store at", "run a pipeline from this project first")
+    assert_user_error(logs, "there is no run store at")
+    assert not (project / ".stackhop").exists()
+
+
+def test_config_before_the_command_applies_to_release_diff_and_promote(project, write_pipeline):
+    module = write_pipeline(QUICK)
+    elsewhere = project / "ops"
+    elsewhere.mkdir()
+    (elsewhere / "stackhop.yaml").write_text(
+        "promotion: [dev, staging]\nstacks:\n  dev: {adapter: local}\n"
+        "  staging: {adapter: local, promotion: {gates: {successful_run: false}}}\n")
+    config = ("--config", str(elsewhere / "stackhop.yaml"))
+
+    released = stackhop(project, *config, "release", module_file(module), "--stack", "dev")
+    diffed = stackhop(project, *config, "diff", module_file(module), "--stack", "dev", "--stack", "staging")
+    promoted = stackhop(project, *config, "promote", released.stdout.strip(), "--to", "staging")
+
+    assert released.returncode == 0, released.stderr
+    assert diffed.returncode == 0, diffed.stderr
+    assert promoted.returncode == 0, promoted.stderr
+    assert "promoted" in promoted.stdout and "dev -> staging" in promoted.stdout
+
+
+def test_version_prints_the_version(project):
+    from stackhop import __version__
+
+    result = stackhop(project, "--version")
+
+    assert result.returncode == 0 and result.stdout.strip() == f"stackhop {__version__}"
+
+
+def test_shell_completion_is_offered(project):
+    result = stackhop(project, "--help")
+
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+def test_runs_list_never_cuts_a_run_id_on_an_80_column_terminal(project, write_pipeline):
+    module = write_pipeline(QUICK.replace("def quick(", "def a_pipeline_with_a_rather_long_descriptive_name("))
+    stackhop(project, "run", module_file(module))
+    run_id = json.loads(stackhop(project, "runs", "list", "--json").stdout)[0]["run_id"]
+
+    listed = stackhop(project, "runs", "list", env=clean_env(project, COLUMNS="80"))
+
+    assert run_id in listed.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+
+
+def test_a_followed_run_names_its_id_first_and_last(project, write_pipeline):
+    module = write_pipeline(QUICK)
+
+    done = stackhop(project, "run", module_file(module))
+
+    lines = done.stderr.splitlines()
+    assert RUN_ID.match(lines[0].removeprefix("run ")), lines
+    assert done.stdout.strip() == f"{lines[0]} SUCCEEDED"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -854,3 +855,51 @@ def test_digest_changes_when_a_step_source_changes(load) -> None:
 
     assert after.step("score").python.code_digest != before.step("score").python.code_digest
     assert after.digest() != before.digest()
+
+
+# ----------------------------------------------------------------------------- Python control flow on traced values
+
+
+@pytest.mark.parametrize("line,expected", [
+    ('if check().output == "yes":', r"a Python `if` cannot test a comparison of traced values, which only has a value "
+                                    r"at run time; write `with If\(<condition>\):` around the steps"),
+    ("if threshold > 0.5:", r"a Python `if` cannot test"),
+    ("while check().output != 'done':", r"a Python `while` cannot test"),
+    ("for item in check().output:", r"output 'output' of step 'check' cannot be iterated while the pipeline is traced "
+                                   r"\(it only has a value at run time\); to run steps once per item, write "
+                                   r"`with ParallelFor\(<list>\) as item:`"),
+    ("for item in check():", r"step 'check' cannot be iterated .*ParallelFor"),
+    ("if check():", r"a Python `if` cannot test step 'check'"),
+], ids=["if-output", "if-parameter", "while", "for-output", "for-task", "if-task"])
+def test_python_control_flow_on_a_traced_value_says_what_to_write_and_where(load, line: str, expected: str) -> None:
+    module = load(f"""
+        @step
+        def check() -> str:
+            return "yes"
+
+        @step
+        def act() -> None: ...
+
+        @pipeline
+        def p(threshold: float = 0.9):
+            {line}
+                act()
+        """)
+    lineno = 1 + (HEADER + textwrap.dedent(f"""
+        @step
+        def check() -> str:
+            return "yes"
+
+        @step
+        def act() -> None: ...
+
+        @pipeline
+        def p(threshold: float = 0.9):
+            {line}""")).count("\n")
+
+    with pytest.raises(PipelineDefinitionError) as caught:
+        module.p.build()
+
+    message = str(caught.value)
+    assert message.startswith(f"{Path(module.__file__).name}:{lineno}: "), message
+    assert re.search(expected, message), message

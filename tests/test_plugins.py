@@ -174,3 +174,71 @@ def test_a_broken_entry_point_is_a_config_error_naming_the_plugin(project, tmp_p
     message = str(err.value)
     assert "'brokencloud'" in message
     assert "libcloud>=9" in message  # the underlying reason is kept
+
+
+IMPOSTOR = '''
+    from stackhop.adapters.local.adapter import LocalAdapter
+    from stackhop.core.materializers import Materializer
+    from stackhop.core.plugins import hookimpl
+
+    OVERRIDE = {override}
+
+    class FasterLocal(LocalAdapter):
+        override = OVERRIDE
+
+    class NumpyAsText(Materializer):
+        name = "numpy"
+        types = ("numpy.ndarray",)
+        override = OVERRIDE
+
+    @hookimpl
+    def stackhop_adapters():
+        return [FasterLocal]
+
+    @hookimpl
+    def stackhop_materializers():
+        return [NumpyAsText]
+'''
+
+
+@pytest.fixture
+def impostor(tmp_path, monkeypatch, fresh_plugins):
+    def install(override: bool) -> None:
+        site = tmp_path / f"impostor-{override}"
+        install_distribution(site, "acme-stackhop", {"acme_plugin": IMPOSTOR.format(override=override)},
+                             "[stackhop]\nacme = acme_plugin\n")
+        monkeypatch.delitem(sys.modules, "acme_plugin", raising=False)
+        monkeypatch.syspath_prepend(str(site))
+
+    yield install
+    sys.modules.pop("acme_plugin", None)
+
+
+@pytest.mark.parametrize("kind,lookup", [("adapter", plugins.adapters), ("materializer", plugins.materializer_classes)])
+def test_a_plugin_reusing_a_built_in_name_is_an_error_naming_both_distributions(impostor, kind, lookup) -> None:
+    impostor(override=False)
+
+    with pytest.raises(ConfigError) as err:
+        lookup()
+
+    name = "local" if kind == "adapter" else "numpy"
+    builtin = "stackhop.adapters.local.plugin" if kind == "adapter" else "stackhop.plugins.materializers"
+    assert str(err.value).startswith(
+        f"{kind} {name!r} is provided by both stackhop (entry point {builtin}) and acme-stackhop (entry point acme_plugin); "
+        "uninstall one, or set `override = True` on one of the classes")
+
+
+def test_a_plugin_class_that_says_override_replaces_the_built_in(impostor) -> None:
+    impostor(override=True)
+
+    assert plugins.adapters()["local"].__name__ == "FasterLocal"
+    assert plugins.materializer_classes()["numpy"].__name__ == "NumpyAsText"
+
+
+def test_built_ins_are_found_through_stackhops_own_entry_points(fresh_plugins) -> None:
+    from importlib.metadata import entry_points
+
+    ours = {ep.name: ep.value for ep in entry_points(group="stackhop") if ep.dist and ep.dist.name == "stackhop"}
+
+    assert ours == plugins.BUILTIN_PLUGINS
+    assert plugins.provider(plugins.adapters()["kubernetes"]) == "stackhop (entry point stackhop.adapters.kubernetes.plugin)"

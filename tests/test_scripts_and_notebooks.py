@@ -347,3 +347,76 @@ def test_a_notebook_variable_that_cannot_travel_is_refused_naming_it(kernel) -> 
 
     assert refused.error and refused.error.startswith("PipelineDefinitionError: step 'guarded' of pipeline 'p' uses 'lock'")
     assert "create it inside the step, pass it in as a step input, or define the step in a module file" in refused.error
+
+
+# ----------------------------------------------------------------------------- progress from Python
+
+
+PROGRESS = """
+from stackhop import pipeline, run, step
+
+@step
+def hello() -> str:
+    return "hi"
+
+@pipeline
+def greet():
+    hello()
+
+if __name__ == "__main__":
+    import sys
+    h = run(greet, progress=sys.argv[1] == "on")
+    print(h.run_id)
+"""
+
+
+def test_run_from_python_shows_a_live_table_titled_with_the_run_id_in_a_terminal(project: Path) -> None:
+    import pty
+
+    (project / "greet.py").write_text(PROGRESS)
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKHOP_")}
+    proc = subprocess.Popen([sys.executable, "greet.py", "on"], cwd=project, stdout=subprocess.PIPE, stderr=follower,
+                            env={**env, "COLUMNS": "100", "TERM": "xterm"})
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        seen += chunk
+    run_id = proc.communicate(timeout=60)[0].decode().strip()
+    os.close(leader)
+    screen = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", seen).decode(errors="replace")
+
+    assert proc.returncode == 0
+    assert f"run {run_id} SUCCEEDED" in screen and "hello" in screen
+
+
+def test_run_from_python_prints_one_line_per_change_off_a_terminal_and_nothing_with_progress_off(project: Path) -> None:
+    (project / "greet.py").write_text(PROGRESS)
+
+    on = python(project, "greet.py", "on")
+    off = python(project, "greet.py", "off")
+
+    run_id = on.stdout.strip()
+    assert on.stderr.splitlines() == [f"run {run_id}", "hello: SUCCEEDED", f"run {run_id} SUCCEEDED in " +
+                                      on.stderr.splitlines()[-1].rsplit(" in ", 1)[1]]
+    assert off.stderr == ""
+
+
+def test_a_pickled_step_bound_for_an_image_of_another_python_is_refused_at_submit(project: Path) -> None:
+    (project / "stackhop.yaml").write_text(
+        "stacks:\n  k8s:\n    adapter: kubernetes\n    defaults: {image: 'python:3.9-slim'}\n")
+    script = STEP_SOURCE.replace("run(asked, progress=False)", "run(asked, 'k8s', progress=False)")
+
+    done = python(project, "-c", script)
+
+    assert done.returncode == 1
+    assert (f"CapabilityError: pipeline 'asked', step 'answer' travels as a Python {sys.version_info.major}."
+            f"{sys.version_info.minor} pickle (it was defined where no source can be read), but its image "
+            f"python:3.9-slim runs Python 3.9; define the step in a file or notebook") in done.stderr
+    assert runs(project) == []

@@ -148,6 +148,14 @@ def _prepare(ir: Pipeline, root: Path | None, stack: str | Stack | None, config:
     warnings = check_capabilities(effective, stk, cls)
     adapter = cls(stk)
     warnings += adapter.notes_for(effective)
+    if cls.uses_images:
+        from stackhop.core.code_by_value import image_python_mismatch
+
+        for s in effective.steps:
+            image = s.settings.image or (s.settings.image_build.parent_image if s.settings.image_build else None)
+            why = image_python_mismatch(s.python, image) if s.python else None
+            if why:
+                raise CapabilityError(f"pipeline {ir.name!r}, step {s.name!r} {why}")
     if cls.uses_images and any(s.settings.image or s.settings.image_build for s in effective.steps):
         from stackhop.images.plan import resolve_images
 

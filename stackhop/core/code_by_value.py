@@ -17,6 +17,7 @@ refused at trace time, naming the step and the variable.
 
 from __future__ import annotations
 
+import __future__
 import ast
 import base64
 import builtins
@@ -216,7 +217,10 @@ def capture(fn: Callable[..., Any], *, root: Path | None, where: str) -> ByValue
             if cap.project_modules and root is not None:
                 module_parts, imports_project = project_module_parts(cap.project_modules, root)
                 parts.update(module_parts)
-            source = cap.render(f"# stackhop: {where}, captured by value from __main__")
+            header = f"# stackhop: {where}, captured by value from __main__"
+            if getattr(fn, "__code__", None) is not None and fn.__code__.co_flags & __future__.annotations.compiler_flag:
+                header = "from __future__ import annotations\n" + header  # as the user's file had it
+            source = cap.render(header)
             compile(source, "<stackhop by-value source>", "exec")
             return ByValue(parts_digest(parts), parts, source=source, imports_project=imports_project)
     return _pickled(fn, where)
@@ -396,6 +400,20 @@ def _importable(obj: Any) -> tuple[str, str] | None:
     if top != module and "." not in qualname and getattr(sys.modules.get(top), qualname, None) is obj:
         return top, qualname
     return module, qualname
+
+
+def image_python_mismatch(call: Any, image: str | None) -> str | None:
+    """Why a pickled step cannot run in `image`, when the image's name says its Python version."""
+    import re
+
+    if not call.pickled or not call.python or not image:
+        return None
+    found = re.search(r"(?:^|/)python:(\d+\.\d+)", image)
+    if found and found.group(1) != call.python:
+        return (f"travels as a Python {call.python} pickle (it was defined where no source can be read), but its image "
+                f"{image} runs Python {found.group(1)}; define the step in a file or notebook, or use a Python "
+                f"{call.python} image.")
+    return None
 
 
 # ---------------------------------------------------------------------- in the step process

@@ -176,19 +176,20 @@ def _parse_uncached(path: Path) -> ParsedModule | None:
     return info
 
 
-_parsed: dict[tuple[str, int, int], ParsedModule | None] = {}
+_parsed: dict[str, tuple[tuple[int, int], ParsedModule | None]] = {}
 
 
 def parse_module(path: Path) -> ParsedModule | None:
-    """Parsed once per version of the file on disk (path, size and mtime)."""
+    """Parsed once per version of the file on disk (its size and mtime)."""
     try:
         st = path.stat()
     except OSError:
         return None
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _parsed:
-        _parsed[key] = _parse_uncached(path)
-    return _parsed[key]
+    stamp = (st.st_size, st.st_mtime_ns)
+    cached = _parsed.get(str(path))
+    if cached is None or cached[0] != stamp:
+        cached = _parsed[str(path)] = (stamp, _parse_uncached(path))
+    return cached[1]
 
 
 # ---------------------------------------------------------------------- names a definition reads
