@@ -282,7 +282,7 @@ def _import_step(view: RunView, step: dict[str, Any]) -> Any:
     if call.get("source") is not None or call.get("pickled"):
         from stackhop.core.code_by_value import load
 
-        loaded = load(call, f"step {step['name']!r}")
+        loaded = load(call, f"step {step['name']!r}", root)
         return getattr(loaded, "fn", loaded)
     from stackhop.core.import_guard import importing
 
@@ -377,6 +377,10 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
             kwargs[out["name"]] = artifact
         result = fn(**kwargs)
     returns = [o for o in step["outputs"] if o["type"] in SCALARS or o.get("from_return")]
+    if not returns and result is not None:
+        print(f"stackhop: step {name!r} returned a {type(result).__name__}, which is not stored because the function "
+              "has no return annotation; annotate it (e.g. `-> int`, `-> pd.DataFrame`) to make it the step's output.",
+              file=sys.stderr)
     values = _returned(name, result, returns) if returns else {}
     for out in returns:
         value = values[out["name"]]

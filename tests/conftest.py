@@ -79,3 +79,17 @@ def gcs():
 
     with FakeGCS(buckets=("ml-artifacts", "stackhop")) as fake:
         yield fake
+
+
+def k8s_stack(write_config: Callable[[str], Path], kube: Any, project: Path, **settings: object) -> None:
+    """Make `k8s` the default stack: the fake API server `kube`, namespace ml, quick polling."""
+    import yaml
+
+    kubeconfig = project / "kubeconfig"
+    kube.write_kubeconfig(str(kubeconfig), namespace="ml")
+    base = {"kubeconfig": str(kubeconfig), "namespace": "ml", "poll_seconds": 0.1, "pending_grace_seconds": 1.0}
+    write_config(yaml.safe_dump({
+        "default_stack": "k8s",
+        "stacks": {"k8s": {"adapter": "kubernetes", "defaults": {"image": "python:3.11-slim"},
+                           "settings": {**base, **settings}}},
+    }))

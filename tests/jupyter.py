@@ -17,6 +17,8 @@ class CellResult:
     html: list[str] = field(default_factory=list)
     """Every text/html the cell displayed or updated in place, in order."""
     updates: int = 0
+    result: dict[str, Any] = field(default_factory=dict)
+    """The cell's value (execute_result), by MIME type."""
 
 
 class Kernel:
@@ -49,6 +51,8 @@ class Kernel:
                 if "text/html" in data:
                     result.html.append(data["text/html"])
                 result.updates += kind == "update_display_data"
+                if kind == "execute_result":
+                    result.result = data
             elif kind == "status" and content["execution_state"] == "idle":
                 return result
 

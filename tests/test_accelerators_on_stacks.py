@@ -37,8 +37,9 @@ def test_a_gpu_step_runs_on_a_machine_without_gpus_with_a_one_line_note(project:
     handle = stackhop.run(module.on_gpu, "laptop", progress=False)
 
     assert handle.status == RunStatus.SUCCEEDED, handle.state().message
-    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert notes == ["warning: this machine has no GPU the local stack may use, so train (1 x nvidia-tesla-t4) run on the CPU."]
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("note:", "warning:"))]
+    assert notes == ["note: this machine has no GPU the local stack may use, so step train (1 x nvidia-tesla-t4) runs "
+                     "on the CPU."]
 
 
 def test_each_local_step_gets_its_own_gpus_and_waits_for_free_ones(project: Path, write_pipeline, write_config) -> None:

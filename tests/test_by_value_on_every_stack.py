@@ -21,6 +21,12 @@ MAIN = textwrap.dedent("""
     from stackhop import Dataset, Input, Output, pipeline, step
 
     FACTOR = 7
+    TAGS = {"b", "a"}
+
+    def double(x):
+        return 2 * x
+
+    OPS = {"double": double}
 
     class Counter:
         def count(self, items):
@@ -37,7 +43,7 @@ MAIN = textwrap.dedent("""
 
     @step
     def use(data: Input[Dataset], base: int) -> int:
-        return Counter().count(json.load(open(data.path))) * FACTOR + base
+        return Counter().count(json.load(open(data.path))) * FACTOR + OPS["double"](base) - base + len(TAGS) - 2
 
     @pipeline
     def by_value():
@@ -65,8 +71,11 @@ def test_the_captured_source_is_what_travels(project: Path) -> None:
 
     assert call.module == "__main__" and call.by_value and not call.imports_project
     assert "class Counter:" in call.source and "FACTOR = 7" in call.source and "def triple" not in call.source
-    assert set(call.code_parts) == {"function use", "class Counter", "value FACTOR", "import json",
-                                    "from stackhop import Dataset", "from stackhop import Input", "from stackhop import step"}
+    assert "TAGS = {'a', 'b'}" in call.source, "sets are written sorted, so the digest is stable"
+    assert "OPS = {'double': double}" in call.source and "def double(x):" in call.source
+    assert set(call.code_parts) == {"function use", "class Counter", "value FACTOR", "value TAGS", "value OPS",
+                                    "function double", "import json", "from stackhop import Dataset",
+                                    "from stackhop import Input", "from stackhop import step"}
 
 
 def test_on_the_local_stack(project: Path) -> None:
@@ -74,16 +83,11 @@ def test_on_the_local_stack(project: Path) -> None:
 
 
 def test_on_kubernetes(project: Path, write_config) -> None:
-    import yaml
-
+    from conftest import k8s_stack
     from stackhop.testing.kubernetes import FakeKubernetes
 
     with FakeKubernetes(version="1.37", time_scale=0.05) as kube:
-        kube.write_kubeconfig(str(project / "kubeconfig"), namespace="ml")
-        write_config(yaml.safe_dump({"stacks": {"k8s": {
-            "adapter": "kubernetes", "defaults": {"image": "python:3.11-slim"},
-            "settings": {"kubeconfig": str(project / "kubeconfig"), "namespace": "ml", "poll_seconds": 0.1,
-                         "pending_grace_seconds": 1.0}}}}))
+        k8s_stack(write_config, kube, project)
         handle = stackhop.run(as_main(project)["by_value"], "k8s", progress=False)
         assert handle.wait(timeout=120) == RunStatus.SUCCEEDED, handle.state().message
         assert answer(handle) == 20

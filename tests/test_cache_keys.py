@@ -183,8 +183,8 @@ def test_compile_explain_says_what_each_key_covers(flow: Any, project: Path) -> 
     explained = stackhop.core.api.explain(flow.flow, "local")
 
     assert explained["uses_module"][-1] == (
-        "code (module flow); its cache key covers: function uses_module, from stackhop import step, "
-        "module helpers.py, module deep.py")
+        "code (module flow); its cache key covers: function uses_module, module helpers.py, module deep.py, "
+        "from stackhop import step")
 
 
 def test_a_fingerprint_is_the_same_in_another_process(flow: Any, project: Path) -> None:
@@ -216,3 +216,103 @@ def test_every_call_of_one_step_definition_shares_its_fingerprint(project: Path,
     built = module.chain.build()
 
     assert len(built.steps) == 1000 and len({s.python.code_digest for s in built.steps}) == 1
+
+
+# ----------------------------------------------------------------------------- code a step reaches less directly
+
+REACHED = {
+    "a module-level call that configures what the step reads": ({
+        "flow.py": "from stackhop import pipeline, step\nCONFIG = {}\n\ndef configure():\n    CONFIG['lr'] = 0.1\n\n"
+                   "configure()\n\n@step\ndef s() -> float:\n    return CONFIG['lr']\n\n@pipeline\ndef p():\n    s()\n",
+    }, ("flow.py", "0.1", "0.5")),
+    "a registry filled by decorated functions": ({
+        "flow.py": "from stackhop import pipeline, step\nREGISTRY = {}\n\ndef register(fn):\n    REGISTRY[fn.__name__] = fn\n"
+                   "    return fn\n\n@register\ndef plugin_a():\n    return 1\n\n@step\ndef s() -> int:\n"
+                   "    return sum(f() for f in REGISTRY.values())\n\n@pipeline\ndef p():\n    s()\n",
+    }, ("flow.py", "return 1", "return 2")),
+    "a helper module that imports the step's own module back": ({
+        "flow.py": "import helpers\nfrom stackhop import pipeline, step\nSCALE = 2\n\n@step\ndef s() -> int:\n"
+                   "    return helpers.scaled(1)\n\n@pipeline\ndef p():\n    s()\n",
+        "helpers.py": "def scaled(x):\n    import flow\n    return x * flow.SCALE\n",
+    }, ("flow.py", "SCALE = 2", "SCALE = 3")),
+    "a field type of a returned model under postponed annotations": ({
+        "flow.py": "from __future__ import annotations\nfrom dataclasses import dataclass\nfrom stackhop import pipeline, step\n\n"
+                   "class Unit:\n    def name(self):\n        return 'kg'\n\n@dataclass\nclass Reading:\n    unit: Unit\n\n"
+                   "@step\ndef s() -> str:\n    return Reading.__annotations__['unit']\n\n@pipeline\ndef p():\n    s()\n",
+    }, ("flow.py", "'kg'", "'lb'")),
+    "the arguments a factory made the step with": ({
+        "flow.py": "from stackhop import pipeline, step\n\ndef add_one(x):\n    return x + 1\n\ndef add_two(x):\n"
+                   "    return x + 2\n\ndef make(fn, tags):\n    @step(name='made')\n    def made() -> int:\n"
+                   "        return fn(1) + len(tags)\n    return made\n\nmade = make(add_one, {'b', 'a'})\n\n"
+                   "@pipeline\ndef p():\n    made()\n",
+    }, ("flow.py", "make(add_one", "make(add_two")),
+    "a project that lives in a folder named build": ({
+        "build/app/flow.py": "import helpers\nfrom stackhop import pipeline, step\n\n@step\ndef s() -> int:\n"
+                             "    return helpers.k()\n\n@pipeline\ndef p():\n    s()\n",
+        "build/app/helpers.py": "def k():\n    return 1\n",
+    }, ("build/app/helpers.py", "return 1", "return 2")),
+}
+
+
+@pytest.mark.parametrize("case", list(REACHED), ids=list(REACHED))
+def test_code_a_step_reaches_indirectly_is_part_of_its_key(case: str, tmp_path: Path, monkeypatch) -> None:
+    files, (edited, old, new) = REACHED[case]
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        write(tmp_path / name, text)
+    root = (tmp_path / next(iter(files))).parent
+    code = ("import json, sys; sys.path.insert(0, '.'); import flow; "
+            "print(json.dumps([s.python.code_digest for s in flow.p.build().steps]))")
+
+    def digest() -> list[str]:
+        done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    before, again = digest(), digest()
+    write(tmp_path / edited, (tmp_path / edited).read_text().replace(old, new, 1))
+    after = digest()
+
+    assert before == again, "the same code gives the same key in every process"
+    assert after != before
+
+
+def test_a_module_outside_the_project_on_the_python_path_is_part_of_the_key(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "libs").mkdir()
+    write(tmp_path / "app" / "flow.py", "import mylib\nfrom stackhop import pipeline, step\n\n@step\ndef s() -> int:\n"
+                                        "    return mylib.k\n\n@pipeline\ndef p():\n    s()\n")
+    write(tmp_path / "libs" / "mylib.py", "k = 1\n")
+    code = "import sys; sys.path.insert(0, '.'); import flow; print(flow.p.build().steps[0].python.model_dump_json())"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "libs")}
+
+    def call() -> dict:
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "app", capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    before = call()
+    write(tmp_path / "libs" / "mylib.py", "k = 2\n")
+    after = call()
+
+    assert "module mylib.py (outside the project, under libs)" in before["code_parts"]
+    assert after["code_digest"] != before["code_digest"]
+
+
+def test_a_module_value_computed_from_the_environment_is_keyed_by_its_value(tmp_path: Path) -> None:
+    write(tmp_path / "flow.py", "import os\nfrom stackhop import pipeline, step\nN = int(os.environ.get('N_ITEMS', '5'))\n\n"
+                                "@step\ndef uses_n() -> int:\n    return N\n\n@step\ndef plain() -> int:\n    return 1\n\n"
+                                "@pipeline\ndef p():\n    uses_n()\n    plain()\n")
+    code = ("import json, sys; sys.path.insert(0, '.'); import flow; "
+            "print(json.dumps({s.name: s.python.code_digest for s in flow.p.build().steps}))")
+
+    def digests(n: str) -> dict[str, str]:
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "N_ITEMS": n})
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    five, six = digests("5"), digests("6")
+
+    assert five["uses_n"] != six["uses_n"], "the step returns N, so N's value is part of its key"
+    assert five["plain"] == six["plain"], "a value only other steps read changes nothing here"

@@ -584,3 +584,29 @@ def test_a_followed_run_names_its_id_first_and_last(project, write_pipeline):
     lines = done.stderr.splitlines()
     assert RUN_ID.match(lines[0].removeprefix("run ")), lines
     assert done.stdout.strip() == f"{lines[0]} SUCCEEDED"
+
+
+def test_outside_a_repository_projects_under_home_do_not_share_the_home_folders_runs(tmp_path, monkeypatch):
+    from stackhop.core.stack import find_project_dir
+
+    home = tmp_path / "home"
+    (home / ".stackhop").mkdir(parents=True)
+    (home / "code" / "proj-a" / "notebooks").mkdir(parents=True)
+    (home / "code" / "proj-a" / ".stackhop").mkdir()
+    (home / "code" / "proj-b").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+
+    assert find_project_dir(home / "code" / "proj-b") == home / "code" / "proj-b"
+    assert find_project_dir(home / "code" / "proj-a" / "notebooks") == home / "code" / "proj-a"
+    assert find_project_dir(home) == home
+
+
+def test_a_pipeline_file_that_parses_its_arguments_at_import_loads_under_stackhop_run(project):
+    (project / "train.py").write_text(
+        "import argparse\nfrom stackhop import pipeline, step\n"
+        "args = argparse.ArgumentParser().parse_args()\n\n"
+        "@step\ndef a() -> int:\n    return 1\n\n@pipeline\ndef p():\n    a()\n")
+
+    done = stackhop(project, "run", "train.py")
+
+    assert done.returncode == 0, done.stderr

@@ -263,7 +263,7 @@ def test_task_output_needs_a_choice_when_a_step_has_several_outputs_and_no_retur
         """
     )
 
-    with pytest.raises(PipelineDefinitionError, match=r"'split' has 2 outputs \(train, test\) and no return value.*outputs\['<name>'\]"):
+    with pytest.raises(PipelineDefinitionError, match=r"'split' has 2 outputs \(train, test\) and no single return value.*outputs\['<name>'\]"):
         module.p.build()
 
 
@@ -872,7 +872,7 @@ def test_digest_changes_when_a_step_source_changes(load) -> None:
     ("if check():", r"a Python `if` cannot test step 'check'"),
 ], ids=["if-output", "if-parameter", "while", "for-output", "for-task", "if-task"])
 def test_python_control_flow_on_a_traced_value_says_what_to_write_and_where(load, line: str, expected: str) -> None:
-    module = load(f"""
+    body = textwrap.dedent("""
         @step
         def check() -> str:
             return "yes"
@@ -884,18 +884,9 @@ def test_python_control_flow_on_a_traced_value_says_what_to_write_and_where(load
         def p(threshold: float = 0.9):
             {line}
                 act()
-        """)
-    lineno = 1 + (HEADER + textwrap.dedent(f"""
-        @step
-        def check() -> str:
-            return "yes"
-
-        @step
-        def act() -> None: ...
-
-        @pipeline
-        def p(threshold: float = 0.9):
-            {line}""")).count("\n")
+        """).format(line=line)
+    module = load(body)
+    lineno = (HEADER + body).splitlines().index("    " + line) + 1
 
     with pytest.raises(PipelineDefinitionError) as caught:
         module.p.build()
@@ -903,3 +894,60 @@ def test_python_control_flow_on_a_traced_value_says_what_to_write_and_where(load
     message = str(caught.value)
     assert message.startswith(f"{Path(module.__file__).name}:{lineno}: "), message
     assert re.search(expected, message), message
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("if (check().output == 'a') and (check().output == 'b'): pass", r"cannot use Python's `and`, `or`, `not` or chained"),
+    ("if 1 < threshold < 3: pass", r"cannot use Python's `and`, `or`, `not` or chained"),
+    ("assert check().output == 'a'", r"a Python `assert` cannot test"),
+], ids=["and-in-if", "chained", "assert"])
+def test_boolean_operators_and_asserts_on_traced_values_name_their_fix(load, line: str, expected: str) -> None:
+    module = load(textwrap.dedent("""
+        @step
+        def check() -> str:
+            return "yes"
+
+        @pipeline
+        def p(threshold: float = 0.9):
+            {line}
+        """).format(line=line))
+
+    with pytest.raises(PipelineDefinitionError, match=expected):
+        module.p.build()
+
+
+def test_a_traced_value_in_an_f_string_says_to_build_the_string_in_a_step(load) -> None:
+    module = load("""
+        @step
+        def a() -> int:
+            return 1
+
+        @step
+        def b(msg: str) -> None: ...
+
+        @pipeline
+        def p():
+            b(msg=f"value is {a().output}")
+        """)
+
+    with pytest.raises(PipelineDefinitionError, match=r"output 'output' of step 'a' cannot be put into a string while "
+                                                      r"the pipeline is traced .*build the string there"):
+        module.p.build()
+
+
+def test_output_of_a_step_without_a_return_annotation_says_to_add_one(load) -> None:
+    module = load("""
+        @step
+        def make():
+            return 1
+
+        @step
+        def use(x: int) -> None: ...
+
+        @pipeline
+        def p():
+            use(x=make().output)
+        """)
+
+    with pytest.raises(PipelineDefinitionError, match=r"step 'make' has no outputs; give its function a return annotation"):
+        module.p.build()

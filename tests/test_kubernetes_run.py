@@ -14,26 +14,13 @@ import stackhop
 from stackhop import RunStatus, StepStatus
 from stackhop.testing.kubernetes import FakeKubernetes
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, k8s_stack
 
 
 @pytest.fixture
 def kube():
     with FakeKubernetes(version="1.37", time_scale=0.05) as fake:
         yield fake
-
-
-def k8s_stack(write_config, kube, project: Path, **settings: object) -> None:
-    import yaml
-
-    kubeconfig = project / "kubeconfig"
-    kube.write_kubeconfig(str(kubeconfig), namespace="ml")
-    base = {"kubeconfig": str(kubeconfig), "namespace": "ml", "poll_seconds": 0.1, "pending_grace_seconds": 1.0}
-    write_config(yaml.safe_dump({
-        "default_stack": "k8s",
-        "stacks": {"k8s": {"adapter": "kubernetes", "defaults": {"image": "python:3.11-slim"},
-                           "settings": {**base, **settings}}},
-    }))
 
 
 def statuses(handle) -> dict[str, str]:

@@ -626,3 +626,46 @@ def test_a_fail_step_ends_the_run_as_failed_with_its_message_only_when_reached(p
     passed = stackhop.run(module.gated, parameters={"value": 0.9})
     assert passed.status == RunStatus.SUCCEEDED
     assert passed.steps()["fail"].status == StepStatus.SKIPPED
+
+
+def test_a_module_that_prints_when_imported_runs_with_the_fork_server(project: Path, write_pipeline) -> None:
+    (project / "noisy_helpers.py").write_text("import os\nprint('helpers loaded')\nos.write(1, b'raw bytes on fd 1\\n')\n")
+    module = write_pipeline("""
+        import noisy_helpers
+        from stackhop import pipeline, step
+
+        print("loading the pipeline module")
+
+        @step
+        def a() -> int:
+            return 1
+
+        @pipeline
+        def noisy():
+            a()
+    """)
+
+    handle = stackhop.run(module.noisy, progress=False)
+
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("a", "output").value == 1
+
+
+def test_a_value_returned_without_a_return_annotation_is_reported_in_the_steps_log(project: Path, write_pipeline) -> None:
+    module = write_pipeline("""
+        from stackhop import pipeline, step
+
+        @step
+        def make():
+            return {"rows": 3}
+
+        @pipeline
+        def unannotated():
+            make()
+    """)
+
+    handle = stackhop.run(module.unannotated, progress=False)
+
+    assert handle.status == RunStatus.SUCCEEDED
+    assert ("step 'make' returned a dict, which is not stored because the function has no return annotation"
+            in handle.logs("make"))

@@ -7,7 +7,9 @@ users register their own with `@stackhop.materializer`.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -298,6 +300,10 @@ def test_a_user_materializer_reusing_a_built_in_name_is_refused_unless_it_overri
         name = "numpy"
         types = ("numpy.ndarray",)
 
+        def save(self, value, path): ...
+
+        def load(self, path, expected, meta): ...
+
     with pytest.raises(ConfigError, match=r"materializer 'numpy' from .* clashes with the one stackhop \(entry point "
                                           r"stackhop.plugins.materializers\) provides; rename it, or set `override = True`"):
         stackhop.materializer(MyNumpy)
@@ -340,3 +346,70 @@ def test_a_namedtuple_step_may_return_a_plain_tuple(project: Path, write_pipelin
     ok(handle)
     assert handle.artifact("split", "train").value == 8
     assert handle.artifact("total", "output").value == 10
+
+
+def test_a_materializer_without_save_or_load_is_refused_when_registered() -> None:
+    from stackhop import Materializer
+
+    class Half(Materializer):
+        name = "half"
+
+        def save(self, value, path): ...
+
+    with pytest.raises(ConfigError, match=r"materializer 'half' \(.*Half\) must define load\(\); add them\."):
+        stackhop.materializer(Half)
+
+
+def test_two_user_materializers_of_one_name_clash() -> None:
+    from stackhop import Materializer
+
+    class First(Materializer):
+        name = "mine"
+
+        def save(self, value, path): ...
+
+        def load(self, path, expected, meta): ...
+
+    class Second(First):
+        pass
+
+    try:
+        stackhop.materializer(First)
+        with pytest.raises(ConfigError, match=r"materializer 'mine' from .* clashes with the one module "):
+            stackhop.materializer(Second)
+    finally:
+        materializers._registered.pop("mine", None)
+
+
+def test_an_open_return_that_json_would_change_is_not_stored_as_json(tmp_path: Path) -> None:
+    with pytest.raises(StackhopError, match=r"would not come back the same from JSON"):
+        materializers.save({1: "a"}, str(tmp_path / "x"), name=materializers.AUTO, allow_pickle=False, where="step 's'")
+    name, _, _ = materializers.save({1: "a"}, str(tmp_path / "y"), name=materializers.AUTO, allow_pickle=True,
+                                    where="step 's'")
+    assert name == "pickle"
+
+
+def test_a_materializer_failing_inside_its_library_fails_in_one_sentence(tmp_path: Path) -> None:
+    import numpy as np
+
+    with pytest.raises(StackhopError, match=r"materializer 'numpy' could not store a numpy.ma.MaskedArray "
+                                            r"\(NotImplementedError: .*\); annotate the value"):
+        materializers.save(np.ma.masked_array([1, 2], mask=[0, 1]), str(tmp_path / "m"), name="numpy",
+                           allow_pickle=False, where="step 's'")
+
+
+@dataclass
+class Inner:
+    a: int
+
+
+@dataclass
+class Outer:
+    inner: Optional[Inner]
+    others: list[Inner]
+
+
+def test_nested_optional_dataclass_fields_are_rebuilt() -> None:
+    from stackhop.plugins.materializers.dataclass import rebuild
+
+    assert rebuild(Outer, {"inner": {"a": 5}, "others": [{"a": 1}]}) == Outer(Inner(5), [Inner(1)])

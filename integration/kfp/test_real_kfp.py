@@ -48,3 +48,8 @@ def test_cancel_ends_the_run_cancelled(project: Path) -> None:
     handle = stackhop.run(module.training_pipeline, wait=False)
     handle.cancel()
     assert handle.wait(timeout=1800) == RunStatus.CANCELLED
+
+
+def test_the_example_run_as_a_script_travels_by_value(project: Path, run_as_script) -> None:
+    record = run_as_script(project)
+    assert record.status == "SUCCEEDED", record.message

@@ -61,3 +61,8 @@ def test_cancel_stops_a_running_step(project: Path) -> None:
         time.sleep(2)
     handle.cancel()
     assert handle.wait(timeout=300) == RunStatus.CANCELLED
+
+
+def test_the_example_run_as_a_script_travels_by_value(project: Path, run_as_script) -> None:
+    record = run_as_script(project)
+    assert record.status == "SUCCEEDED", record.message

@@ -43,3 +43,8 @@ def test_training_example_deploy_taken_and_skipped(project: Path) -> None:
     skipped = stackhop.run(module.training_pipeline, parameters={"min_accuracy": 0.999})
     assert skipped.wait(timeout=3600) == RunStatus.SUCCEEDED
     assert skipped.steps()["deploy_model"].status == StepStatus.SKIPPED
+
+
+def test_the_example_run_as_a_script_travels_by_value(project: Path, run_as_script) -> None:
+    record = run_as_script(project)
+    assert record.status == "SUCCEEDED", record.message

@@ -16,6 +16,7 @@ def _when(ts: float | None) -> str:
 
 def runs_table(records: list[Any]) -> None:
     from rich import box
+    from rich.text import Text
     from rich.console import Console
     from rich.table import Table
 
@@ -28,7 +29,7 @@ def runs_table(records: list[Any]) -> None:
     table.add_column("created", overflow="fold")
     table.add_column("duration", no_wrap=True)
     for r in records:
-        table.add_row(r.run_id, r.pipeline, r.stack, f"[{_STYLE.get(r.status, 'white')}]{r.status}[/]",
+        table.add_row(Text(r.run_id), Text(r.pipeline), Text(r.stack), Text(r.status, style=_STYLE.get(r.status, "white")),
                       _when(r.created_at), _duration(r.created_at, r.finished_at))
     Console().print(table)
 
@@ -36,10 +37,11 @@ def runs_table(records: list[Any]) -> None:
 def show_run(record: Any, state: RunState, outputs: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
-    console.print(f"[bold]{record.run_id}[/]  {record.pipeline} on {record.stack} ({record.adapter})  "
-                  f"[{_STYLE.get(state.status.value, 'white')}]{state.status.value}[/]")
+    console.print(Text.assemble((record.run_id, "bold"), f"  {record.pipeline} on {record.stack} ({record.adapter})  ",
+                                (state.status.value, _STYLE.get(state.status.value, "white"))))
     if state.message:
         console.print(state.message, markup=False)
     console.print(f"parameters: {record.parameters}", markup=False)
@@ -51,12 +53,13 @@ def show_run(record: Any, state: RunState, outputs: list[dict[str, Any]]) -> Non
         message = s.message
         if s.cache and s.cache.get("result") == "miss" and s.cache.get("changed") and s.status.value == "SUCCEEDED":
             message = "cache miss: " + "; ".join(s.cache["changed"])
-        table.add_row(key, s.status.value, s.native, str(s.attempts), _duration(s.started_at, s.finished_at), message[:120])
+        table.add_row(Text(key), s.status.value, Text(s.native), str(s.attempts), _duration(s.started_at, s.finished_at),
+                      Text(message[:120]))
     console.print(table)
     if outputs:
         out = Table(title="outputs")
         for col in ("step", "output", "type", "value / uri"):
             out.add_column(col)
         for o in outputs:
-            out.add_row(o["step"], o["output"], o["type"], repr(o["value"]) if "value" in o else o["uri"])
+            out.add_row(Text(o["step"]), Text(o["output"]), o["type"], Text(repr(o["value"]) if "value" in o else o["uri"]))
         console.print(out)

@@ -40,6 +40,10 @@ class Capability(str, enum.Enum):
     SCHEDULES = "schedules"
 
 
+class Note(str):
+    """A note on how a backend treats the pipeline: printed as `note:`, not as a warning."""
+
+
 class AdapterSettings(BaseModel):
     """Base for an adapter's section of a stack; unknown keys are errors."""
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from stackhop.core.adapter import Adapter, BackendRef, Capability, CodeRef, Compiled, RunRequest
+from stackhop.core.adapter import Adapter, BackendRef, Capability, CodeRef, Compiled, Note, RunRequest
 from stackhop.core.ir import Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState
 from stackhop.core.stack import LoadedConfig, Stack, apply_stack, load_stack
@@ -225,7 +225,7 @@ def run(
     raw, root = to_ir(pipeline)
     ir, stk, adapter, warnings = _prepare(raw, root, stack, config, build=not emulate)
     for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"{'note' if isinstance(w, Note) else 'warning'}: {w}", file=sys.stderr)
     params = resolve_parameters(ir, parameters, from_strings=_parameters_are_strings)
     run_id = run_id or new_run_id()
     code = _code or _code_ref(root, stk, adapter, _code_mode(apply_stack(raw, stk), adapter), ir)
@@ -277,8 +277,11 @@ def _code_mode(ir: Pipeline, adapter: Adapter) -> str:
 
 
 def needs_source_tree(ir: Pipeline) -> bool:
-    """False when every Python step travels by value and imports no project module: nothing to ship."""
-    return any(s.python is not None and (not s.python.by_value or s.python.imports_project) for s in ir.steps)
+    """False when every Python step travels by value from a notebook or REPL and imports no project module.
+
+    A script's steps get the tree like `stackhop run` gives it: their lines may read files beside them."""
+    return any(s.python is not None and (not s.python.by_value or s.python.imports_project or s.python.script)
+               for s in ir.steps)
 
 
 def _code_ref(root: Path | None, stack: Stack, adapter: Adapter, mode: str = "artifact_store",
@@ -335,15 +338,18 @@ class RunHandle:
         self.ref = ref
         self._store = store
         self._last: RunState | None = None
+        self._shown_live: int | None = None
 
     def __repr__(self) -> str:
         status = self._last.status.value if self._last else "?"
         return f"<RunHandle {self.run_id} {self.pipeline} on {self.stack.name}: {status}>"
 
-    def _repr_html_(self) -> str:
-        """What a notebook shows for a handle: the run and every step's status."""
-        from stackhop.core.progress import html_table
+    def _repr_html_(self) -> str | None:
+        """What a notebook shows for a handle: the run and every step's status (once: not again under its live view)."""
+        from stackhop.core.progress import html_table, shown_in_this_cell
 
+        if shown_in_this_cell(self):
+            return None
         try:
             state = self.refresh()
         except StackhopError:

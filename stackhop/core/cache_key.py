@@ -100,7 +100,7 @@ def explain_code(ir: Any) -> dict[str, str]:
     for s in ir.steps:
         if s.python is None:
             continue
-        labels = list(s.python.code_parts)
+        labels = sorted(s.python.code_parts, key=lambda label: label.startswith(("import ", "from ")))  # code first
         how = "by value from __main__" if s.python.by_value else f"module {s.python.module}"
         shown = ", ".join(labels[:8]) + (f", and {len(labels) - 8} more" if len(labels) > 8 else "")
         out[s.name] = f"code ({how}); its cache key covers: {shown or 'the function alone'}"

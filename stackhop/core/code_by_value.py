@@ -23,7 +23,7 @@ import base64
 import builtins
 import inspect
 import linecache
-import math
+import os
 import sys
 import textwrap
 import types
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stackhop.core.code_fingerprint import (
-    definition_time_names, globals_read, node_digest, parts_digest, project_file, project_module_parts,
-    short_digest,
+    _literal, _names_loaded, _resolve_import, code_tuple, definition_time_names, globals_read, is_project_module, node_digest, parts_digest,
+    project_module_parts, render_literal, short_digest, stable_repr,
 )
 from stackhop.errors import PipelineDefinitionError
 
@@ -49,6 +49,11 @@ class ByValue:
     pickled: str | None = None
     python: str | None = None
     imports_project: bool = False
+    script: str | None = None
+
+
+_PUBLIC_MODULES = {"posixpath": "os.path", "ntpath": "os.path"}
+"""Modules known by another name on other platforms: shipped under the name users import."""
 
 
 def python_version() -> str:
@@ -88,13 +93,16 @@ class _Capture:
         if name not in self.ns:
             return  # a builtin, or a name the step would fail on in the notebook too
         obj = self.ns[name]
-        if hasattr(builtins, name) and getattr(obj, "__module__", None) != "__main__":
-            return  # IPython's own `open`, `exit` ...: the step process has the real builtin
+        real = getattr(builtins, name, None)
+        if real is not None and (obj is real or getattr(obj, "__wrapped__", None) is real or str(
+                getattr(obj, "__module__", "")).startswith(("IPython", "_sitebuiltins", "ipykernel"))):
+            return  # the builtin itself, or IPython's own `open`, `exit` ...: the step process has the real one
         if hasattr(obj, "fn") and callable(getattr(obj, "fn")) and type(obj).__name__ == "StepDef":
             obj = obj.fn
         if isinstance(obj, types.ModuleType):
             return self.module(name, obj)
-        if (inspect.isfunction(obj) or inspect.isclass(obj)) and getattr(obj, "__module__", None) == "__main__":
+        defined = inspect.isfunction(obj) or inspect.isclass(obj) or hasattr(obj, "__wrapped__")  # @lru_cache too
+        if defined and getattr(obj, "__module__", None) == "__main__":
             return self.definition(name, obj)
         ref = _importable(obj)
         if ref is not None:
@@ -103,7 +111,7 @@ class _Capture:
 
     # ------------------------------------------------------------------ what travels
     def module(self, name: str, mod: types.ModuleType) -> None:
-        full = mod.__name__
+        full = _PUBLIC_MODULES.get(mod.__name__, mod.__name__)
         self.add_import(name, f"import {full}" if name == full else f"import {full} as {name}", full)
 
     def import_from(self, name: str, module: str, qualname: str) -> None:
@@ -116,7 +124,10 @@ class _Capture:
 
     def add_import(self, name: str, text: str, module: str) -> None:
         self.imports[name] = text
-        if project_file(module, self.root):
+        self.project_import(module, text)
+
+    def project_import(self, module: str, text: str) -> None:
+        if is_project_module(module, self.root):
             self.project_modules.append(module)
         else:
             self.parts[text.splitlines()[0]] = short_digest(text)
@@ -147,14 +158,25 @@ class _Capture:
             names = globals_read(node, table)
         else:
             raise _Unavailable(name)
+        for inner in ast.walk(node):  # `from helpers import clean` inside the body: shipped and keyed too
+            if isinstance(inner, (ast.Import, ast.ImportFrom)) and getattr(inner, "module", None) != "__future__":
+                for target in _imported_modules(inner):
+                    self.project_import(target, ast.unparse(inner))
         for n in sorted(names):
             self.name(n)
 
     def value(self, name: str, obj: Any) -> None:
-        literal = render_literal(obj)
+        literal, needs = render_literal(obj), set()
+        if literal is None and (found := self.container_of_names(obj)) is not None:
+            literal, needs = found
+        if literal is not None and len(literal) > MAX_VALUE_BYTES:
+            raise PipelineDefinitionError(
+                f"{self.where} uses {name!r}, a {type(obj).__qualname__} of {len(literal) // 1024} KiB defined in __main__, "
+                "which is too large to travel inside the run spec; pass it in as a step input or load it inside the step."
+            )
         if literal is not None:
             text = f"{name} = {literal}"  # digested like the same line read from a module file
-            self.add(name, text, set(), f"value {name}", node_digest(ast.parse(text).body[0]))
+            self.add(name, text, needs, f"value {name}", node_digest(ast.parse(text).body[0]))
             return
         text = _repr_source(obj, self.ns)
         if text is not None:
@@ -173,6 +195,33 @@ class _Capture:
             )
         text = f"{name} = __import__('pickle').loads({data!r})"
         self.add(name, text, set(), f"value {name}", short_digest(data))
+
+    def container_of_names(self, obj: Any) -> tuple[str, set[str]] | None:
+        """`OPS = {"inc": inc}`: a dict, list or tuple holding functions or classes of `__main__`, as source."""
+        if type(obj) not in (dict, list, tuple):
+            return None
+        bound = {id(v): k for k, v in self.ns.items()
+                 if (inspect.isfunction(v) or inspect.isclass(v)) and getattr(v, "__module__", None) == "__main__"}
+
+        def render(v: Any) -> str | None:
+            return bound[id(v)] if id(v) in bound else render_literal(v)
+
+        values = list(obj.values()) if type(obj) is dict else list(obj)
+        if type(obj) is dict:
+            pairs = [(render_literal(k), render(v)) for k, v in obj.items()]
+            if any(k is None or v is None for k, v in pairs):
+                return None
+            text = "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+        else:
+            inner = [render(v) for v in values]
+            if any(i is None for i in inner):
+                return None
+            body = ", ".join(inner)  # type: ignore[arg-type]
+            text = f"[{body}]" if type(obj) is list else f"({body}{',' if len(inner) == 1 else ''})"
+        names = {bound[id(v)] for v in values if id(v) in bound}
+        for n in sorted(names):
+            self.name(n)
+        return (text, names) if names else None
 
     def add(self, name: str, text: str, needs: set[str], label: str, digest: str) -> None:
         self.items[name] = _Item(name, text, needs, len(self.items))
@@ -201,14 +250,27 @@ class _Capture:
         return "\n".join(out) + ("\n\n\n" + body if body else "") + "\n"
 
 
-def capture(fn: Callable[..., Any], *, root: Path | None, where: str) -> ByValue:
-    """Capture a `__main__` step as source (or, with no source to read, as a cloudpickle)."""
-    top = getattr(fn, "__qualname__", "")
-    if "<locals>" not in top:
+def capture(fn: Callable[..., Any], *, root: Path | None, where: str, bound_as: tuple[str, ...] = ()) -> ByValue:
+    """Capture a `__main__` step as source (or, with no source to read, as a cloudpickle).
+
+    A script run directly ships its own lines, read from the file as `stackhop run` would
+    import them, so both give the step the same code and the same cache key. A notebook or a
+    REPL ships what its live objects are."""
+    script = _script_file(fn)
+    if script is not None:
+        found = _capture_script(fn, script, where, bound_as)
+        if found is not None:
+            return found
+    qualname = getattr(fn, "__qualname__", "")
+    head = qualname.split(".")[0]
+    holder = fn if head == qualname else fn.__globals__.get(head)  # a method as a step: its whole class travels
+    if "<locals>" not in qualname and holder is not None:
         cap = _Capture(fn.__globals__, root, where)
-        cap.seen.add(fn.__name__)
+        cap.seen.add(head)
         try:
-            cap.definition(fn.__name__, fn)
+            cap.definition(head, holder)
+            for name in _main_materializers(fn.__globals__):  # registered in this notebook: the step needs them too
+                cap.name(name)
         except _Unavailable:
             pass
         else:
@@ -223,10 +285,104 @@ def capture(fn: Callable[..., Any], *, root: Path | None, where: str) -> ByValue
             source = cap.render(header)
             compile(source, "<stackhop by-value source>", "exec")
             return ByValue(parts_digest(parts), parts, source=source, imports_project=imports_project)
-    return _pickled(fn, where)
+    return _pickled(fn, where, root)
 
 
-def _pickled(fn: Callable[..., Any], where: str) -> ByValue:
+def _script_file(fn: Callable[..., Any]) -> Path | None:
+    """The file of the script running as `__main__`, when `fn` was defined in it."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if not main or code is None or not main.endswith(".py"):
+        return None
+    path = Path(main).resolve()
+    return path if Path(code.co_filename).resolve() == path else None
+
+
+def _capture_script(fn: Callable[..., Any], script: Path, where: str, bound_as: tuple[str, ...]) -> ByValue | None:
+    from stackhop.core.code_fingerprint import finish, walk_step
+    from stackhop.core.source import module_of_file
+
+    module, root = module_of_file(script)
+    walk = walk_step(fn, module, root, script, bound_as, live=sys.modules["__main__"])
+    if walk is None:
+        return None
+    for name in _main_materializers(fn.__globals__):
+        walk.name(name)
+    found = finish(walk)
+    source = script_source(walk, fn.__globals__, f"# stackhop: {where}, the lines of {script.name} it reaches")
+    try:
+        compile(source, f"<stackhop by-value source of {script.name}>", "exec")
+    except SyntaxError:
+        return None
+    return ByValue(found.digest, found.parts, source=source, imports_project=bool(walk.modules),
+                   script=script.relative_to(root).as_posix())
+
+
+def script_source(walk: Any, namespace: dict[str, Any], header: str) -> str:
+    """The script's own lines a step reaches, in file order: what `python train.py` ships by value.
+
+    Module-level code that runs for its effect travels too (a seed, logging set-up), except
+    what drives runs: a statement reading a pipeline, a run handle or stackhop's run API, or a
+    name the script has not bound yet (it runs after the run started). A value the script
+    computed (`args = parser.parse_args()`, `N = int(os.environ["N"])`) travels as computed,
+    when it can, so the step sees what this process saw and what the cache key says."""
+    info = walk.info
+    lines = info.path.read_text(encoding="utf-8").splitlines(True)
+    bound_later = {n for n in info.bindings if n not in namespace}
+    chosen = set(map(id, walk.reached))
+    out = [header]
+    if any(isinstance(s, ast.ImportFrom) and s.module == "__future__" for s in info.tree.body):
+        out.insert(0, "from __future__ import annotations")
+    for stmt in info.tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and id(stmt) in walk.aliases:
+            names = walk.aliases[id(stmt)]
+            node = ast.Import(names=names) if isinstance(stmt, ast.Import) else ast.ImportFrom(
+                module=stmt.module, names=names, level=stmt.level)
+            out.append(ast.unparse(node))
+        elif id(stmt) in chosen and not _drives_runs(stmt, namespace, bound_later):
+            computed = _as_computed(stmt, namespace)
+            start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+            out.append(computed or "".join(lines[start - 1: stmt.end_lineno]).rstrip())
+    return "\n\n".join(out) + "\n"
+
+
+def _as_computed(stmt: ast.stmt, namespace: dict[str, Any]) -> str | None:
+    """`name = <value>` for a single-name assignment computed by code, when the value can travel as such."""
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+    if len(targets) != 1 or not isinstance(targets[0], ast.Name) or _literal(getattr(stmt, "value", None)):
+        return None
+    name = targets[0].id
+    if name not in namespace:
+        return None
+    value = namespace[name]
+    literal = render_literal(value)
+    if literal is not None and len(literal) <= MAX_VALUE_BYTES:
+        return f"{name} = {literal}"
+    data = _small_pickle(value)
+    return f"{name} = __import__('pickle').loads({data!r})" if data is not None else None
+
+
+def _drives_runs(stmt: ast.stmt, namespace: dict[str, Any], bound_later: set[str]) -> bool:
+    for name in _names_loaded([stmt]):
+        if name in bound_later:
+            return True
+        value = namespace.get(name)
+        kind = type(value)
+        if kind.__name__ in ("PipelineDef", "RunHandle") and kind.__module__.startswith("stackhop."):
+            return True
+        if callable(value) and getattr(value, "__module__", "") == "stackhop.core.api":
+            return True
+    return False
+
+
+def _main_materializers(namespace: dict[str, Any]) -> list[str]:
+    from stackhop.core.materializers import user_registered
+
+    wanted = {id(c) for c in user_registered().values() if c.__module__ == "__main__"}
+    return sorted(name for name, value in namespace.items() if id(value) in wanted)
+
+
+def _pickled(fn: Callable[..., Any], where: str, root: Path | None) -> ByValue:
     try:
         import cloudpickle
     except ImportError:
@@ -246,14 +402,71 @@ def _pickled(fn: Callable[..., Any], where: str) -> ByValue:
             f"{where} pickles to {len(data) // 1024} KiB because it uses data from __main__; "
             "pass the data in as a step input or load it inside the step."
         )
-    parts = {f"function {fn.__qualname__} (pickled: no source to read)": short_digest(data)}
-    return ByValue(parts_digest(parts), parts, pickled=base64.b64encode(data).decode(), python=python_version())
+    identity, modules = _pickled_identity(fn)
+    parts = {f"function {fn.__qualname__} (pickled: no source to read)": identity}
+    imports_project = False
+    if root is not None:
+        local = [m for m in modules if is_project_module(m, root)]
+        if local:  # `import helpers` beside the script: the pickle names it, the step imports it from the tree
+            module_parts, imports_project = project_module_parts(local, root)
+            parts.update(module_parts)
+    return ByValue(parts_digest(parts), parts, pickled=base64.b64encode(data).decode(), python=python_version(),
+                   imports_project=imports_project)
+
+
+def _pickled_identity(fn: Callable[..., Any]) -> tuple[str, list[str]]:
+    """What a pickled step runs, the same in every process: code objects and the `__main__` values they read
+    (cloudpickle's own bytes order a set's members by hash, which changes with every interpreter); and the
+    modules it uses."""
+    seen: set[int] = set()
+    out: list[str] = []
+    modules: list[str] = []
+
+    def visit(f: Any) -> None:
+        code = getattr(f, "__code__", None)
+        if code is None or id(f) in seen:
+            return
+        seen.add(id(f))
+        out.append(repr(code_tuple(code)))
+        names: set[str] = set()
+        todo = [code]
+        while todo:
+            c = todo.pop()
+            names |= set(c.co_names)
+            todo += [k for k in c.co_consts if hasattr(k, "co_code")]
+        for name in sorted(names):
+            if name not in getattr(f, "__globals__", {}):
+                continue
+            value = f.__globals__[name]
+            if inspect.isfunction(value) and value.__module__ == "__main__":
+                visit(value)
+            elif isinstance(value, types.ModuleType):
+                out.append(f"{name}=module {value.__name__}")
+                modules.append(value.__name__)
+            elif getattr(value, "__module__", "__main__") != "__main__" and (inspect.isfunction(value) or inspect.isclass(value)):
+                out.append(f"{name}={value.__module__}.{value.__qualname__}")
+                modules.append(value.__module__)
+            else:
+                out.append(f"{name}={stable_repr(value) or type(value).__qualname__}")
+        for cell in getattr(f, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            visit(value) if inspect.isfunction(value) else out.append(stable_repr(value) or type(value).__qualname__)
+
+    visit(fn)
+    return short_digest("\n".join(out)), modules
 
 
 # ---------------------------------------------------------------------- reading source
 
 
 def _source(obj: Any) -> str:
+    if inspect.isclass(obj):  # by its methods' own lines: right even when the name is defined twice
+        found = _class_by_methods(obj)
+        if found is not None:
+            return found
     try:
         return textwrap.dedent(inspect.getsource(obj))
     except (OSError, TypeError):
@@ -265,14 +478,18 @@ def _source(obj: Any) -> str:
     raise _Unavailable(getattr(obj, "__name__", "?"))
 
 
-def _class_from_cells(cls: type) -> str | None:
-    """A class defined in a notebook cell: Python 3.11 cannot find its source, the cell history can."""
+def _class_by_methods(cls: type) -> str | None:
     for fn in vars(cls).values():
         code = getattr(getattr(fn, "__func__", fn), "__code__", None)
         if code is not None:
             found = _class_in(linecache.getlines(code.co_filename), cls.__name__, code.co_firstlineno)
             if found:
                 return found
+    return None
+
+
+def _class_from_cells(cls: type) -> str | None:
+    """A class without methods defined in a notebook cell: Python 3.11 cannot find its source, the cell history can."""
     shell = _ipython()
     cells = list(getattr(getattr(shell, "history_manager", None), "input_hist_parsed", []) or [])
     for cell in reversed(cells):
@@ -283,17 +500,21 @@ def _class_from_cells(cls: type) -> str | None:
 
 
 def _class_in(lines: list[str], name: str, near_line: int | None) -> str | None:
+    """The source of class `name` in these lines: the one spanning `near_line`, else the last one."""
     text = "".join(lines)
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return None
-    for node in tree.body:
+    found = None
+    for node in ast.walk(tree):  # also inside `if`/`try` blocks at module level
         if isinstance(node, ast.ClassDef) and node.name == name:
             start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             if near_line is None or start <= near_line <= (node.end_lineno or start):
-                return textwrap.dedent("".join(lines[start - 1: node.end_lineno]))
-    return None
+                found = textwrap.dedent("".join(lines[start - 1: node.end_lineno]))
+                if near_line is not None:
+                    return found
+    return found
 
 
 def _ipython() -> Any:
@@ -306,37 +527,6 @@ def _ipython() -> Any:
 
 
 # ---------------------------------------------------------------------- values
-
-
-def render_literal(value: Any) -> str | None:
-    """Python source that rebuilds `value` exactly, deterministically (sets sorted), or None."""
-    if value is None or type(value) in (bool, int, str, bytes):
-        return repr(value)
-    if type(value) is float:
-        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
-    if type(value) is complex:
-        return repr(value) if math.isfinite(abs(value)) else None
-    if type(value) in (list, tuple):
-        inner = [render_literal(v) for v in value]
-        if any(i is None for i in inner):
-            return None
-        if type(value) is tuple:
-            return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"  # type: ignore[arg-type]
-        return "[" + ", ".join(inner) + "]"  # type: ignore[arg-type]
-    if type(value) is dict:
-        pairs = [(render_literal(k), render_literal(v)) for k, v in value.items()]
-        if any(k is None or v is None for k, v in pairs):
-            return None
-        return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
-    if type(value) in (set, frozenset):
-        inner = [render_literal(v) for v in value]
-        if any(i is None for i in inner):
-            return None
-        body = ", ".join(sorted(inner))  # type: ignore[arg-type]
-        if type(value) is frozenset:
-            return f"frozenset({{{body}}})" if inner else "frozenset()"
-        return "{" + body + "}" if inner else "set()"
-    return None
 
 
 def _repr_source(value: Any, namespace: dict[str, Any]) -> str | None:
@@ -359,15 +549,20 @@ def _repr_source(value: Any, namespace: dict[str, Any]) -> str | None:
 
 
 def _small_pickle(value: Any) -> bytes | None:
+    """A plain pickle that loads in a step process: small, and referring to nothing defined in `__main__`."""
     if getattr(type(value), "__module__", "") == "__main__":
         return None
     import pickle
+    import pickletools
 
     try:
         data = pickle.dumps(value, protocol=4)
     except Exception:
         return None
-    return data if len(data) <= MAX_VALUE_BYTES else None
+    if len(data) > MAX_VALUE_BYTES:
+        return None
+    strings = [arg for op, arg, _ in pickletools.genops(data) if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "GLOBAL")]
+    return None if any(str(a).startswith("__main__") for a in strings) else data
 
 
 def _size_hint(value: Any) -> str:
@@ -380,6 +575,10 @@ def _size_hint(value: Any) -> str:
         except Exception:
             return ""
     return f" of {nbytes / 2**20:.1f} MiB" if nbytes > 2**20 else f" of {nbytes / 1024:.0f} KiB"
+
+
+def _imported_modules(stmt: ast.Import | ast.ImportFrom) -> list[str]:
+    return [m for m in _resolve_import(stmt, None, "__main__", False) if m]
 
 
 def _importable(obj: Any) -> tuple[str, str] | None:
@@ -396,6 +595,7 @@ def _importable(obj: Any) -> tuple[str, str] | None:
         target = getattr(target, part, None)
     if target is not obj:
         return None
+    module = _PUBLIC_MODULES.get(module, module)
     top = module.split(".")[0]
     if top != module and "." not in qualname and getattr(sys.modules.get(top), qualname, None) is obj:
         return top, qualname
@@ -419,7 +619,7 @@ def image_python_mismatch(call: Any, image: str | None) -> str | None:
 # ---------------------------------------------------------------------- in the step process
 
 
-def load(call: dict[str, Any], where: str) -> Any:
+def load(call: dict[str, Any], where: str, root: str | None = None) -> Any:
     """The step function from its by-value source or pickle, executed as this process's `__main__`."""
     if call.get("pickled"):
         if call.get("python") and call["python"] != python_version():
@@ -435,10 +635,15 @@ def load(call: dict[str, Any], where: str) -> Any:
     source = call["source"]
     filename = f"<stackhop {where}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    from stackhop.core.import_guard import importing
+
     module = types.ModuleType("__main__")
     module.__dict__["__builtins__"] = builtins
+    if call.get("script"):  # the script's own lines may read __file__: it is in the shipped source tree
+        module.__file__ = os.path.join(root or os.getcwd(), call["script"])
     sys.modules["__main__"] = module
-    exec(compile(source, filename, "exec"), module.__dict__)
+    with importing(call.get("script") or "__main__", "a step process"):  # and never start a run
+        exec(compile(source, filename, "exec"), module.__dict__)
     obj: Any = module
     for part in call["qualname"].split("."):
         obj = getattr(obj, part)

@@ -56,7 +56,10 @@ class StepDef:
         if key not in trace.code:
             from stackhop.core.source import step_code
 
-            trace.code[key] = step_code(self.fn, where=f"step {self.name!r} of pipeline {trace.pipeline!r}")
+            bound_as = tuple(sorted(k for k, v in getattr(self.fn, "__globals__", {}).items() if v is self)) \
+                if "<locals>" in self.fn.__qualname__ else ()  # made by a factory: the call that made it counts
+            trace.code[key] = step_code(self.fn, where=f"step {self.name!r} of pipeline {trace.pipeline!r}",
+                                        bound_as=bound_as)
         return trace.code[key]
 
     @property

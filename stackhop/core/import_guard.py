@@ -1,4 +1,4 @@
-"""Importing a user's module never starts a run.
+"""Importing a user's module never starts a run, and never sees stackhop's own command line.
 
 A module that calls `run()` at import time would start another run each time a step process,
 the fork server or `stackhop run` imports it, and each of those runs would import it again.
@@ -18,11 +18,18 @@ _active: list[tuple[str, str]] = []
 
 @contextmanager
 def importing(module: str, by: str) -> Iterator[None]:
-    """`by` says who imports: "a step process", "the fork server", "`stackhop run`"."""
+    """`by` says who imports: "a step process", "the fork server", "`stackhop run`".
+
+    The module sees a command line of its own name only, so one that parses its arguments when
+    imported (argparse at module level) gets its defaults instead of stackhop's arguments."""
+    import sys
+
     _active.append((module, by))
+    argv, sys.argv = sys.argv, [module]
     try:
         yield
     finally:
+        sys.argv = argv
         _active.pop()
 
 

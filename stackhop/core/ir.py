@@ -224,6 +224,8 @@ class PythonCall(_Frozen):
     python: str | None = None
     imports_project: bool = False
     """A by-value step that imports project modules still needs the source tree shipped."""
+    script: str | None = None
+    """For a script run directly: its path in the source tree, the `__file__` its shipped lines see."""
 
     @property
     def by_value(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import typing
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
 
 from stackhop.errors import ConfigError, PipelineDefinitionError, StackhopError
@@ -27,7 +28,7 @@ AUTO = "auto"
 M = TypeVar("M", bound="type[Materializer]")
 
 
-class Materializer:
+class Materializer(ABC):
     """Writes one kind of value to a file (or directory) at `path` and reads it back.
 
     `save` may return metadata (a format, a class path); it is recorded beside the artifact and
@@ -36,10 +37,10 @@ class Materializer:
 
     name: ClassVar[str]
     types: ClassVar[tuple[str | type, ...]] = ()
-    """Classes stored, as classes or by name ("numpy.ndarray", "pandas.DataFrame"); subclasses match too.
+    """Classes stored, as classes or by name ("numpy.ndarray", "pydantic.main.BaseModel"); subclasses match too.
 
-    A name matches a class of that name anywhere in the same top-level package, so libraries
-    moving classes between their submodules do not break the match."""
+    A name under a top-level package only ("pandas.DataFrame") matches that class in any of the
+    package's submodules, so libraries moving classes around do not break the match."""
     priority: ClassVar[int] = 0
     pickle_based: ClassVar[bool] = False
     requires: ClassVar[tuple[str, ...]] = ()
@@ -52,11 +53,13 @@ class Materializer:
     @classmethod
     def distance(cls, tp: type) -> int | None:
         """How far up `tp`'s MRO a stored class is (0: exactly it), or None when it is not stored."""
-        wanted = {(name.rpartition(".")[0].split(".")[0], name.rpartition(".")[2])
-                  for name in (t if isinstance(t, str) else qualified(t) for t in cls.types)}
+        wanted = [name.rpartition(".") for name in (t if isinstance(t, str) else qualified(t) for t in cls.types)]
         for i, klass in enumerate(getattr(tp, "__mro__", ())):
-            if (str(getattr(klass, "__module__", "")).split(".")[0], getattr(klass, "__qualname__", "")) in wanted:
-                return i
+            module, name = str(getattr(klass, "__module__", "")), getattr(klass, "__qualname__", "")
+            for want_module, _, want_name in wanted:
+                same_module = module == want_module or ("." not in want_module and module.split(".")[0] == want_module)
+                if name == want_name and same_module:
+                    return i
         return None
 
     @classmethod
@@ -70,11 +73,13 @@ class Materializer:
                 return module
         return None
 
+    @abstractmethod
     def save(self, value: Any, path: str) -> dict[str, Any] | None:
-        raise NotImplementedError(f"materializer {self.name!r} does not implement save()")  # pragma: no cover
+        """Write `value` at `path`; return metadata `load` needs (or None)."""
 
+    @abstractmethod
     def load(self, path: str, expected: type | None, meta: dict[str, Any]) -> Any:
-        raise NotImplementedError(f"materializer {self.name!r} does not implement load()")  # pragma: no cover
+        """Read the value back; `expected` is the consuming parameter's annotation, when it has one."""
 
 
 def qualified(cls: Any) -> str:
@@ -114,9 +119,12 @@ def materializer(cls: M) -> M:
     """
     if not (isinstance(cls, type) and issubclass(cls, Materializer)) or not isinstance(getattr(cls, "name", None), str):
         raise ConfigError(f"@materializer decorates a stackhop.Materializer subclass with a `name`, got {cls!r}.")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise ConfigError(f"materializer {cls.name!r} ({cls.__qualname__}) must define {' and '.join(missing)}(); add them.")
     from stackhop.core.plugins import materializer_classes
 
-    existing = materializer_classes(include_registered=False).get(cls.name)
+    existing = materializer_classes(include_registered=False).get(cls.name) or _registered.get(cls.name)
     if existing is not None and existing is not cls and not cls.override and qualified(existing) != qualified(cls):
         raise ConfigError(
             f"materializer {cls.name!r} from {cls.__module__} clashes with the one {_origin(existing)} provides; "
@@ -218,7 +226,7 @@ def save(value: Any, path: str, *, name: str, allow_pickle: bool, where: str) ->
         for cls in ranked(type(value), allow_pickle=allow_pickle):
             if cls.missing() is None:
                 try:
-                    return cls.name, cls().save(value, path) or {}, cls.__module__
+                    return cls.name, _call(cls, "store", value, lambda m: m.save(value, path)) or {}, cls.__module__
                 except StackhopError as exc:  # e.g. a list JSON cannot hold: the next one may store it
                     last = exc
         hint = "" if allow_pickle else ", or pass allow_pickle=True to @step"
@@ -236,8 +244,7 @@ def save(value: Any, path: str, *, name: str, allow_pickle: bool, where: str) ->
         )
     if cls.pickle_based and not allow_pickle:
         raise StackhopError(f"{where}: materializer {name!r} uses pickle; pass allow_pickle=True to @step to use it.")
-    meta = cls().save(value, path) or {}
-    return name, meta, cls.__module__
+    return name, _call(cls, "store", value, lambda m: m.save(value, path)) or {}, cls.__module__
 
 
 def load(path: str, name: str, *, allow_pickle: bool = False, expected: Any = None, meta: dict[str, Any] | None = None,
@@ -250,5 +257,19 @@ def load(path: str, name: str, *, allow_pickle: bool = False, expected: Any = No
             f"{os.path.basename(path)} was stored with {name}, which can run code when loaded; "
             "pass allow_pickle=True if you trust the run that wrote it."
         )
-    expected_type = expected if isinstance(expected, type) else None
-    return cls().load(path, expected_type, dict(meta or {}))
+    expected_type = expected if isinstance(expected, type) or typing.get_origin(expected) is not None else None
+    return _call(cls, "read back", None, lambda m: m.load(path, expected_type, dict(meta or {})))
+
+
+def _call(cls: type[Materializer], doing: str, value: Any, action: Any) -> Any:
+    """Run a materializer; anything it raises that is not already one sentence becomes one."""
+    try:
+        return action(cls())
+    except StackhopError:
+        raise
+    except Exception as exc:
+        what = f"a {qualified(type(value))}" if value is not None else "the value"
+        raise StackhopError(
+            f"materializer {cls.name!r} could not {doing} {what} ({type(exc).__name__}: {exc}); "
+            "annotate the value with a type another materializer stores, or register one for it."
+        ) from None

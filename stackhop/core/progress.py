@@ -43,13 +43,14 @@ class TerminalView:
 
     def _table(self, state: RunState) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=f"run {self.run_id} {state.status.value}", expand=False)
         for col in ("step", "status", "detail", "time"):
             table.add_column(col)
-        for key, s in state.steps.items():
+        for key, s in state.steps.items():  # Text: step messages are the user's words, never markup
             detail = s.message or s.native
-            table.add_row(key, f"[{STYLE.get(s.status.value, 'white')}]{s.status.value}[/]", detail[:80],
+            table.add_row(Text(key), Text(s.status.value, style=STYLE.get(s.status.value, "white")), Text(detail[:80]),
                           duration(s.started_at, s.finished_at))
         return table
 
@@ -92,7 +93,7 @@ class TerminalView:
 
 def html_table(run_id: str, pipeline: str, stack: str, state: RunState | None) -> str:
     """The run and its steps as an HTML table: Jupyter's live view and `RunHandle._repr_html_`."""
-    status = state.status.value if state else "?"
+    status = state.status.value if state else "SUBMITTED"
     esc = html.escape
     rows = []
     for key, s in (state.steps.items() if state else []):
@@ -121,6 +122,7 @@ class NotebookView:
         self._last = ""
         self._at = 0.0
         self.display = display(HTML(self._render(None)), display_id=True)
+        handle._shown_live = _cell_number()  # this cell's result would show the same table again
 
     def _render(self, state: RunState | None) -> str:
         return html_table(self.handle.run_id, self.handle.pipeline, self.handle.stack.name, state)
@@ -137,6 +139,18 @@ class NotebookView:
             text = self._render(state)
             if text != self._last:
                 self.display.update(self._html(text))
+
+
+def _cell_number() -> int | None:
+    try:
+        return sys.modules["IPython"].get_ipython().execution_count
+    except Exception:
+        return None
+
+
+def shown_in_this_cell(handle: Any) -> bool:
+    number = getattr(handle, "_shown_live", None)
+    return number is not None and number == _cell_number()
 
 
 def in_notebook() -> bool:

@@ -220,12 +220,16 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 def find_project_dir(start: str | os.PathLike[str] | None = None) -> Path:
     """Where runs and artifacts live when no stackhop.yaml names a project: the nearest folder
-    holding `.stackhop/` (looking no higher than the git work tree), else the git work tree's
-    root, else the current directory. So `cd notebooks` keeps seeing the project's runs."""
+    holding `.stackhop/` (looking no higher than the git work tree, or below the home folder),
+    else the git work tree's root, else the current directory. So `cd notebooks` keeps seeing
+    the project's runs."""
     here = Path(start or os.getcwd()).resolve()
     chain = [here, *here.parents]
     git = next((d for d in chain if (d / ".git").exists()), None)
+    home = Path.home().resolve()
     for d in chain:
+        if d == home and d != here and git is None:
+            break  # outside a repository, projects under ~ do not share ~/.stackhop
         if (d / ".stackhop").is_dir():
             return d
         if d == git:

@@ -71,6 +71,12 @@ class _Operand:
     def __len__(self) -> int:
         raise PipelineDefinitionError(misuse(repr(self), "len"))
 
+    def __format__(self, spec: str) -> str:
+        raise PipelineDefinitionError(misuse(repr(self), "format"))
+
+    def __str__(self) -> str:
+        raise PipelineDefinitionError(misuse(repr(self), "format"))
+
 
 @dataclass(eq=False)
 class ExprNode:
@@ -182,10 +188,15 @@ class Task:
         """The return value (`output`) when the step has one, else its only output."""
         if "output" in self.output_types:
             return self.outputs["output"]
-        if len(self.output_types) != 1:
-            names = ", ".join(self.output_types) or "none"
+        if not self.output_types:
             raise PipelineDefinitionError(
-                f"step {self.name!r} has {len(self.output_types)} outputs ({names}) and no return value; "
+                f"step {self.name!r} has no outputs; give its function a return annotation (e.g. `-> int`) "
+                "to make the return value its output."
+            )
+        if len(self.output_types) != 1:
+            names = ", ".join(self.output_types)
+            raise PipelineDefinitionError(
+                f"step {self.name!r} has {len(self.output_types)} outputs ({names}) and no single return value; "
                 f"pick one with {self.name}.outputs['<name>']."
             )
         (name,) = self.output_types
@@ -310,23 +321,46 @@ def _user_frame() -> tuple[str, int, str]:
     return file, line, linecache.getline(file, line).strip()
 
 
+def _shape(text: str) -> tuple[str, bool]:
+    """(the statement's keyword, whether its expression uses `and`/`or`/`not` or a chained comparison)."""
+    import ast
+
+    first = text.split(None, 1)[0].rstrip(":") if text else ""
+    code = text + (" pass" if text.endswith(":") else "")
+    if first in ("elif", "else"):
+        code = "if 1: pass\n" + code
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return first, bool(re.search(r"\b(and|or|not)\b", text))
+    boolean = any(isinstance(n, ast.BoolOp) or (isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not))
+                  or (isinstance(n, ast.Compare) and len(n.ops) > 1) for n in ast.walk(tree))
+    return first, boolean
+
+
 def misuse(what: str, how: str) -> str:
     """One sentence for a traced value used as a Python value: say what to write instead, and where."""
     file, line, text = _user_frame()
     where = f"{os.path.basename(file) if file != '?' else file}:{line}"
-    first = text.split(None, 1)[0].rstrip(":") if text else ""
+    first, boolean = _shape(text)
     if how == "iter" or first == "for":
         fix = "to run steps once per item, write `with ParallelFor(<list>) as item:`"
         return f"{where}: {what} cannot be iterated while the pipeline is traced (it only has a value at run time); {fix}."
     if how == "len":
         return f"{where}: {what} has no length while the pipeline is traced; pass it to a step that computes one."
-    if first in ("if", "elif", "while", "assert") or " if " in f" {text} " and " else " in text:
-        statement = "while" if first == "while" else "if"
+    if how == "format":
+        return (f"{where}: {what} cannot be put into a string while the pipeline is traced (it only has a value at run "
+                "time); pass it to a step as an input and build the string there.")
+    if boolean:
+        return (f"{where}: conditions cannot use Python's `and`, `or`, `not` or chained comparisons; combine them "
+                "with `&`, `|` and `~` inside `with If(...):`, e.g. If((a.output > 1) & (b.output == 'yes')).")
+    if first in ("if", "elif", "while", "assert"):
+        statement = {"elif": "if"}.get(first, first)
         return (f"{where}: a Python `{statement}` cannot test {what}, which only has a value at run time; "
                 f"write `with If(<condition>):` around the steps that should run only when it holds.")
-    if re.search(r"\b(and|or|not)\b", text):
-        return (f"{where}: conditions cannot use Python's `and`, `or`, `not` or chained comparisons; combine them "
-                "with `&`, `|` and `~`, e.g. If((a.output > 1) & (b.output == 'yes')).")
+    if " if " in f" {text} " and " else " in text:
+        return (f"{where}: a conditional expression cannot test {what}, which only has a value at run time; "
+                "write `with If(<condition>):` around the steps that should run only when it holds.")
     return (f"{where}: {what} has no value while the pipeline is traced; use it in `with If(...):` "
             "or pass it to a step.")
 

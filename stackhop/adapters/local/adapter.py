@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from stackhop.core.adapter import Adapter, AdapterSettings, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.adapter import Adapter, AdapterSettings, BackendRef, Capability, Compiled, Note, RunRequest
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.canonical import canonical_json
 from stackhop.core.ir import Pipeline
@@ -66,9 +66,10 @@ class LocalAdapter(Adapter):
         gpus = available(self.settings.gpus)
         names = ", ".join(f"{s.name} ({s.settings.resources.accelerator.count} x {s.settings.resources.accelerator.type})"  # type: ignore[union-attr]
                           for s in wanting)
+        steps = f"step {names} runs" if len(wanting) == 1 else f"steps {names} run"
         if not gpus:
-            return [f"this machine has no GPU the local stack may use, so {names} run on the CPU."]
-        return [f"{names} get GPUs from {', '.join(gpus)} through CUDA_VISIBLE_DEVICES, each step its own."]
+            return [Note(f"this machine has no GPU the local stack may use, so {steps} on the CPU.")]
+        return [Note(f"{steps} on GPUs {', '.join(gpus)}, each step on its own through CUDA_VISIBLE_DEVICES.")]
 
     def compile(self, ir: Pipeline) -> Compiled:
         doc = {"pipeline": json.loads(ir.to_json()), "settings": self.settings.model_dump(mode="json")}

@@ -26,6 +26,12 @@ from typing import Any, Callable
 
 
 def serve(preload: list[str], sys_path: list[str]) -> None:
+    # The protocol gets a descriptor of its own; whatever user modules print while they are
+    # imported (fd 1 included) goes to stderr, the runner's log, and never into the protocol.
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    _protocol.append(protocol.fileno())
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     for p in reversed(sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
@@ -44,7 +50,7 @@ def serve(preload: list[str], sys_path: list[str]) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stdin = sys.stdin.buffer
-    out = sys.stdout
+    out = protocol
     children: dict[int, str] = {}
     buffer = b""
     open_input = True
@@ -77,6 +83,13 @@ def serve(preload: list[str], sys_path: list[str]) -> None:
                 out.flush()
 
 
+_protocol: list[int] = []
+
+
+def _protocol_fds() -> list[int]:
+    return list(_protocol)
+
+
 def _fork(request: dict[str, Any]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -85,6 +98,8 @@ def _fork(request: dict[str, Any]) -> int:
         return pid
     code = 1
     try:
+        for fd in _protocol_fds():
+            os.close(fd)
         os.setsid()
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
@@ -140,7 +155,10 @@ class ForkServer:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            msg = json.loads(line)
+            try:
+                msg = json.loads(line)
+            except ValueError:  # not ours: the protocol has its own descriptor, but be safe
+                continue
             if "pid" in msg:
                 with self._started:
                     self._pids[msg["id"]] = msg["pid"]

@@ -156,6 +156,7 @@ class Runner(Scheduler):
             for inst in self.instances.values():
                 if inst.handle is not None:
                     self._signal(inst, signal.SIGKILL)
+                    self.gpus.give_back(inst.key)
                     inst.handle = None
                     self.settle(inst, "FAILED", "launcher_died", "the local fork server exited unexpectedly")
             self.forkserver = None

@@ -38,15 +38,23 @@ class JsonMaterializer(Materializer):
             text = json.dumps(data, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise StackhopError(f"the value is not JSON-able ({exc}); return plain lists, dicts and numbers.") from None
+        meta = {"python_type": kind} if kind in ("tuple", "set", "frozenset") else {}
+        if _restored(json.loads(text), meta) != value:
+            raise StackhopError(
+                "the value would not come back the same from JSON (tuples inside it, or keys that are not strings); "
+                "return lists and string-keyed dicts, annotate a type a materializer stores, or pass allow_pickle=True.")
         with open(path, "w") as f:
             f.write(text)
-        return {"python_type": kind} if kind in ("tuple", "set", "frozenset") else {}
+        return meta
 
     def load(self, path: str, expected: type | None, meta: dict[str, Any]) -> Any:
         with open(path) as f:
-            value = json.load(f)
-        kind = meta.get("python_type")
-        return {"tuple": tuple, "set": set, "frozenset": frozenset}[kind](value) if kind else value
+            return _restored(json.load(f), meta)
+
+
+def _restored(value: Any, meta: dict[str, Any]) -> Any:
+    kind = meta.get("python_type")
+    return {"tuple": tuple, "set": set, "frozenset": frozenset}[kind](value) if kind else value
 
 
 class PickleMaterializer(Materializer):

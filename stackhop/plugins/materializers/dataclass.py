@@ -42,6 +42,14 @@ def rebuild(tp: Any, data: Any) -> Any:
         hints = typing.get_type_hints(tp)
         return tp(**{k: rebuild(hints.get(k), v) for k, v in data.items()})
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if (origin is typing.Union or type(tp).__name__ == "UnionType") and isinstance(data, (dict, list)):
+        for arg in args:  # Optional[Inner], Inner | Other: the first that fits
+            if arg is not type(None):
+                try:
+                    return rebuild(arg, data)
+                except (TypeError, ValueError):
+                    continue
+        return data
     if origin in (list, tuple, set) and args and isinstance(data, list):
         return origin(rebuild(args[0], v) for v in data)
     if origin is dict and len(args) == 2 and isinstance(data, dict):
