@@ -52,3 +52,11 @@ class StepFailedError(Exception):
 
 class RecursiveRunError(StackhopError):
     """run() was called while stackhop was importing a user's module (a script without a main guard)."""
+
+
+class UserCodeError(PipelineDefinitionError):
+    """The user's own module could not be imported; `details` holds its own frames, shown above the sentence."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details

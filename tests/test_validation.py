@@ -780,7 +780,7 @@ def test_invalid_environment_variable_name_is_rejected(load, name: str) -> None:
         """
     )
 
-    with pytest.raises(ValidationError, match=rf"pipeline 'p', step 'train': environment variable name '{name}' is invalid; use letters, digits and '_'"):
+    with pytest.raises(PipelineDefinitionError, match=rf"step 'train': environment variable name '{name}' is invalid; use letters, digits and '_'"):
         module.p.build()
 
 
@@ -796,7 +796,7 @@ def test_invalid_secret_environment_variable_name_is_rejected(load) -> None:
         """
     )
 
-    with pytest.raises(ValidationError, match=r"step 'train': environment variable name 'HF-TOKEN' is invalid"):
+    with pytest.raises(PipelineDefinitionError, match=r"step 'train': environment variable name 'HF-TOKEN' is invalid"):
         module.p.build()
 
 

@@ -1,16 +1,17 @@
-"""Find the pipeline a CLI argument names: FILE or FILE:PIPELINE."""
+"""Find the pipeline a CLI argument names: FILE or FILE:PIPELINE, and say clearly why a file will not load."""
 
 from __future__ import annotations
 
+import os
+import traceback
 from pathlib import Path
 from typing import Any
 
-from stackhop.errors import StackhopError
+from stackhop.errors import StackhopError, UserCodeError
 
 
 def load_pipeline(target: str) -> Any:
     from stackhop.core.dsl import PipelineDef
-    from stackhop.core.source import import_file
 
     file, _, name = target.partition(":")
     path = Path(file)
@@ -18,10 +19,7 @@ def load_pipeline(target: str) -> Any:
         raise StackhopError(f"{file!r} is not a file; pass the Python file that defines the pipeline.")
     if path.suffix != ".py":
         raise StackhopError(f"{file!r} is not a Python file; pass FILE.py or FILE.py:PIPELINE.")
-    from stackhop.core.import_guard import importing
-
-    with importing(path.stem, "`stackhop` (loading the pipeline file)"):
-        module = import_file(path)
+    module = import_user_file(path)
     found = {attr: obj for attr, obj in vars(module).items() if isinstance(obj, PipelineDef)}
     if name:
         for attr, obj in found.items():
@@ -30,9 +28,62 @@ def load_pipeline(target: str) -> Any:
         raise StackhopError(
             f"{file} has no pipeline {name!r}; it defines {', '.join(sorted(found)) or 'none'}."
         )
-    if len(found) != 1:
+    if not found:
         raise StackhopError(
-            f"{file} defines {len(found)} pipelines ({', '.join(sorted(found)) or 'none'}); "
-            f"name one as {file}:<pipeline>."
+            f"{file} defines no pipeline; decorate the function that calls your steps with @pipeline."
+        )
+    if len(found) > 1:
+        raise StackhopError(
+            f"{file} defines {len(found)} pipelines ({', '.join(sorted(found))}); "
+            f"name the one to use as {file}:{sorted(found)[0]}."
         )
     return next(iter(found.values()))
+
+
+def import_user_file(path: Path) -> Any:
+    """Import the user's file; a SyntaxError or an exception while importing is a user error showing their code."""
+    from stackhop.core.import_guard import importing
+    from stackhop.core.source import import_file
+
+    try:
+        with importing(path.stem, "`stackhop` (loading the pipeline file)"):
+            return import_file(path)
+    except StackhopError:
+        raise
+    except SyntaxError as exc:
+        where = f"{exc.filename or path}:{exc.lineno or '?'}:{exc.offset or '?'}"
+        caret = ""
+        if exc.text:
+            line = exc.text.rstrip("\n")
+            caret = f"    {line.strip()}\n    {' ' * max(0, (exc.offset or 1) - 1 - (len(line) - len(line.lstrip())))}^"
+        raise UserCodeError(f"{where}: {exc.msg}; fix the syntax there.", caret) from None
+    except (Exception, SystemExit) as exc:
+        frames = _own_frames(exc)
+        at = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+        details = "".join(traceback.format_list(frames)) if frames else ""
+        what = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SystemExit) else f"SystemExit({exc.code!r})"
+        raise UserCodeError(f"importing {path} raised {what}{at}{_hint(exc)}", details) from None
+
+
+def _own_frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of the user's code: no stackhop, importlib or frozen-module frames."""
+    here = str(Path(__file__).resolve().parent.parent)
+    return [f for f in traceback.extract_tb(exc.__traceback__)
+            if not f.filename.startswith(("<frozen", here)) and "importlib" not in f.filename]
+
+
+def _hint(exc: BaseException) -> str:
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        import difflib
+        import pkgutil
+        import sys
+
+        top = exc.name.split(".")[0]
+        names = {m.name for m in pkgutil.iter_modules()} | set(sys.builtin_module_names)
+        near = difflib.get_close_matches(top, sorted(names), n=1)
+        if near:
+            return f"; did you mean {near[0]!r}?"
+        return f"; install the package that provides {top!r}, or fix the import."
+    if isinstance(exc, SystemExit):
+        return "; the module exits while being imported (argparse errors do), so guard that code with `if __name__ == \"__main__\":`."
+    return "; fix the module so it imports cleanly."

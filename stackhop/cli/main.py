@@ -142,9 +142,13 @@ def compile(
     pipeline = load_pipeline(target)
     compiled = compile_pipeline(pipeline, stack, config=_config(config))
     explained = explain_pipeline(pipeline, stack, config=_config(config)) if explain else {}
-    out.mkdir(parents=True, exist_ok=True)
-    for name, data in sorted(compiled.files.items()):
-        (out / name).write_bytes(data)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in sorted(compiled.files.items()):
+            (out / name).write_bytes(data)
+    except OSError as exc:
+        raise StackhopError(f"cannot write the compiled documents to {str(out)!r} ({exc.strerror}); "
+                            "pass a folder you can write with -o.") from None
     if json_out:
         _emit_json({"adapter": compiled.adapter, "digest": compiled.digest(), "files": sorted(compiled.files),
                     "output": str(out), "notes": list(compiled.notes), **({"explain": explained} if explain else {})})
@@ -482,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return int(getattr(exc, "exit_code", 2))
         if isinstance(exc, StackhopError) and not debug:
+            if getattr(exc, "details", ""):
+                typer.echo(exc.details.rstrip("\n"), err=True)  # type: ignore[attr-defined]
             typer.echo(f"error: {exc}", err=True)
             return exc.exit_code
         raise

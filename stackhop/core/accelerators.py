@@ -28,6 +28,8 @@ def _aliases() -> dict[str, str]:
 
 def canonical_accelerator(name: str, *, where: str) -> str:
     """Map any accepted spelling ("t4", "NVIDIA_TESLA_T4") to the canonical name."""
+    if not isinstance(name, str):
+        raise QuantityError(f"{where}: accelerator must be a name like 'nvidia-tesla-t4', got {type(name).__name__} {name!r}.")
     found = _aliases().get(name.strip().lower())
     if found is None:
         near = difflib.get_close_matches(name.lower(), list(_aliases()), n=3)

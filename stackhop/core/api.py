@@ -402,6 +402,11 @@ class RunHandle:
         self.adapter.cancel(self.ref)
 
     def logs(self, step: str) -> str:
+        """The log of one step (or loop iteration, `train[2]`) of this run, and of no other."""
+        steps = self.steps()
+        if step not in steps:
+            shown = ", ".join(list(steps)[:12]) + (" ..." if len(steps) > 12 else "")
+            raise ArtifactError(f"run {self.run_id} has no step {step!r}; its steps are {shown or 'none yet'}.")
         return self.adapter.logs(self.ref, step)
 
     def artifacts(self) -> list[ArtifactRef]:

@@ -17,7 +17,7 @@ from stackhop.core import tracing
 from stackhop.core.artifact_types import Artifact
 from stackhop.core.signatures import Signature, read_signature, scalar_type_name, value_type_name
 from stackhop.core.tracing import GroupRec, LoopItem, PipelineParam, Task, TaskOutput, current_trace
-from stackhop.errors import PipelineDefinitionError
+from stackhop.errors import PipelineDefinitionError, StackhopError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -137,19 +137,22 @@ def _settings_from_kwargs(
     cache: bool | None,
     env: dict[str, str] | None,
 ) -> dict[str, Any]:
+    from stackhop.core import checks
+
     out: dict[str, Any] = {}
     if image is not None:
         out.update(tracing.image_setting(where, image))
     if resources is not None:
-        out["resources"] = tracing.resources_dict(where, **resources)
+        out["resources"] = tracing.resources_dict(where, **{
+            str(k): v for k, v in checks.mapping(where, "resources", resources).items()})
     if retries is not None:
-        out["retry"] = {"max_retries": retries} if isinstance(retries, int) else dict(retries)
+        out["retry"] = tracing.retry_dict(where, retries)
     if timeout is not None:
-        out["timeout_seconds"] = timeout
+        out["timeout_seconds"] = checks.number(where, "timeout", timeout, positive=True)
     if cache is not None:
-        out["caching"] = cache
+        out["caching"] = checks.flag(where, "cache", cache)
     if env:
-        out["env"] = {k: str(v) for k, v in env.items()}
+        out["env"] = tracing.env_dict(where, checks.mapping(where, "env", env))
     return out
 
 
@@ -185,6 +188,12 @@ def step(
     """Turn a function into a step. `allow_pickle=True` lets return values no safer format fits be pickled."""
 
     def wrap(f: Callable[..., Any]) -> StepDef:
+        if not callable(f):
+            raise PipelineDefinitionError(f"@step decorates a function, got {type(f).__name__} {f!r}.")
+        if name is not None:
+            from stackhop.core.checks import text
+
+            text(f"step {getattr(f, '__name__', '?')!r}", "name", name)
         where = f"step {name or f.__name__!r}"
         settings = _settings_from_kwargs(
             where, image=image, resources=resources, retries=retries, timeout=timeout, cache=cache, env=env
@@ -377,18 +386,18 @@ def resource_op(
 
 
 def _load_manifest(step_name: str, path: Path) -> dict[str, Any]:
-    import yaml
+    from stackhop.core.yaml_files import load_file
 
     if not path.is_absolute():
         caller = inspect.stack()[2].filename
         candidate = Path(caller).parent / path
         path = candidate if candidate.exists() else path
+    if not path.exists():
+        raise PipelineDefinitionError(f"step {step_name!r}: manifest file {str(path)!r} does not exist.")
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except FileNotFoundError:
-        raise PipelineDefinitionError(f"step {step_name!r}: manifest file {str(path)!r} does not exist.") from None
-    except yaml.YAMLError as exc:
-        raise PipelineDefinitionError(f"step {step_name!r}: manifest {str(path)!r} is not valid YAML ({exc}).") from None
+        docs = [d.data for d in load_file(path, many=True) if d.data is not None]  # type: ignore[union-attr]
+    except StackhopError as exc:
+        raise PipelineDefinitionError(f"step {step_name!r}: manifest {exc}") from None
     if len(docs) != 1 or not isinstance(docs[0], dict):
         raise PipelineDefinitionError(
             f"step {step_name!r}: manifest {str(path)!r} must hold exactly one object, found {len(docs)}."

@@ -393,8 +393,27 @@ class Pipeline(_Frozen):
         return canonical_json(self.model_dump(mode="json"))
 
     @classmethod
-    def from_json(cls, text: str) -> "Pipeline":
-        return cls.model_validate_json(text)
+    def from_json(cls, text: str | bytes) -> "Pipeline":
+        """An IR from its JSON; anything that is not a valid IR is one sentence naming the field."""
+        import json
+
+        import pydantic
+
+        from stackhop.core.build import describe_pydantic_error
+        from stackhop.errors import ValidationError
+
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise ValidationError(f"the pipeline IR is not valid JSON ({exc}); pass what Pipeline.to_json() wrote.") from None
+        try:
+            pipeline = cls.model_validate(data)
+            pipeline.to_json()
+        except pydantic.ValidationError as exc:
+            raise ValidationError(f"the pipeline IR is invalid: {describe_pydantic_error(exc, data)}") from None
+        except ValueError as exc:  # NaN or infinity: JSON cannot hold them
+            raise ValidationError(f"the pipeline IR holds a value JSON cannot represent ({exc}); use finite numbers.") from None
+        return pipeline
 
     def digest(self) -> str:
         """sha256 of the canonical JSON: stable across machines and Python runs."""

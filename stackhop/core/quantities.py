@@ -21,12 +21,16 @@ _AMBIGUOUS = {"kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "pib", "
 
 def parse_cpu(value: str | int | float, *, where: str) -> int:
     """Return millicores for "2", "0.5", "500m", 2 or 0.5."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise QuantityError(f"{where}: cpu {value!r} is not a quantity; write cores like '2' or '0.5', or millicores like '500m'.")
     text = str(value).strip()
     try:
         if text.endswith("m"):
             milli = Decimal(text[:-1])
         else:
             milli = Decimal(text) * 1000
+        if not milli.is_finite():
+            raise InvalidOperation
     except InvalidOperation:
         raise QuantityError(
             f"{where}: cpu {value!r} is not a quantity; write cores like '2' or '0.5', or millicores like '500m'."

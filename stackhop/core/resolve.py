@@ -8,6 +8,7 @@ step process uses it and must start fast. The local runner and the emulators use
 from __future__ import annotations
 
 import operator
+import re
 from typing import Any, Callable
 
 from stackhop.core.artifacts import ArtifactStore
@@ -136,8 +137,14 @@ def instance_key(step: str, index: Index) -> str:
     return step + "".join(f"[{i}]" for i in index)
 
 
+_KEY = re.compile(r"^([^\[\]]+)((?:\[\d+\])*)$")
+
+
 def parse_instance_key(key: str) -> tuple[str, Index]:
-    if "[" not in key:
-        return key, ()
-    name, rest = key.split("[", 1)
-    return name, tuple(int(x) for x in rest.rstrip("]").split("]["))
+    """`train[2][0]` -> ("train", (2, 0)); anything else is an ArtifactError, never a path."""
+    from stackhop.errors import ArtifactError
+
+    match = _KEY.match(key) if isinstance(key, str) else None
+    if match is None:
+        raise ArtifactError(f"{key!r} is not a step key; write a step name, or name[i] for a loop iteration.")
+    return match.group(1), tuple(int(x) for x in re.findall(r"\d+", match.group(2)))

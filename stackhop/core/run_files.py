@@ -19,8 +19,10 @@ def run_prefix_of(state_uri: str) -> str:
 
 
 def log_uri(run_prefix: str, key: str) -> str:
+    from stackhop.core.artifacts import safe_segment
+
     step, index = parse_instance_key(key)
-    return "/".join([run_prefix, step, *(str(i) for i in index), META, "log.txt"])
+    return "/".join([run_prefix, safe_segment(step, "step name"), *(str(int(i)) for i in index), META, "log.txt"])
 
 
 def read_state(state_uri: str) -> dict[str, Any] | None:

@@ -13,24 +13,31 @@ step's own settings, the pipeline's defaults, then the stack's `defaults`.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stackhop.core.image_settings import ImageSettings
+from stackhop.core.yaml_files import Located
 from stackhop.errors import ConfigError, StackhopError
 
 CONFIG_NAME = "stackhop.yaml"
-_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, data: Any) -> Any:
+        """`settings:` with nothing after it (YAML's null) means the default, not an error."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items()
+                    if not (v is None and k in cls.model_fields and cls.model_fields[k].default is not None)}
+        return data
 
 
 class StepOverride(_Strict):
@@ -117,69 +124,23 @@ class Stack:
 # ---------------------------------------------------------------------------- loading
 
 
-@dataclass
-class _Located:
-    data: Any
-    lines: dict[tuple[Any, ...], int]
+def _compose(text: str | bytes, path: str) -> Located:
+    from stackhop.core.yaml_files import env_interpolation, load_text
 
-
-def _compose(text: str, path: str) -> _Located:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax.") from None
-    lines: dict[tuple[Any, ...], int] = {}
-
-    def walk(n: Any, loc: tuple[Any, ...]) -> Any:
-        lines.setdefault(loc, n.start_mark.line + 1)  # a key's own line wins over its value's
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = yaml.safe_load(yaml.serialize(k)) if not isinstance(k, yaml.ScalarNode) else k.value
-                lines[loc + (key,)] = k.start_mark.line + 1
-                out[key] = walk(v, loc + (key,))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [walk(v, loc + (i,)) for i, v in enumerate(n.value)]
-        value = yaml.safe_load(yaml.serialize(n))
-        if isinstance(value, str):
-            value = _interpolate(value, path, lines[loc], loc)
-        return value
-
-    data = walk(node, ()) if node is not None else {}
-    return _Located(data, lines)
-
-
-def _interpolate(value: str, path: str, line: int, loc: tuple[Any, ...]) -> Any:
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        var, default = m.group(1), m.group(2)
-        if var in os.environ:
-            return os.environ[var]
-        if default is not None:
-            return default
-        raise ConfigError(
-            f"{path}:{line}: {_dotted(loc)} uses ${{{var}}}, which is not set; export {var} or write ${{{var}:-default}}."
-        )
-
-    return _ENV.sub(sub, value)
+    located = load_text(text, path, scalar=env_interpolation(path, dict(os.environ)))
+    assert isinstance(located, Located)
+    return located
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
     return ".".join(str(x) for x in loc) or "(top level)"
 
 
-def _line_for(located: _Located, loc: tuple[Any, ...]) -> int:
-    for n in range(len(loc), -1, -1):
-        if loc[:n] in located.lines:
-            return located.lines[loc[:n]]
-    return 1
+def _line_for(located: Located, loc: tuple[Any, ...]) -> int:
+    return located.line(*loc)
 
 
-def _validate(model: type[BaseModel], located: _Located, path: str, prefix: tuple[Any, ...] = ()) -> Any:
+def _validate(model: type[BaseModel], located: Located, path: str, prefix: tuple[Any, ...] = ()) -> Any:
     data = located.data
     for key in prefix:
         data = data.get(key) if isinstance(data, dict) else None
@@ -250,7 +211,7 @@ def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
 class LoadedConfig:
     file: ConfigFile
     path: Path | None
-    located: _Located | None
+    located: Located | None
 
     @property
     def project_dir(self) -> Path:
@@ -271,9 +232,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
         return LoadedConfig(ConfigFile(), None, None)
     if not found.is_file():
         raise ConfigError(f"config file {str(found)!r} does not exist; pass an existing file to --config.")
-    located = _compose(found.read_text(), str(found))
+    try:
+        raw = found.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {str(found)!r} cannot be read ({exc.strerror}); check its permissions.") from None
+    located = _compose(raw, str(found))
+    if located.data is None:
+        located = Located({}, located.lines)  # an empty file: no stacks yet
     if not isinstance(located.data, dict):
-        raise ConfigError(f"{found}:1: the file must be a mapping with a `stacks:` key.")
+        raise ConfigError(f"{found}:1: the file must be a mapping with a `stacks:` key, not a "
+                          f"{type(located.data).__name__}.")
     return LoadedConfig(_validate(ConfigFile, located, str(found)), found.resolve(), located)
 
 

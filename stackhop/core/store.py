@@ -129,7 +129,9 @@ class RunStore:
         with closing(self._connect()) as db:
             row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
-                rows = db.execute("SELECT * FROM runs WHERE run_id LIKE ? LIMIT 2", (run_id + "%",)).fetchall()
+                prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # a prefix, never a pattern
+                rows = db.execute("SELECT * FROM runs WHERE run_id LIKE ? ESCAPE '\\' LIMIT 2",
+                                  (prefix + "%",)).fetchall() if run_id else []
                 row = rows[0] if len(rows) == 1 else None
         if row is None:
             raise RunNotFoundError(

@@ -211,11 +211,15 @@ class Task:
 
     # ------------------------------------------------------------ setters
     def set_name(self, name: str) -> "Task":
-        self.name, self.explicit_name = name, True
+        from stackhop.core import checks
+
+        self.name, self.explicit_name = checks.text(f"step {self.name!r}", "set_name()", name), True
         return self
 
     def set_display_name(self, display_name: str) -> "Task":
-        self.display_name = display_name
+        from stackhop.core import checks
+
+        self.display_name = checks.text(f"step {self.name!r}", "set_display_name()", display_name)
         return self
 
     def set_resources(
@@ -239,31 +243,42 @@ class Task:
     def set_retry(
         self, max_retries: int, backoff_seconds: float = 1.0, backoff_factor: float = 2.0, max_backoff_seconds: float = 300.0
     ) -> "Task":
-        self.settings["retry"] = {
+        self.settings["retry"] = retry_dict(f"step {self.name!r}", {
             "max_retries": max_retries, "backoff_seconds": backoff_seconds,
             "backoff_factor": backoff_factor, "max_backoff_seconds": max_backoff_seconds,
-        }
+        })
         return self
 
     def set_timeout(self, seconds: float) -> "Task":
-        self.settings["timeout_seconds"] = seconds
+        from stackhop.core import checks
+
+        self.settings["timeout_seconds"] = checks.number(f"step {self.name!r}", "set_timeout()", seconds, positive=True)
         return self
 
     def set_caching(self, enabled: bool) -> "Task":
-        self.settings["caching"] = bool(enabled)
+        from stackhop.core import checks
+
+        self.settings["caching"] = checks.flag(f"step {self.name!r}", "set_caching()", enabled)
         return self
 
     def set_env(self, name: str | None = None, value: str | None = None, **env: str) -> "Task":
         merged = dict(self.settings.get("env", {}))
         if name is not None:
-            merged[name] = str(value)
-        merged.update({k: str(v) for k, v in env.items()})
+            from stackhop.core import checks
+
+            merged[checks.env_name(f"step {self.name!r}", name)] = checks.scalar_text(
+                f"step {self.name!r}", f"environment variable {name!r}", value)
+        merged.update(env_dict(f"step {self.name!r}", env))
         self.settings["env"] = merged
         return self
 
     def set_secret_env(self, env: str, secret: str, key: str) -> "Task":
         """Expose key `key` of secret `secret` as `$env`; only the reference is ever stored."""
-        self.secrets.append({"env": env, "name": secret, "key": key})
+        from stackhop.core import checks
+
+        where = f"step {self.name!r}"
+        self.secrets.append({"env": checks.env_name(where, env), "name": checks.text(where, "the secret's name", secret),
+                             "key": checks.text(where, "the secret's key", key)})
         return self
 
     def set_image(self, image: Any) -> "Task":
@@ -272,16 +287,35 @@ class Task:
         return self
 
     def set_labels(self, **labels: str) -> "Task":
-        self.settings["labels"] = {**self.settings.get("labels", {}), **labels}
+        from stackhop.core import checks
+
+        where = f"step {self.name!r}"
+        clean = {k: checks.scalar_text(where, f"label {k!r}", v) for k, v in labels.items()}
+        self.settings["labels"] = {**self.settings.get("labels", {}), **clean}
         return self
 
     def add_node_selector(self, key: str, value: str) -> "Task":
-        self.settings["node_selector"] = {**self.settings.get("node_selector", {}), key: value}
+        from stackhop.core import checks
+
+        where = f"step {self.name!r}"
+        self.settings["node_selector"] = {**self.settings.get("node_selector", {}),
+                                          checks.text(where, "the node selector's key", key):
+                                          checks.scalar_text(where, "the node selector's value", value)}
         return self
 
     def add_toleration(
         self, key: str | None = None, operator: str = "Equal", value: str | None = None, effect: str | None = None
     ) -> "Task":
+        from stackhop.core import checks
+
+        where = f"step {self.name!r}"
+        if operator not in ("Equal", "Exists"):
+            raise checks.fail(where, f"a toleration's operator is Equal or Exists, got {operator!r}.")
+        if effect not in (None, "NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise checks.fail(where, f"a toleration's effect is NoSchedule, PreferNoSchedule or NoExecute, got {effect!r}.")
+        for what, item in (("key", key), ("value", value)):
+            if item is not None:
+                checks.text(where, f"a toleration's {what}", item)
         self.settings["tolerations"] = [
             *self.settings.get("tolerations", []),
             {"key": key, "operator": operator, "value": value, "effect": effect},
@@ -365,6 +399,28 @@ def misuse(what: str, how: str) -> str:
             "or pass it to a step.")
 
 
+def retry_dict(where: str, retries: Any) -> dict[str, Any]:
+    """`retries=2` or {"max_retries": 2, "backoff_seconds": ...}: checked now, where it was written."""
+    from stackhop.core import checks
+
+    given = {"max_retries": retries} if not isinstance(retries, dict) else dict(retries)
+    unknown = set(given) - {"max_retries", "backoff_seconds", "backoff_factor", "max_backoff_seconds"}
+    if unknown:
+        raise checks.fail(where, f"unknown retry setting {sorted(map(str, unknown))[0]!r}; use max_retries, "
+                                 "backoff_seconds, backoff_factor, max_backoff_seconds.")
+    out: dict[str, Any] = {"max_retries": checks.whole(where, "retries", given.get("max_retries", 0), high=100)}
+    for key, low in (("backoff_seconds", 0.0), ("backoff_factor", 1.0), ("max_backoff_seconds", 0.0)):
+        if key in given:
+            out[key] = checks.number(where, key, given[key], low=low)
+    return out
+
+
+def env_dict(where: str, env: dict[Any, Any]) -> dict[str, str]:
+    from stackhop.core import checks
+
+    return {checks.env_name(where, k): checks.scalar_text(where, f"environment variable {k!r}", v) for k, v in env.items()}
+
+
 def resources_dict(where: str, **kw: Any) -> dict[str, Any]:
     """Parse user spellings ("2", "500m", "4Gi", gpu=1) into the IR's exact units.
 
@@ -380,7 +436,14 @@ def resources_dict(where: str, **kw: Any) -> dict[str, Any]:
         raise PipelineDefinitionError(
             f"{where}: unknown resource setting {sorted(unknown)[0]!r}; use {', '.join(sorted(known))}."
         )
+    from stackhop.core import checks
+
     out: dict[str, Any] = {}
+    for key in ("accelerator_count", "gpu"):
+        if kw.get(key) is not None:
+            checks.whole(where, key, kw[key], high=64)
+    if kw.get("accelerator") is not None:
+        checks.text(where, "accelerator", kw["accelerator"])
     if kw.get("cpu") is not None:
         out["cpu_millicores"] = out["cpu_limit_millicores"] = parse_cpu(kw["cpu"], where=where)
     if kw.get("cpu_limit") is not None:
@@ -450,9 +513,13 @@ def image_setting(where: str, image: Any) -> dict[str, Any]:
     from stackhop.core.image_settings import ImageSettings
 
     if isinstance(image, str):
-        return {"image": image}
+        from stackhop.core import checks
+
+        return {"image": checks.text(where, "image", image)}
     if isinstance(image, dict):
-        image = ImageSettings.model_validate(image)
+        from stackhop.core.build import construct
+
+        image = construct(ImageSettings, image, f"{where}, image")
     if isinstance(image, ImageSettings):
         return {"image_build": image}
     raise PipelineDefinitionError(

@@ -54,8 +54,78 @@ def _execution_id() -> dict[str, str]:
     return {"Get": "Execution.PipelineExecutionId"}
 
 
-def _sm_name(step: str, index: tuple[int, ...]) -> str:
-    return step + "".join(f"-{i}" for i in index)
+SM_NAME_MAX = 64
+Index = tuple[int, ...]
+
+
+def _candidate(base: str, index: Index, scheme: int) -> str:
+    """Scheme 0 is `train-0-1`; later schemes (`train_0_1`, `train_0_1_v2` ...) only serve to avoid a name in use.
+
+    `_` never appears in the names the DSL makes up (`train-2`, `train-3`), so scheme 1 cannot meet them."""
+    if scheme == 0:
+        name = base + "".join(f"-{i}" for i in index)
+    else:
+        name = base + "".join(f"_{i}" for i in index) + ("" if scheme == 1 and index else f"_v{scheme}")
+    if len(name) > SM_NAME_MAX:  # SageMaker's limit; keep it unique with a hash of the whole name
+        name = name[: SM_NAME_MAX - 9].rstrip("-_") + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name
+
+
+def _static_instances(p: ir.Pipeline, step: ir.Step) -> list[Index] | None:
+    """Every loop index of the step, outermost loop first; None when a loop's list is only known at run time."""
+    indexes: list[Index] = [()]
+    for g in reversed(p.group_chain(step.group)):
+        if g.kind != "parallel_for":
+            continue
+        if g.items is None or g.items.static is None:
+            return None
+        indexes = [ix + (i,) for ix in indexes for i in range(len(g.items.static))]
+    return indexes
+
+
+def _condition_chain(p: ir.Pipeline, step: ir.Step) -> tuple[str, ...]:
+    return tuple(g.id for g in reversed(p.group_chain(step.group)) if g.kind == "condition")
+
+
+def step_names(p: ir.Pipeline) -> tuple[dict[tuple[str, Index], str], dict[tuple[tuple[str, ...], Index], str]]:
+    """The SageMaker name of every step instance and of every ConditionStep: unique, and a function of the IR alone.
+
+    A step outside loops keeps its own name. The instances of an unrolled step are `step-<i>`,
+    unless one of those is already in use (a later call auto-named `step-2`, say): then all of
+    that step's instances move to the next scheme that is free (`step_<i>`, then `step_<i>_v2` ...).
+    Steps come first, in pipeline order, then ConditionSteps (`Check-<group>-<i>`), so a name
+    never depends on anything but the pipeline, and nobody is asked to rename a step."""
+    names: dict[tuple[str, Index], str] = {}
+    taken: set[str] = set()
+    looped: list[tuple[str, list[Index]]] = []
+    families: dict[tuple[str, ...], dict[Index, None]] = {}
+    for s in p.steps:
+        indexes = _static_instances(p, s)
+        if indexes is None:
+            continue
+        if indexes == [()]:
+            names[(s.name, ())] = s.name
+            taken.add(s.name)
+        else:
+            looped.append((s.name, indexes))
+        chain = _condition_chain(p, s)
+        if chain:
+            families.setdefault(chain, {}).update(dict.fromkeys(indexes))
+
+    def allocate(base: str, indexes: list[Index]) -> dict[Index, str]:
+        scheme = 0
+        while True:
+            chosen = {ix: _candidate(base, ix, scheme) for ix in indexes}
+            if len(set(chosen.values())) == len(chosen) and not taken & set(chosen.values()):
+                taken.update(chosen.values())
+                return chosen
+            scheme += 1
+
+    for step, indexes in looped:
+        names.update({(step, ix): name for ix, name in allocate(step, indexes).items()})
+    checks = {(chain, ix): name for chain, indexes in families.items()
+              for ix, name in allocate("Check-" + chain[-1], list(indexes)).items()}
+    return names, checks
 
 
 class _Compiler:
@@ -67,23 +137,38 @@ class _Compiler:
         self.groups = {g.id: g for g in p.groups}
         self.spec_text, self.spec_uri = spec_document(p, settings, artifact_root)
         self.names: dict[tuple[str, tuple[int, ...]], str] = {}
+        self.check_names: dict[tuple[tuple[str, ...], tuple[int, ...]], str] = {}
 
     def where(self, step: str) -> str:
         return f"pipeline {self.p.name!r}, step {step!r}"
 
     # -------------------------------------------------------------- expansion
     def instances(self, step: ir.Step) -> list[tuple[int, ...]]:
-        indexes: list[tuple[int, ...]] = [()]
-        for g in reversed(self.p.group_chain(step.group)):
-            if g.kind != "parallel_for":
-                continue
-            if g.items is None or g.items.static is None:
-                raise PipelineDefinitionError(
-                    f"{self.where(step.name)} loops over parameter {g.items.param if g.items else '?'!r}, a list only "
-                    "known at run time; SageMaker Pipelines cannot fan out at run time, so loop over a static list."
-                )
-            indexes = [ix + (i,) for ix in indexes for i in range(len(g.items.static))]
+        indexes = _static_instances(self.p, step)
+        if indexes is None:
+            g = next(g for g in self.p.group_chain(step.group)
+                     if g.kind == "parallel_for" and (g.items is None or g.items.static is None))
+            raise PipelineDefinitionError(
+                f"{self.where(step.name)} loops over parameter {g.items.param if g.items else '?'!r}, a list only "
+                "known at run time; SageMaker Pipelines cannot fan out at run time, so loop over a static list."
+            )
         return indexes
+
+    def loops(self, step: str) -> list[str]:
+        return [g.id for g in reversed(self.p.group_chain(self.p.step(step).group)) if g.kind == "parallel_for"]
+
+    def depends_on(self, step: ir.Step, index: tuple[int, ...]) -> list[str]:
+        """The instances of each `.after()` step this instance waits for: the same iteration of the loops both
+        are in, and every iteration of the loops only the upstream step is in."""
+        mine = self.loops(step.name)
+        out: list[str] = []
+        for up in step.after:
+            theirs = self.loops(up)
+            common = 0
+            while common < min(len(mine), len(theirs)) and mine[common] == theirs[common]:
+                common += 1
+            out += [self.names[(up, ix)] for ix in self.instances(self.p.step(up)) if ix[:common] == index[:common]]
+        return sorted(set(out))
 
     def loop_item(self, step: ir.Step, ref: ir.LoopItemRef, index: tuple[int, ...]) -> Any:
         loops = [g for g in reversed(self.p.group_chain(step.group)) if g.kind == "parallel_for"]
@@ -144,9 +229,9 @@ class _Compiler:
         name = self.names[(step.name, index)]
         if step.fail is not None:
             fail: dict[str, Any] = {"Name": name, "Type": "Fail", "Arguments": {"ErrorMessage": step.fail.message}}
-            depends = [self.names[(a, index[: len(self.instances(self.p.step(a))[0])])] for a in step.after]
+            depends = self.depends_on(step, index)
             if depends:
-                fail["DependsOn"] = sorted(set(depends))
+                fail["DependsOn"] = depends
             return fail
         if not st.image:
             raise PipelineDefinitionError(
@@ -225,9 +310,9 @@ class _Compiler:
         st = step.settings
         if step.display_name:
             doc["DisplayName"] = step.display_name[:64]
-        depends = [self.names[(a, index[: len(self.instances(self.p.step(a))[0])])] for a in step.after]
+        depends = self.depends_on(step, index)
         if depends:
-            doc["DependsOn"] = sorted(set(depends))
+            doc["DependsOn"] = depends
         if st.retry and st.retry.max_retries:
             doc["RetryPolicies"] = [
                 {"ExceptionType": t, "IntervalSeconds": max(1, int(st.retry.backoff_seconds)),
@@ -245,23 +330,14 @@ class _Compiler:
                 f"its steps are {', '.join(s.name for s in self.p.steps)}."
             )
         for s in self.p.steps:
-            for index in self.instances(s):
-                self.names[(s.name, index)] = _sm_name(s.name, index)
-        if len(set(self.names.values())) != len(self.names):
-            seen: dict[str, tuple[str, tuple[int, ...]]] = {}
-            for key, name in self.names.items():
-                if name in seen:
-                    raise PipelineDefinitionError(
-                        f"pipeline {self.p.name!r}: unrolling the loop of step {key[0]!r} gives {name!r}, which step "
-                        f"{seen[name][0]!r} already uses; rename one of them."
-                    )
-                seen[name] = key
+            self.instances(s)  # a loop over a runtime list is an error before anything is named
+        self.names, self.check_names = step_names(self.p)
         top: list[dict[str, Any]] = []
         # SageMaker cannot nest ConditionSteps, so each distinct chain of enclosing If blocks
         # (per loop index) becomes one ConditionStep whose conditions are ANDed.
         conditional: dict[tuple[tuple[str, ...], tuple[int, ...]], list[tuple[ir.Step, dict[str, Any]]]] = {}
         for s in self.p.steps:
-            chain = tuple(g.id for g in reversed(self.p.group_chain(s.group)) if g.kind == "condition")
+            chain = _condition_chain(self.p, s)
             for index in self.instances(s):
                 doc = self.processing_step(s, index)
                 if chain:
@@ -271,7 +347,7 @@ class _Compiler:
         for (chain, index), members in conditional.items():
             consumer = members[0][0]
             conditions = [c for gid in chain for c in self.condition(self.groups[gid].condition, consumer, index)]
-            top.append({"Name": "Check-" + "-".join([chain[-1], *map(str, index)]), "Type": "Condition",
+            top.append({"Name": self.check_names[(chain, index)], "Type": "Condition",
                         "Arguments": {"Conditions": conditions, "IfSteps": [d for _, d in members], "ElseSteps": []}})
         parameters = [self.parameter(x) for x in self.p.parameters]
         parameters.append({"Name": CODE_PARAM, "Type": "String", "DefaultValue": ""})
@@ -289,18 +365,10 @@ class _Compiler:
 
 def instance_names(pipeline: dict[str, Any]) -> dict[str, str]:
     """SageMaker step name -> stackhop's instance key (`train-1` -> `train[1]`), from the IR's JSON."""
-    from stackhop.core.resolve import RunView, instance_key
+    from stackhop.core.resolve import instance_key
 
-    view = RunView({"run_id": "x", "pipeline": pipeline, "parameters": {}, "artifact_root": "file:///"})
-    out: dict[str, str] = {}
-    for step in view.steps:
-        try:
-            indexes = view.instances(step)
-        except KeyError:  # a loop over a runtime list: not compilable for SageMaker anyway
-            continue
-        for index in indexes:
-            out[_sm_name(step, index)] = instance_key(step, index)
-    return out
+    names, _checks = step_names(ir.Pipeline.model_validate(pipeline))  # the names compile gave them
+    return {name: instance_key(step, index) for (step, index), name in names.items()}
 
 
 def compile_definition(
