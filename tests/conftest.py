@@ -72,6 +72,18 @@ GATED_FAIL = """
     """
 
 
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    """SageMaker, S3 and CloudWatch Logs on loopback (moto's server), with the bucket `ml-artifacts`."""
+    from stackhop.testing.sagemaker import FakeSageMaker
+
+    with FakeSageMaker(region="us-east-1") as fake:
+        for key, value in fake.env().items():
+            monkeypatch.setenv(key, value)
+        fake.create_bucket("ml-artifacts")
+        yield fake
+
+
 @pytest.fixture(scope="session")
 def gcs():
     """Cloud Storage on loopback for the whole session (gcsfs caches clients, so one server it is)."""

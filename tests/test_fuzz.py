@@ -22,7 +22,7 @@ import stackhop
 from stackhop.errors import StackhopError
 
 LONG = os.environ.get("STACKHOP_FUZZ") == "long"
-settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None, database=None,
+settings.register_profile("ci", max_examples=200, derandomize=True, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.register_profile("long", max_examples=3000, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -14,20 +14,10 @@ import pytest
 import stackhop
 from stackhop import RunStatus, StepStatus
 from stackhop.core.plugins import adapter_class
-from stackhop.testing.sagemaker import FakeSageMaker
 
 from conftest import EXAMPLES, GATED_FAIL
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    with FakeSageMaker(region="us-east-1") as fake:
-        for key, value in fake.env().items():
-            monkeypatch.setenv(key, value)
-        fake.create_bucket("ml-artifacts")
-        yield fake
 
 
 @pytest.fixture

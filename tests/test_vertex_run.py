@@ -200,6 +200,6 @@ def test_missing_credentials_are_one_sentence_not_a_traceback(project, write_pip
 def test_a_bucket_that_does_not_exist_is_one_sentence(gcs) -> None:
     from stackhop.errors import ArtifactError
 
-    with pytest.raises(ArtifactError, match=r"cannot write gs://no-such-bucket/x/y.json \(FileNotFoundError\); check "
-                                            r"that bucket 'no-such-bucket' exists"):
+    with pytest.raises(ArtifactError, match=r"^cannot use gs://no-such-bucket/x/y.json: bucket 'no-such-bucket' does not "
+                                            r"exist; create it, or point the stack's artifact_root at one that does\.$"):
         ArtifactStore("gs://no-such-bucket").write_json("gs://no-such-bucket/x/y.json", {})

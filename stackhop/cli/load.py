@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import traceback
+import re
 from pathlib import Path
 from typing import Any
 
 from stackhop.errors import StackhopError, UserCodeError
+
+_RESOURCE_KEYS = {"cpu", "memory", "gpu", "accelerator", "accelerator_count", "disk", "cpu_limit", "memory_limit"}
 
 
 def load_pipeline(target: str) -> Any:
@@ -58,18 +59,11 @@ def import_user_file(path: Path) -> Any:
             caret = f"    {line.strip()}\n    {' ' * max(0, (exc.offset or 1) - 1 - (len(line) - len(line.lstrip())))}^"
         raise UserCodeError(f"{where}: {exc.msg}; fix the syntax there.", caret) from None
     except (Exception, SystemExit) as exc:
-        frames = _own_frames(exc)
-        at = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
-        details = "".join(traceback.format_list(frames)) if frames else ""
+        from stackhop.core.user_frames import located
+
+        at, details = located(exc)
         what = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SystemExit) else f"SystemExit({exc.code!r})"
         raise UserCodeError(f"importing {path} raised {what}{at}{_hint(exc)}", details) from None
-
-
-def _own_frames(exc: BaseException) -> list[traceback.FrameSummary]:
-    """The frames of the user's code: no stackhop, importlib or frozen-module frames."""
-    here = str(Path(__file__).resolve().parent.parent)
-    return [f for f in traceback.extract_tb(exc.__traceback__)
-            if not f.filename.startswith(("<frozen", here)) and "importlib" not in f.filename]
 
 
 def _hint(exc: BaseException) -> str:
@@ -84,6 +78,18 @@ def _hint(exc: BaseException) -> str:
         if near:
             return f"; did you mean {near[0]!r}?"
         return f"; install the package that provides {top!r}, or fix the import."
+    misuse = re.match(r"(step|pipeline)\(\) got an unexpected keyword argument '(\w+)'", str(exc))
+    if isinstance(exc, TypeError) and misuse:
+        import difflib
+        import inspect
+
+        from stackhop.core import dsl
+
+        accepted = [p for p in inspect.signature(getattr(dsl, misuse.group(1))).parameters if p != "fn"]
+        near = difflib.get_close_matches(misuse.group(2), accepted, n=1)
+        where = f"; write resources={{{misuse.group(2)!r}: ...}}" if misuse.group(2) in _RESOURCE_KEYS else ""
+        return (f"; @{misuse.group(1)} takes {', '.join(accepted)}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                + where + ".")
     if isinstance(exc, SystemExit):
         return "; the module exits while being imported (argparse errors do), so guard that code with `if __name__ == \"__main__\":`."
     return "; fix the module so it imports cleanly."

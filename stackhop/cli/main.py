@@ -157,8 +157,10 @@ def compile(
         typer.echo(f"{step_name}:")
         for line in lines:
             typer.echo(f"  {line}")
+    from stackhop.core.adapter import Note
+
     for note in compiled.notes:
-        typer.echo(f"note: {note}", err=True)
+        typer.echo(f"{'note' if isinstance(note, Note) else 'warning'}: {note}", err=True)
     for name in sorted(compiled.files):
         typer.echo(str(out / name))
     typer.echo(f"{compiled.adapter} document digest {compiled.digest()}", err=True)
@@ -383,10 +385,10 @@ def runs_list(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """List runs, newest first."""
-    from stackhop.core.api import project_store
+    from stackhop.core.api import list_runs, project_store
 
     store = project_store(_config(config))
-    records = store.list(pipeline=pipeline, stack=stack, limit=limit)
+    records = list_runs(store, pipeline=pipeline, stack=stack, limit=limit)
     if json_out:
         _emit_json([r.to_dict() for r in records])
         return

@@ -155,6 +155,12 @@ class Adapter(ABC):
     @abstractmethod
     def status(self, ref: BackendRef) -> "RunState": ...
 
+    @classmethod
+    def settled_offline(cls, backend_ref: dict[str, Any]) -> "RunState | None":
+        """A run's final state when this machine can tell without asking a backend service (a local
+        runner that died), so `runs list` is right without a network call; None otherwise."""
+        return None
+
     @abstractmethod
     def logs(self, ref: BackendRef, step: str) -> str: ...
 

@@ -33,7 +33,11 @@ def to_ir(pipeline: Any) -> tuple[Pipeline, Path | None]:
 
 
 def required_capabilities(ir: Pipeline) -> dict[Capability, list[str]]:
-    """Which steps need which backend feature."""
+    """Which steps need which backend feature.
+
+    An exit handler is needed by its handler step, not by the body it guards, so errors and
+    warnings about it name the step the user passed to `ExitHandler(...)`.
+    """
     needs: dict[Capability, list[str]] = {}
     groups = {g.id: g for g in ir.groups}
 
@@ -44,8 +48,8 @@ def required_capabilities(ir: Pipeline) -> dict[Capability, list[str]]:
 
     for s in ir.steps:
         for g in ir.group_chain(s.group):
-            need({"condition": Capability.CONDITIONS, "parallel_for": Capability.PARALLEL_FOR,
-                  "exit_handler": Capability.EXIT_HANDLER}[g.kind], s.name)
+            if g.kind != "exit_handler":
+                need({"condition": Capability.CONDITIONS, "parallel_for": Capability.PARALLEL_FOR}[g.kind], s.name)
         st = s.settings
         if st.retry and st.retry.max_retries > 0:
             need(Capability.RETRIES, s.name)
@@ -82,8 +86,9 @@ def check_capabilities(ir: Pipeline, stack: Stack, adapter_cls: type[Adapter]) -
             continue
         others = sorted(n for n, c in adapters().items() if cap in c.capabilities)
         where = ", ".join(others) if others else "none of the installed adapters"
+        role = " (the exit handler)" if cap is Capability.EXIT_HANDLER else ""
         raise CapabilityError(
-            f"pipeline {ir.name!r}, step {steps[0]!r} needs {cap.value}, which stack {stack.name!r} "
+            f"pipeline {ir.name!r}, step {steps[0]!r}{role} needs {cap.value}, which stack {stack.name!r} "
             f"(adapter {adapter_cls.name!r}) does not support; adapters that do: {where}."
         )
     return warnings
@@ -145,7 +150,7 @@ def _prepare(ir: Pipeline, root: Path | None, stack: str | Stack | None, config:
 
     validate(effective)
     cls = adapter_class(stk.config.adapter, where=f"stack {stk.name!r}")
-    warnings = check_capabilities(effective, stk, cls)
+    warnings = [*stk.warnings, *check_capabilities(effective, stk, cls)]
     adapter = cls(stk)
     warnings += adapter.notes_for(effective)
     if cls.uses_images:
@@ -359,10 +364,7 @@ class RunHandle:
     def refresh(self) -> RunState:
         state = self.adapter.status(self.ref)
         if self._last is None or state.status != self._last.status or state.steps != self._last.steps:
-            self._store.set_status(
-                self.run_id, state.status.value, finished=state.status.terminal, message=state.message,
-                steps={k: {"status": v.status.value, "native": v.native} for k, v in state.steps.items()},
-            )
+            _record_state(self._store, self.run_id, state)
         self._last = state
         return state
 
@@ -428,6 +430,33 @@ class RunHandle:
 
     def state(self) -> RunState:
         return self.refresh()
+
+
+def _record_state(store: RunStore, run_id: str, state: RunState) -> None:
+    store.set_status(
+        run_id, state.status.value, finished=state.status.terminal, message=state.message,
+        steps={k: {"status": v.status.value, "native": v.native} for k, v in state.steps.items()},
+    )
+
+
+def list_runs(store: RunStore, *, pipeline: str | None = None, stack: str | None = None, limit: int = 50) -> list[RunRecord]:
+    """The store's runs, newest first; an unfinished one whose end this machine can see (its local
+    runner died) is recorded as it ended first, so a listing never shows a dead run as RUNNING."""
+    from stackhop.core.plugins import adapter_class
+
+    records = store.list(pipeline=pipeline, stack=stack, limit=limit)
+    out = []
+    for rec in records:
+        if not RunStatus.parse(rec.status).terminal:
+            try:
+                state = adapter_class(rec.adapter, where=f"run {rec.run_id}").settled_offline(rec.backend_ref)
+            except (StackhopError, OSError, ValueError):  # the listing stands; `runs show` reports the problem
+                state = None
+            if state is not None:
+                _record_state(store, rec.run_id, state)
+                rec = store.get(rec.run_id)
+        out.append(rec)
+    return out
 
 
 def project_store(config: str | LoadedConfig | None = None, *, create: bool = False) -> RunStore:

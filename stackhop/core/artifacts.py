@@ -24,6 +24,7 @@ from stackhop.errors import ArtifactError
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 META = "_stackhop"
+_OBJECT_STORES = ("s3", "gs", "gcs")
 
 
 def safe_segment(name: str, what: str) -> str:
@@ -90,9 +91,14 @@ class ArtifactStore:
         if self._fs is None:
             import fsspec
 
+            from stackhop.core.store_access import preflight
+
             options: dict[str, Any] = {}
-            if self.scheme == "s3" and os.environ.get("AWS_ENDPOINT_URL_S3"):
-                options["endpoint_url"] = os.environ["AWS_ENDPOINT_URL_S3"]
+            if self.scheme == "s3":
+                if os.environ.get("AWS_ENDPOINT_URL_S3"):
+                    options["endpoint_url"] = os.environ["AWS_ENDPOINT_URL_S3"]
+                options["config_kwargs"] = {"connect_timeout": 5, "retries": {"max_attempts": 2}}
+            preflight(self.scheme, self.root)
             try:
                 self._fs = fsspec.filesystem(self.scheme, **options)
             except (ImportError, ValueError) as exc:
@@ -108,14 +114,16 @@ class ArtifactStore:
     def exists(self, uri: str) -> bool:
         if self.is_local or uri.startswith("file://"):
             return os.path.exists(self.local_path(uri))
-        return bool(self.fs.exists(uri))
+        with self._remote(uri):
+            return bool(self.fs.exists(uri))
 
     def read_bytes(self, uri: str) -> bytes:
         try:
             if self.is_local or uri.startswith("file://"):
                 with open(self.local_path(uri), "rb") as f:
                     return f.read()
-            return bytes(self.fs.cat_file(uri))
+            with self._remote(uri):
+                return bytes(self.fs.cat_file(uri))
         except FileNotFoundError:
             raise ArtifactError(f"{uri} does not exist.") from None
 
@@ -133,19 +141,29 @@ class ArtifactStore:
             os.replace(tmp, path)
         else:
             try:
-                self._ensure_parent(uri)
-                with self.fs.open(uri, "wb") as f:  # object stores commit a PUT whole
-                    f.write(data)
+                with self._remote(uri):
+                    self._ensure_parent(uri)
+                    with self.fs.open(uri, "wb") as f:  # object stores commit a PUT whole
+                        f.write(data)
             except (FileNotFoundError, PermissionError) as exc:
+                from stackhop.core.store_access import who
+
                 bucket = uri.split("://", 1)[-1].split("/", 1)[0]
                 raise ArtifactError(
-                    f"cannot write {uri} ({type(exc).__name__}); check that bucket {bucket!r} exists and that these "
-                    "credentials may write to it."
+                    f"{who(uri)}cannot write {uri} ({type(exc).__name__}): bucket {bucket!r} does not exist or these "
+                    "credentials may not write to it; create it, or point the stack's artifact_root at one they may."
                 ) from None
 
+    def _remote(self, uri: str) -> contextlib.AbstractContextManager[None]:
+        from stackhop.core.store_access import access
+
+        return access(self.scheme, uri)
+
     def _ensure_parent(self, uri: str) -> None:
-        """Filesystems need the directory; on object stores this is a cheap no-op."""
-        self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
+        """Filesystems need the directory. Object stores need none, and their fsspec makedirs would
+        create a missing bucket: a bucket is made on purpose, with its region and policies, never as a side effect."""
+        if self.scheme not in _OBJECT_STORES:
+            self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
 
     def write_json(self, uri: str, data: Any) -> None:
         self.write_bytes(uri, json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode())
@@ -171,11 +189,12 @@ class ArtifactStore:
             else:
                 os.replace(staged, target)
             return
-        self._ensure_parent(uri)
-        if os.path.isdir(staged):
-            self.fs.put(staged.rstrip("/") + "/", uri.rstrip("/") + "/", recursive=True)
-        else:
-            self.fs.put_file(staged, uri)
+        with self._remote(uri):
+            self._ensure_parent(uri)
+            if os.path.isdir(staged):
+                self.fs.put(staged.rstrip("/") + "/", uri.rstrip("/") + "/", recursive=True)
+            else:
+                self.fs.put_file(staged, uri)
         shutil.rmtree(os.path.dirname(staged), ignore_errors=True)
 
     def get(self, uri: str, dest: str) -> None:
@@ -187,11 +206,12 @@ class ArtifactStore:
                 os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
                 shutil.copyfile(src, dest)
             return
-        if self.fs.isdir(uri):
-            self.fs.get(uri.rstrip("/") + "/", dest.rstrip("/") + "/", recursive=True)
-        else:
-            os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-            self.fs.get_file(uri, dest)
+        with self._remote(uri):
+            if self.fs.isdir(uri):
+                self.fs.get(uri.rstrip("/") + "/", dest.rstrip("/") + "/", recursive=True)
+            else:
+                os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+                self.fs.get_file(uri, dest)
 
     @contextlib.contextmanager
     def local_copy(self, uri: str) -> Iterator[str]:
@@ -218,8 +238,9 @@ class ArtifactStore:
             shutil.copyfile(local, tmp)
             os.replace(tmp, path)
         else:
-            self._ensure_parent(uri)
-            self.fs.put_file(local, uri)
+            with self._remote(uri):
+                self._ensure_parent(uri)
+                self.fs.put_file(local, uri)
 
     def list_json(self, prefix: str, name: str) -> list[tuple[str, Any]]:
         """Every `<...>/_stackhop/<name>` below `prefix`, with its parsed content."""
@@ -233,7 +254,9 @@ class ArtifactStore:
                         found.append((uri, self.read_json(uri)))
                 dirnames[:] = [d for d in dirnames if ".tmp-" not in d]
         else:
-            for path in self.fs.glob(prefix.rstrip("/") + f"/**/{META}/{name}"):
+            with self._remote(prefix):
+                paths = self.fs.glob(prefix.rstrip("/") + f"/**/{META}/{name}")
+            for path in paths:
                 uri = f"{self.scheme}://{path}"
                 found.append((uri, self.read_json(uri)))
         return sorted(found)

@@ -9,7 +9,7 @@ import pydantic
 
 from stackhop.core import ir, tracing
 from stackhop.core.validate import validate
-from stackhop.errors import PipelineDefinitionError
+from stackhop.errors import PipelineDefinitionError, StackhopError, UserCodeError
 
 if TYPE_CHECKING:
     from stackhop.core.dsl import PipelineDef
@@ -17,14 +17,25 @@ if TYPE_CHECKING:
 
 def build_ir(pdef: "PipelineDef") -> ir.Pipeline:
     params = pdef.parameters()
-    with tracing.trace(pdef.name) as trace:
-        pdef.fn(*params)
+    try:
+        with tracing.trace(pdef.name) as trace:
+            pdef.fn(*params)
+    except StackhopError:
+        raise
+    except Exception as exc:
+        from stackhop.core.user_frames import located
+
+        at, details = located(exc)
+        raise UserCodeError(f"pipeline {pdef.name!r} raised {type(exc).__name__}: {exc}{at} while it was traced; "
+                            "fix the pipeline function (it runs once, to record its steps).", details) from exc
     where = f"pipeline {pdef.name!r}"
     sig = inspect.signature(pdef.fn)
     parameters = []
     for p in params:
         default = sig.parameters[p.name].default
         has_default = default is not inspect.Parameter.empty
+        if has_default:
+            tracing.to_value(default, where=f"{where}, parameter {p.name!r} (its default)")
         parameters.append(
             dict(name=p.name, type=p.type, default=default if has_default else None, has_default=has_default)
         )

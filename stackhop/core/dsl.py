@@ -352,6 +352,8 @@ def resource_op(
     """Create, apply, patch or delete a Kubernetes object and wait for its conditions.
 
     `outputs` maps output names to field paths on the live object (e.g. {"job": "metadata.name"}).
+    A pipeline parameter may stand as a whole field value ({"replicas": replicas}); each run puts its
+    own value there, of the parameter's type, when it creates the object.
     """
     trace = current_trace(f"resource_op {name!r}")
     if action not in ("create", "apply", "patch", "delete"):
@@ -360,11 +362,14 @@ def resource_op(
         )
     if not isinstance(manifest, dict):
         manifest = _load_manifest(name, Path(manifest))
+    parameters: list[dict[str, Any]] = []
+    manifest = _lift_parameters(name, trace.pipeline, manifest, (), parameters)
     for key in ("apiVersion", "kind"):
         if key not in manifest:
             raise PipelineDefinitionError(f"step {name!r}: the manifest has no {key!r}; add it.")
+    named = {tuple(x["path"]) for x in parameters} & {("metadata", "name"), ("metadata", "generateName")}
     meta = manifest.get("metadata") or {}
-    if not (meta.get("name") or meta.get("generateName")):
+    if not (meta.get("name") or meta.get("generateName") or named):
         raise PipelineDefinitionError(f"step {name!r}: the manifest needs metadata.name (or metadata.generateName).")
     task = Task(
         name=name,
@@ -380,9 +385,48 @@ def resource_op(
             "success_conditions": parse_field_conditions(name, "success_condition", success_condition),
             "failure_conditions": parse_field_conditions(name, "failure_condition", failure_condition),
             "output_fields": dict(outputs or {}),
+            "parameters": parameters,
         },
     )
     return trace.add_task(task)
+
+
+def _lift_parameters(step_name: str, pipeline_name: str, node: Any, path: tuple[str | int, ...],
+                     found: list[dict[str, Any]]) -> Any:
+    """The manifest with null where a pipeline parameter stands, each recorded in `found` with its path.
+
+    The value then reaches the object when a run starts, with the parameter's own type, instead of
+    a traced placeholder being sent to the API server (or failing its schema) as if it were data."""
+    from stackhop.core.ir import FIXED_MANIFEST_FIELDS, field_path
+
+    where = f"pipeline {pipeline_name!r}, step {step_name!r}"
+    if isinstance(node, PipelineParam):
+        if path in FIXED_MANIFEST_FIELDS:
+            fix = "write it as a constant" if path[0] != "metadata" else "write it out, with parameters as values inside it"
+            raise PipelineDefinitionError(
+                f"{where}: the manifest's {field_path(path)} cannot be a pipeline parameter, because "
+                f"{FIXED_MANIFEST_FIELDS[path]}; {fix}."
+            )
+        found.append({"path": list(path), "parameter": node.name})
+        return None
+    if isinstance(node, (Task, TaskOutput, LoopItem)):
+        raise PipelineDefinitionError(
+            f"{where}: the manifest's field {field_path(path) or '(top level)'} is {node!r}, but a manifest can take "
+            "only constants and pipeline parameters; pass a pipeline parameter or a constant there."
+        )
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise PipelineDefinitionError(
+                    f"{where}: the manifest has a key {key!r} at {field_path(path) or '(top level)'}; "
+                    "manifest keys are constant strings, so write the key as one."
+                )
+            out[key] = _lift_parameters(step_name, pipeline_name, value, (*path, key), found)
+        return out
+    if isinstance(node, (list, tuple)):
+        return [_lift_parameters(step_name, pipeline_name, v, (*path, i), found) for i, v in enumerate(node)]
+    return node
 
 
 def _load_manifest(step_name: str, path: Path) -> dict[str, Any]:

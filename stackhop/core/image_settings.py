@@ -6,41 +6,84 @@ backend-neutral: `stackhop.images` renders and builds it, adapters only see the 
 Merging, lowest to highest (stack defaults, pipeline, step, stack overrides): a scalar set
 higher wins; dicts merge key by key, higher wins; lists are concatenated lowest first with
 repeats dropped, so a step adds requirements to the pipeline's rather than replacing them.
+
+Every setting that reaches a rendered Dockerfile is checked by `image_rules` as it is
+loaded, so a newline or a `;` in stackhop.yaml fails there, naming its key.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, WrapValidator, \
+    field_validator
+
+from stackhop.core import image_rules as rules
 
 _LISTS = ("requirements", "apt_packages")
 _DICTS = ("environment", "build_args", "extra_files")
+
+_Reference = Annotated[str, AfterValidator(rules.reference)]
+_User = Annotated[str, AfterValidator(rules.user)]
+_Python = Annotated[str, AfterValidator(rules.python_executable)]
+_ProjectPath = Annotated[str, AfterValidator(rules.project_path)]
+_Requirement = Annotated[str, AfterValidator(rules.requirement)]
+_AptPackage = Annotated[str, AfterValidator(rules.apt_package)]
 
 
 class ImageSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    parent_image: str | None = Field(default=None, description="Base image; default python:3.11-slim.")
-    dockerfile: str | None = Field(default=None, description="A Dockerfile of your own, instead of rendering one.")
-    build_context: str | None = Field(default=None, description="Context for `dockerfile`; default its folder.")
-    requirements: tuple[str, ...] = Field(default=(), description="pip requirement lines.")
-    requirements_file: str | None = Field(default=None, description="A requirements.txt, relative to the project.")
-    apt_packages: tuple[str, ...] = Field(default=(), description="Debian packages (the parent must be Debian-based).")
+    parent_image: _Reference | None = Field(default=None, description="Base image; default python:3.11-slim.")
+    dockerfile: _ProjectPath | None = Field(default=None, description="A Dockerfile of your own, instead of rendering one.")
+    build_context: _ProjectPath | None = Field(default=None, description="Context for `dockerfile`; default its folder.")
+    requirements: tuple[_Requirement, ...] = Field(default=(), description="pip requirement lines.")
+    requirements_file: _ProjectPath | None = Field(default=None, description="A requirements.txt, relative to the project.")
+    apt_packages: tuple[_AptPackage, ...] = Field(default=(), description="Debian packages (the parent must be Debian-based).")
     environment: dict[str, str] = Field(default_factory=dict)
     extra_files: dict[str, str] = Field(default_factory=dict, description="path in the image -> path in the project")
     installer: Literal["pip", "uv"] | None = None
     code: Literal["image", "artifact_store", "git"] | None = Field(
         default=None, description="How step code reaches the container; default artifact_store.")
-    user: str | None = Field(default=None, description="User the image runs as; default 10001 (not root).")
+    user: _User | None = Field(default=None, description="User the image runs as; default 10001 (not root).")
     platform: str | None = Field(default=None, pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
     build_args: dict[str, str] = Field(default_factory=dict)
-    python: str | None = Field(default=None, description="Python executable in the image; default python.")
+    python: _Python | None = Field(default=None, description="Python executable in the image; default python.")
 
     @field_validator("requirements", "apt_packages", mode="before")
     @classmethod
     def _tuple(cls, v: Any) -> Any:
         return tuple(v) if isinstance(v, list) else v
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, v: dict[str, str]) -> dict[str, str]:
+        return rules.variables(v, "an environment variable")
+
+    @field_validator("build_args")
+    @classmethod
+    def _build_args(cls, v: dict[str, str]) -> dict[str, str]:
+        return rules.variables(v, "a build argument")
+
+    @field_validator("extra_files")
+    @classmethod
+    def _extra_files(cls, v: dict[str, str]) -> dict[str, str]:
+        return rules.extra_files(v)
+
+    def __init__(self, **data: Any) -> None:
+        """Built in pipeline code: a bad setting is a stackhop error naming it, like one in stackhop.yaml."""
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            from stackhop.core.build import describe_pydantic_error
+            from stackhop.errors import PipelineDefinitionError
+
+            raise PipelineDefinitionError(f"ImageSettings: {describe_pydantic_error(exc, data)}") from None
+
+    # Marks this __init__ as wrapping pydantic's own, so nested validation (stackhop.yaml, the IR) skips it
+    # and keeps its located errors; only a direct ImageSettings(...) call gets the stackhop error.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     def merged_over(self, lower: "ImageSettings | None") -> "ImageSettings":
         if lower is None:
@@ -54,3 +97,14 @@ class ImageSettings(BaseModel):
             else:
                 data[key] = value
         return ImageSettings.model_validate(data)
+
+
+def _reference_or_settings(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A mapping is settings, validated so its errors name the setting itself, not a union branch."""
+    if isinstance(value, dict):
+        return ImageSettings.model_validate(value)
+    return handler(value)
+
+
+ImageChoice = Annotated[str | ImageSettings, WrapValidator(_reference_or_settings)]
+"""An `image:` in stackhop.yaml: a reference to run, or settings to build one from."""

@@ -246,12 +246,54 @@ class FieldCondition(_Frozen):
     value: str | int | float | bool
 
 
+class ManifestParameter(_Frozen):
+    """A manifest field whose value is a pipeline parameter's, known only when a run starts.
+
+    The manifest holds null at `path` (keys and list indexes from the top); the backend puts
+    the run's value there just before it creates the object, so it keeps the parameter's type."""
+
+    path: tuple[str | int, ...] = Field(min_length=1)
+    parameter: str
+
+
+FIXED_MANIFEST_FIELDS: dict[tuple[str, ...], str] = {
+    ("apiVersion",): "the object's type must be known when the pipeline compiles",
+    ("kind",): "the object's type must be known when the pipeline compiles",
+    ("metadata",): "stackhop adds its labels and annotations there",
+    ("metadata", "labels"): "stackhop adds its labels there",
+    ("metadata", "annotations"): "stackhop adds its annotations there",
+}
+"""Manifest fields a pipeline parameter cannot fill whole, and why; a value inside them it can."""
+
+
+def field_path(path: tuple[str | int, ...] | list[str | int]) -> str:
+    """`spec.containers[0].image`: a manifest field as users write it."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def with_fields(manifest: dict[str, JsonValue], values: dict[tuple[str | int, ...], JsonValue]) -> dict[str, JsonValue]:
+    """A copy of `manifest` with each path set to its value; the paths exist (validation checked them)."""
+    import copy
+
+    doc = copy.deepcopy(manifest)
+    for path, value in values.items():
+        node: Any = doc
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = copy.deepcopy(value)
+    return doc
+
+
 class ResourceOpSpec(_Frozen):
     manifest: dict[str, JsonValue]
     action: Literal["create", "apply", "patch", "delete"]
     success_conditions: tuple[FieldCondition, ...] = ()
     failure_conditions: tuple[FieldCondition, ...] = ()
     output_fields: dict[str, str] = Field(default_factory=dict)
+    parameters: tuple[ManifestParameter, ...] = ()
 
 
 class FailSpec(_Frozen):

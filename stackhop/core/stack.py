@@ -3,7 +3,8 @@
 `stackhop.yaml` is found upward from the working directory (or given with --config). It
 names stacks; one is chosen by argument, then $STACKHOP_STACK, then `default_stack`, then the
 built-in `local` stack, which always exists unless the file defines its own. `${VAR}` and
-`${VAR:-default}` are replaced from the environment, so secrets stay out of the file. Every
+`${VAR:-default}` are replaced from the environment: the result is a value, written into compiled
+documents like any other, so secrets go under `secrets:` as references instead. Every
 error names the file, the line and the key.
 
 Overrides, highest precedence first: `overrides.steps.<name>`, `overrides.all_steps`, the
@@ -13,6 +14,7 @@ step's own settings, the pipeline's defaults, then the stack's `defaults`.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +22,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stackhop.core.image_settings import ImageSettings
+from stackhop.core.image_settings import ImageChoice, ImageSettings
 from stackhop.core.yaml_files import Located
 from stackhop.errors import ConfigError, StackhopError
 
@@ -41,13 +43,41 @@ class _Strict(BaseModel):
 
 
 class StepOverride(_Strict):
-    image: str | ImageSettings | None = Field(default=None, description="A reference, or settings to build one.")
+    image: ImageChoice | None = Field(default=None, description="A reference, or settings to build one.")
     resources: dict[str, Any] | None = None
     retries: int | None = Field(default=None, ge=0)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     caching: bool | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, description="Plain values: they are written into the compiled "
+                                "document and the run record. Use `secrets` for anything secret.")
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variable -> `secret-name/key`: a reference the backend resolves when the step starts "
+                    "(a Kubernetes Secret; locally, the variable settings.secrets maps it to).")
     node_selector: dict[str, str] = Field(default_factory=dict)
+
+    @pydantic.field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for env in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+                raise ValueError(f"environment variable name {env!r} is invalid; use letters, digits and '_'")
+        return value
+
+    @pydantic.field_validator("secrets")
+    @classmethod
+    def _secret_references(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for env, ref in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+                raise ValueError(f"environment variable name {env!r} is invalid; use letters, digits and '_'")
+            name, _, key = ref.rpartition("/")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/+=@-]*", name) or not re.fullmatch(r"[A-Za-z0-9._-]+", key):
+                raise ValueError(f"{env}: {ref!r} is not a secret reference; write `secret-name/key`")
+        return value
 
 
 class Overrides(_Strict):
@@ -109,6 +139,8 @@ class Stack:
     source: str
     """Where the stack came from: 'path/stackhop.yaml' or 'built-in'."""
     adapter_settings: Any = None
+    warnings: tuple[str, ...] = ()
+    """Said at compile and run: values interpolated under secret-looking names."""
 
     @property
     def artifact_root(self) -> str:
@@ -127,8 +159,10 @@ class Stack:
 def _compose(text: str | bytes, path: str) -> Located:
     from stackhop.core.yaml_files import env_interpolation, load_text
 
-    located = load_text(text, path, scalar=env_interpolation(path, dict(os.environ)))
+    used: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    located = load_text(text, path, scalar=env_interpolation(path, dict(os.environ), used))
     assert isinstance(located, Located)
+    located.interpolated = used
     return located
 
 
@@ -230,6 +264,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
     found = Path(explicit) if explicit else find_config()
     if found is None:
         return LoadedConfig(ConfigFile(), None, None)
+    if found.is_dir():
+        raise ConfigError(f"config file {str(found)!r} is a folder; pass the stackhop.yaml file itself to --config.")
     if not found.is_file():
         raise ConfigError(f"config file {str(found)!r} does not exist; pass an existing file to --config.")
     try:
@@ -268,7 +304,45 @@ def load_stack(name: str | None = None, *, config: str | os.PathLike[str] | Load
     else:
         settings = cls.Settings.model_validate(cfg.settings)
     _check_overrides(cfg, chosen, source, loaded)
-    return Stack(chosen, cfg, loaded.project_dir, source, settings)
+    if cfg.images.builder:
+        from stackhop.core.plugins import builder_class
+
+        line = f"{source}:{loaded.line('stacks', chosen, 'images', 'builder')}" if source != "built-in" else source
+        builder_class(cfg.images.builder, where=f"{line} stacks.{chosen}.images.builder")
+    stack = Stack(chosen, cfg, loaded.project_dir, source, settings, _interpolated_secrets(loaded, chosen))
+    from stackhop.core.store_access import remember_stack
+
+    remember_stack(stack.artifact_root, chosen)
+    return stack
+
+
+_SECRET_WORDS = {"TOKEN", "PASSWORD", "PASSWD", "PASS", "SECRET", "KEY", "CREDENTIAL", "CREDENTIALS", "APIKEY"}
+
+
+def looks_secret(name: str) -> bool:
+    """`API_TOKEN`, `aws_secret_access_key`, `dbPassword`, `api-key`: a word of the name says secret."""
+    words = re.split(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])", str(name))
+    return any(w.upper() in _SECRET_WORDS for w in words if w)
+
+
+def _interpolated_secrets(loaded: LoadedConfig, stack: str) -> tuple[str, ...]:
+    """A warning for each `${VAR}` that puts a value under a secret-looking name, where it will be written
+    into compiled documents and run records; `secrets:` holds references instead."""
+    if loaded.located is None:
+        return ()
+    out = []
+    for loc, variables in sorted(loaded.located.interpolated.items(), key=lambda kv: loaded.line(*kv[0])):
+        if loc[:2] != ("stacks", stack) or any(k in ("secrets", "image_pull_secrets") for k in loc):
+            continue
+        named = [k for k in loc[2:] if isinstance(k, str) and looks_secret(k)]
+        if named:
+            out.append(
+                f"{loaded.path}:{loaded.line(*loc)}: {_dotted(loc)} gets the value of "
+                f"{', '.join('${' + v + '}' for v in variables)}, and a value is written as it is into the compiled "
+                f"document and the run record; for a secret, use `secrets: {{{named[-1]}: secret-name/key}}` in "
+                "defaults or overrides (or set_secret_env), which passes a reference."
+            )
+    return tuple(out)
 
 
 def _check_overrides(cfg: StackConfig, name: str, source: str, loaded: LoadedConfig) -> None:
@@ -293,6 +367,7 @@ def _check_overrides(cfg: StackConfig, name: str, source: str, loaded: LoadedCon
 
 
 _NO_ACCELERATOR = "_no_accelerator"
+_SECRETS = "_secrets"
 
 
 def apply_stack(ir: Any, stack: Stack) -> Any:
@@ -333,6 +408,9 @@ def apply_stack(ir: Any, stack: Stack) -> Any:
             out["env"] = dict(ov.env)
         if ov.node_selector:
             out["node_selector"] = dict(ov.node_selector)
+        if ov.secrets:
+            out[_SECRETS] = {env: irm.SecretRef(env=env, name=ref.rpartition("/")[0], key=ref.rpartition("/")[2])
+                             for env, ref in ov.secrets.items()}
         return out
 
     low = as_settings(cfg.defaults)
@@ -344,7 +422,7 @@ def apply_stack(ir: Any, stack: Stack) -> Any:
         merged: dict[str, Any] = {}
         for layer in layers:
             for key, value in layer.items():
-                if key in ("env", "labels", "node_selector"):
+                if key in ("env", "labels", "node_selector", _SECRETS):
                     merged[key] = {**merged.get(key, {}), **value}
                 elif key == "resources" and merged.get("resources") is not None:
                     merged[key] = value.merged_over(merged["resources"])
@@ -359,7 +437,9 @@ def apply_stack(ir: Any, stack: Stack) -> Any:
                 else:
                     merged[key] = value
         merged.pop(_NO_ACCELERATOR, None)
-        steps.append(s.model_copy(update={"settings": construct(irm.StepSettings, merged, f"step {s.name!r}")}))
+        secrets = {**{r.env: r for r in s.secrets}, **merged.pop(_SECRETS, {})}
+        steps.append(s.model_copy(update={"settings": construct(irm.StepSettings, merged, f"step {s.name!r}"),
+                                          "secrets": tuple(secrets[e] for e in sorted(secrets))}))
     return ir.model_copy(update={"steps": tuple(steps)})
 
 

@@ -565,7 +565,12 @@ def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | 
         return ir.LoopItemRef(loop=v.group.id, field=v.field)
     try:
         json.dumps(v, allow_nan=False)
-    except (TypeError, ValueError):
+    except ValueError:
+        raise PipelineDefinitionError(
+            f"{where} gets {v!r}; NaN and infinity cannot be stored in a pipeline (JSON has no such numbers), so "
+            "pass finite numbers."
+        ) from None
+    except (TypeError, RecursionError):
         raise PipelineDefinitionError(
             f"{where}: {type(v).__name__} value {v!r} cannot be stored in the pipeline; pass JSON-able constants "
             "(str, int, float, bool, list, dict), pipeline parameters or other steps' outputs."

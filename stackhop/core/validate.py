@@ -214,6 +214,8 @@ def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[st
             if not i.has_default:
                 raise ValidationError(f"{where} needs input {i.name!r}; pass it when calling the step.")
             continue
+        if ir.is_artifact_type(i.type) and not isinstance(i.value, ir.OutputRef):
+            _artifact_fed_a_value(i, where)
         source = _value_type(p, i.value, steps, groups, s.group, where, reading=f"input {i.name!r}")
         if source is not None and not type_accepts(i.type, source):
             raise ValidationError(
@@ -232,6 +234,8 @@ def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[st
     clash = set(names) & set(s.settings.env) or {n for n in names if names.count(n) > 1}
     if clash:
         raise ValidationError(f"{where}: environment variable {sorted(clash)[0]!r} is set twice (env and secret); keep one.")
+    if s.resource:
+        _manifest_parameters(p, s.resource, where)
     if s.container:
         declared_in = {i.name for i in s.inputs}
         declared_out = {o.name for o in s.outputs}
@@ -242,6 +246,45 @@ def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[st
                     raise ValidationError(f"{where}: placeholder {item.placeholder}({item.name!r}) names nothing declared.")
         if not s.container.command:
             raise ValidationError(f"{where}: a container step needs a command.")
+
+
+def _artifact_fed_a_value(i: ir.InputSpec, where: str) -> None:
+    """An artifact input only ever comes from a step that wrote it; a constant, parameter or loop item is no file."""
+    if isinstance(i.value, ir.Const) and i.value.value is None:
+        gets = "None"
+    elif isinstance(i.value, ir.LoopItemRef):
+        gets = f"the item of {i.value.loop}, a plain value"
+    else:
+        gets = _describe(i.value)
+    kind = f"a {i.type} artifact loaded as a value" if i.as_value else f"an artifact (Input[{i.type}])"
+    fix = "pass another step's output" + (", or leave it out to use its default" if i.has_default else "")
+    raise ValidationError(f"{where}, input {i.name!r} is {kind} but gets {gets}; {fix}.")
+
+
+def _manifest_parameters(p: ir.Pipeline, spec: ir.ResourceOpSpec, where: str) -> None:
+    """Each parametrised field exists, holds null until the run's value arrives, and names a real parameter."""
+    for mp in spec.parameters:
+        field = ir.field_path(mp.path)
+        if mp.path in ir.FIXED_MANIFEST_FIELDS:
+            raise ValidationError(f"{where}: the manifest's {field} cannot be a pipeline parameter, because "
+                                  f"{ir.FIXED_MANIFEST_FIELDS[mp.path]}; write it out.")
+        if p.parameter(mp.parameter) is None:
+            names = ", ".join(x.name for x in p.parameters) or "none"
+            raise ValidationError(
+                f"{where}: the manifest's field {field} takes unknown pipeline parameter {mp.parameter!r}; "
+                f"parameters are {names}."
+            )
+        node: object = spec.manifest
+        for part in mp.path:
+            ok = (isinstance(node, dict) and isinstance(part, str) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+            if not ok:
+                raise ValidationError(f"{where}: the manifest has no field {field} for parameter {mp.parameter!r}; "
+                                      "set it to null in the manifest.")
+            node = node[part]  # type: ignore[index]
+        if node is not None:
+            raise ValidationError(f"{where}: the manifest's field {field} takes parameter {mp.parameter!r} but also "
+                                  "holds a value; set it to null in the manifest.")
 
 
 def type_accepts(target: str, source: str) -> bool:

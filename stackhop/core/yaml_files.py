@@ -24,6 +24,7 @@ from stackhop.errors import ConfigError
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 _MERGE = "tag:yaml.org,2002:merge"
+_PLAIN = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Located:
 
     data: Any
     lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    interpolated: dict[tuple[Any, ...], tuple[str, ...]] = field(default_factory=dict)
+    """Key path -> the environment variables its value was built from."""
 
     def line(self, *loc: Any) -> int:
         for n in range(len(loc), -1, -1):
@@ -58,6 +61,8 @@ class _Walk:
             raise self.fail(n, f"values are nested more than {MAX_DEPTH} levels deep (or an alias refers to itself); "
                                "flatten the structure.")
         self.lines.setdefault(loc, n.start_mark.line + 1)  # a key's own line wins over its value's
+        if isinstance(n, (yaml.MappingNode, yaml.SequenceNode)) and n.tag not in _PLAIN:
+            raise self.fail(n, f"the tag {n.tag!r} is not allowed here; write plain YAML values.")
         if isinstance(n, yaml.MappingNode):
             return self.mapping(n, loc, depth)
         if isinstance(n, yaml.SequenceNode):
@@ -153,8 +158,10 @@ _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _OPEN = re.compile(r"\$\{")
 
 
-def env_interpolation(where: str, environ: dict[str, str]) -> Callable[[str, int, tuple[Any, ...]], Any]:
-    """`${VAR}` and `${VAR:-default}` from the environment; `$$` is a literal `$`."""
+def env_interpolation(where: str, environ: dict[str, str], used: dict[tuple[Any, ...], tuple[str, ...]] | None = None
+                      ) -> Callable[[str, int, tuple[Any, ...]], Any]:
+    """`${VAR}` and `${VAR:-default}` from the environment; `$$` is a literal `$`. `used` collects, per key
+    path, the variables a value came from."""
 
     def sub(value: str, line: int, loc: tuple[Any, ...]) -> str:
         dotted = ".".join(str(x) for x in loc) or "(top level)"
@@ -169,6 +176,8 @@ def env_interpolation(where: str, environ: dict[str, str]) -> Callable[[str, int
             if m.group(0) == "$$":
                 return "$"
             var, default = m.group(1), m.group(2)
+            if used is not None:
+                used[loc] = (*used.get(loc, ()), var)
             if var in environ:
                 return environ[var]
             if default is not None:

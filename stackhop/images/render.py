@@ -6,6 +6,9 @@ requirements -> stackhop itself -> extra files -> code (only when the code is in
 stackhop is copied from the installation doing the build, with its dependencies pinned to the
 versions installed here, so the image runs the same stackhop that compiled the pipeline.
 The tag is the sha256 of the Dockerfile and every context file: same inputs, same tag.
+
+Settings are validated again here, whatever path they came by, and every value is written
+through `quoting`, so no setting can add an instruction or a shell command.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydantic
+
 from stackhop.core.image_settings import ImageSettings
+from stackhop.images import quoting
 from stackhop.images.errors import ImageError
 
 DEFAULT_PARENT = "python:3.11-slim"
@@ -25,7 +31,8 @@ DEFAULT_USER = "10001"
 STACKHOP_HOME = "/opt/stackhop"
 CODE_DIR = "/app"
 _CORE_DEPS = ("pydantic", "pydantic-core", "pluggy", "typer", "rich", "pyyaml", "fsspec", "annotated-types",
-              "typing-extensions", "typing-inspection", "click", "markdown-it-py", "mdurl", "pygments", "shellingham")
+              "typing-extensions", "typing-inspection", "click", "markdown-it-py", "mdurl", "pygments", "shellingham",
+              "packaging")
 _STORE_DEPS = {"s3": ("s3fs", "aiobotocore", "botocore", "boto3"), "gs": ("gcsfs", "google-cloud-storage")}
 _PINNED = re.compile(r"^[A-Za-z0-9_.\[\],-]+\s*===?\s*[^\s;]+")
 _NON_DEBIAN = ("alpine", "busybox", "distroless", "scratch", "ubi", "fedora", "centos", "amazonlinux", "rockylinux")
@@ -74,13 +81,28 @@ def _stackhop_files() -> list[tuple[str, bytes]]:
     return out
 
 
-def _quote(text: str) -> str:
-    return json.dumps(text)
+def _revalidated(settings: ImageSettings, where: str) -> ImageSettings:
+    """Settings made with model_construct or model_copy skipped validation; nothing unchecked is rendered."""
+    data = settings.model_dump()
+    try:
+        return ImageSettings.model_validate(data)
+    except pydantic.ValidationError as exc:
+        from stackhop.core.build import describe_pydantic_error
+
+        raise ImageError(f"{where}: image settings {describe_pydantic_error(exc, data)}") from None
+
+
+def _install(python: str, installer: str, requirements: str) -> list[list[str]]:
+    pip = [python, "-m", "pip", "install", "--no-cache-dir"]
+    if installer == "pip":
+        return [[*pip, "--no-input", "-r", requirements]]
+    return [[*pip, "uv"], [python, "-m", "uv", "pip", "install", "--system", "--no-cache", "-r", requirements]]
 
 
 def render(settings: ImageSettings, *, project: Path, where: str, artifact_scheme: str = "file",
            code_root: Path | None = None, reproducible: bool = False) -> Rendered:
     """The Dockerfile and context for `settings`; `where` names the pipeline or step in errors."""
+    settings = _revalidated(settings, where)
     if settings.dockerfile:
         return _custom(settings, project, where)
     parent = settings.parent_image or DEFAULT_PARENT
@@ -94,32 +116,32 @@ def render(settings: ImageSettings, *, project: Path, where: str, artifact_schem
                              "Debian-based; use a Debian-based parent or code 'image'.")
     python = settings.python or "python"
     installer = settings.installer or "pip"
-    install = (f"{python} -m pip install --no-cache-dir --no-input" if installer == "pip"
-               else f"{python} -m pip install --no-cache-dir uv && {python} -m uv pip install --system --no-cache")
     context: dict[str, bytes] = {}
     lines = ["# syntax=docker/dockerfile:1", "# Rendered by stackhop; the tag is this file's and the context's sha256.",
              f"FROM {parent}", "USER 0"]
     for key, value in sorted(settings.build_args.items()):
-        lines.append(f"ARG {key}={_quote(value)}")
+        lines.append(f"ARG {key}={quoting.word(value, f'build argument {key!r}')}")
     if settings.apt_packages:
-        packages = " ".join(sorted(settings.apt_packages))
-        lines.append("RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-                     f"{packages} && rm -rf /var/lib/apt/lists/*")
+        lines.append(quoting.run(["apt-get", "update"],
+                                 ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
+                                  "--no-install-recommends", *sorted(settings.apt_packages)],
+                                 "rm -rf /var/lib/apt/lists/*"))
     env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": f"{CODE_DIR}:{STACKHOP_HOME}", **settings.environment}
-    lines.append("ENV " + " ".join(f"{k}={_quote(v)}" for k, v in sorted(env.items())))
+    lines.append("ENV " + " ".join(f"{k}={quoting.word(v, f'environment variable {k!r}')}" for k, v in sorted(env.items())))
     warnings = []
     requirements = list(settings.requirements)
     if settings.requirements_file:
         text = _read(project, settings.requirements_file, "requirements_file", where)
         context["requirements/project.txt"] = text
         lines += ["COPY requirements/project.txt /tmp/stackhop-req/project.txt",
-                  f"RUN {install} -r /tmp/stackhop-req/project.txt"]
+                  quoting.run(*_install(python, installer, "/tmp/stackhop-req/project.txt"))]
         requirements_from_file = [l.strip() for l in text.decode().splitlines() if l.strip() and not l.startswith(("#", "-"))]
     else:
         requirements_from_file = []
     if requirements:
         context["requirements/step.txt"] = ("\n".join(requirements) + "\n").encode()
-        lines += ["COPY requirements/step.txt /tmp/stackhop-req/step.txt", f"RUN {install} -r /tmp/stackhop-req/step.txt"]
+        lines += ["COPY requirements/step.txt /tmp/stackhop-req/step.txt",
+                  quoting.run(*_install(python, installer, "/tmp/stackhop-req/step.txt"))]
     loose = [r for r in requirements_from_file + requirements if not _PINNED.match(r)]
     if reproducible and loose:
         warnings.append(f"{where}: requirement(s) {', '.join(loose)} are not pinned with ==, so rebuilding this image "
@@ -129,14 +151,12 @@ def render(settings: ImageSettings, *, project: Path, where: str, artifact_schem
     for rel, data in _stackhop_files():
         context[f"stackhop/src/{rel}"] = data
     lines += [f"COPY stackhop/requirements.txt {STACKHOP_HOME}/requirements.txt",
-              f"RUN {install} -r {STACKHOP_HOME}/requirements.txt",
+              quoting.run(*_install(python, installer, f"{STACKHOP_HOME}/requirements.txt")),
               f"COPY stackhop/src/ {STACKHOP_HOME}/"]
     for dest, src in sorted(settings.extra_files.items()):
-        if not dest.startswith("/"):
-            raise ImageError(f"{where}: extra_files destination {dest!r} must be an absolute path in the image.")
         name = "files/" + hashlib.sha256(dest.encode()).hexdigest()[:16]
         context[name] = _read(project, src, "extra file", where)
-        lines.append(f"COPY {name} {dest}")
+        lines.append(quoting.copy(name, dest))
     if (settings.code or "artifact_store") == "image":
         if code_root is None:
             raise ImageError(f"{where}: code 'image' needs the pipeline's source folder; run from a pipeline file.")

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from typing import Any, ClassVar
 
-from stackhop.adapters.kubernetes.manifests import LABEL_RUN, bind_job, compile_manifests, dump, step_of
+from stackhop.adapters.kubernetes.manifests import (
+    LABEL_RUN, bind_job, compile_manifests, dump, manifest_parameters, step_of,
+)
 from stackhop.adapters.kubernetes.schemas import validate_manifest
 from stackhop.adapters.kubernetes.settings import KubernetesSettings
 from stackhop.core import run_files
@@ -39,8 +41,11 @@ class KubernetesAdapter(Adapter):
     # ------------------------------------------------------------------ compile (pure)
     def compile(self, ir: Pipeline) -> Compiled:
         docs = compile_manifests(ir, self.settings, self.stack.artifact_root)
+        steps = {s.name: s for s in ir.steps}
         for doc in docs:
-            validate_manifest(doc, step_of(doc) or doc["metadata"].get("name", "?"))
+            step = steps.get(step_of(doc))
+            validate_manifest(doc, step_of(doc) or doc["metadata"].get("name", "?"),
+                              parameters=manifest_parameters(ir, step) if step else None, pipeline=ir.name)
         notes = []
         if any(s.kind == "container" for s in ir.steps):
             notes.append("container steps run `python -m stackhop.entrypoint` inside their image, "

@@ -268,7 +268,7 @@ class KubernetesDriver(Scheduler):
     def _start_resource(self, inst: Instance, template: dict[str, Any]) -> None:
         from kubernetes.client.exceptions import ApiException
 
-        doc = bind_resource(template, self.view.run_id, self.owner)
+        doc = bind_resource(template, self.view.run_id, self.owner, self.view.parameters)
         ann = doc["metadata"].get("annotations") or {}
         action = ann.get(ANN_ACTION, "create")
         meta = doc["metadata"]

@@ -1,11 +1,12 @@
 """IR -> Kubernetes manifests (pure), and binding those templates to one run.
 
 `compile` emits valid objects that do not mention any run: one Job per step, each resource
-op's manifest (its action and conditions as annotations) and, for the in-cluster driver, its
-ServiceAccount, Role, RoleBinding and Job. `bind_*` turns a template into the object one run
-creates: the run token appended to the name, the run label, STACKHOP_RUN_ID, the loop index
-and the owner. Nothing else changes between compile and submit, which is what lets CI diff
-compiled documents and promotion re-target them.
+op's manifest (its action, conditions and parametrised fields as annotations) and, for the
+in-cluster driver, its ServiceAccount, Role, RoleBinding and Job. `bind_*` turns a template
+into the object one run creates: the run token appended to the name, the run label,
+STACKHOP_RUN_ID, the loop index, the owner and the run's values of the pipeline parameters a
+resource op's manifest uses. Nothing else changes between compile and submit, which is what
+lets CI diff compiled documents and promotion re-target them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ ANN_ACTION = "stackhop.dev/action"
 ANN_SUCCESS = "stackhop.dev/success-condition"
 ANN_FAILURE = "stackhop.dev/failure-condition"
 ANN_OUTPUTS = "stackhop.dev/outputs"
+ANN_PARAMETERS = "stackhop.dev/parameters"
 GPU_RESOURCE = "nvidia.com/gpu"
+_ZERO: dict[str, Any] = {"str": "", "int": 0, "float": 0.0, "bool": False, "list": [], "dict": {}}
 CLUSTER_SCOPED = {"Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
                   "CustomResourceDefinition", "PriorityClass", "IngressClass", "RuntimeClass"}
 DRIVER_RULES = [
@@ -154,9 +157,24 @@ def _job(p: ir.Pipeline, step: ir.Step, base: str, settings: KubernetesSettings,
     }
 
 
+def manifest_parameters(p: ir.Pipeline, step: ir.Step) -> dict[tuple[str | int, ...], tuple[str, str]]:
+    """Parametrised field -> (parameter, its type), for validating the compiled manifest."""
+    if step.resource is None:
+        return {}
+    return {mp.path: (mp.parameter, p.parameter(mp.parameter).type)  # type: ignore[union-attr]
+            for mp in step.resource.parameters}
+
+
+def _stand_in(param: ir.Parameter) -> Any:
+    """What a parametrised field shows in the compiled document: the default, else a value of the type."""
+    return param.default if param.has_default else _ZERO[param.type]
+
+
 def _resource_doc(p: ir.Pipeline, step: ir.Step, settings: KubernetesSettings) -> dict[str, Any]:
     assert step.resource is not None
-    doc = copy.deepcopy(step.resource.manifest)
+    doc = ir.with_fields(step.resource.manifest, {
+        mp.path: _stand_in(p.parameter(mp.parameter)) for mp in step.resource.parameters  # type: ignore[arg-type]
+    })
     meta = doc.setdefault("metadata", {})
     if doc.get("kind") not in CLUSTER_SCOPED:
         meta.setdefault("namespace", settings.namespace)
@@ -168,6 +186,9 @@ def _resource_doc(p: ir.Pipeline, step: ir.Step, settings: KubernetesSettings) -
         annotations[ANN_FAILURE] = conditions_text(step.resource.failure_conditions)
     if step.resource.output_fields:
         annotations[ANN_OUTPUTS] = json.dumps(step.resource.output_fields, sort_keys=True)
+    if step.resource.parameters:
+        annotations[ANN_PARAMETERS] = json.dumps([[list(mp.path), mp.parameter] for mp in step.resource.parameters],
+                                                 separators=(",", ":"))
     meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
     return doc
 
@@ -259,8 +280,11 @@ def bind_job(
     return job
 
 
-def bind_resource(template: dict[str, Any], run_id: str, owner: dict[str, Any] | None = None) -> dict[str, Any]:
-    doc = copy.deepcopy(template)
+def bind_resource(template: dict[str, Any], run_id: str, owner: dict[str, Any] | None = None,
+                  parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The object one run creates; `parameters` are the run's values, put where the manifest uses them."""
+    fields = json.loads((template["metadata"].get("annotations") or {}).get(ANN_PARAMETERS) or "[]")
+    doc = ir.with_fields(template, {tuple(path): (parameters or {})[name] for path, name in fields})
     doc["metadata"]["labels"][LABEL_RUN] = run_id
     if owner and doc.get("kind") not in CLUSTER_SCOPED and doc["metadata"].get("namespace") == owner.get("_namespace"):
         doc["metadata"]["ownerReferences"] = [{k: v for k, v in owner.items() if not k.startswith("_")}]

@@ -42,16 +42,56 @@ def _validator(kind: str, api_version: str, version: str) -> Any:
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 
-def validate_manifest(doc: dict[str, Any], step: str, version: str = DEFAULT_VERSION) -> None:
+Parametrised = dict[tuple[str | int, ...], tuple[str, str]]
+_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list", "object": "dict"}
+
+
+def validate_manifest(doc: dict[str, Any], step: str, version: str = DEFAULT_VERSION,
+                      parameters: Parametrised | None = None, pipeline: str | None = None) -> None:
+    """Refuse what the API server would refuse. A field a pipeline parameter fills (`parameters`: path ->
+    (parameter, type)) holds a stand-in here, so only its type is checked: the value comes with each run."""
     import jsonschema
 
     validator = _validator(doc["kind"], doc["apiVersion"], version)
     if validator is None:
         return
-    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
-    if error is not None:
-        field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    parameters = parameters or {}
+    errors = [e for e in validator.iter_errors(doc) if _counts(e, parameters)]
+    error = jsonschema.exceptions.best_match(errors)
+    if error is None:
+        return
+    from stackhop.core.ir import field_path
+
+    field = field_path(list(error.absolute_path)) or "(top level)"
+    where = (f"pipeline {pipeline!r}, " if pipeline else "") + f"step {step!r}"
+    owner = parameters.get(tuple(error.absolute_path))
+    if owner is not None:
+        takes = " or ".join(sorted({_JSON_TYPES.get(t, t) for t in _types(error) if t != "null"})) or "another type"
         raise PipelineDefinitionError(
-            f"step {step!r}: the {doc['kind']} manifest is invalid for Kubernetes {version} at {field}: "
-            f"{error.message}; fix that field."
+            f"{where}: the {doc['kind']} manifest's field {field} takes {takes} on Kubernetes {version}, but "
+            f"pipeline parameter {owner[0]!r} is {owner[1]}; declare the parameter as {takes}."
         )
+    raise PipelineDefinitionError(
+        f"{where}: the {doc['kind']} manifest is invalid for Kubernetes {version} at {field}: "
+        f"{error.message}; fix that field."
+    )
+
+
+def _counts(error: Any, parameters: Parametrised) -> bool:
+    """False for a complaint about a stand-in's value (not its type) in a parametrised field."""
+    path = tuple(error.absolute_path)
+    inside = any(path[: len(p)] == p for p in parameters)
+    return not inside or (path in parameters and _type_only(error))
+
+
+def _type_only(error: Any) -> bool:
+    if error.validator == "type":
+        return True
+    return error.validator in ("anyOf", "oneOf") and bool(error.context) and all(_type_only(c) for c in error.context)
+
+
+def _types(error: Any) -> list[str]:
+    if error.validator == "type":
+        value = error.validator_value
+        return [value] if isinstance(value, str) else list(value)
+    return [t for c in error.context or () for t in _types(c)]

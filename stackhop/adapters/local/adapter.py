@@ -11,13 +11,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from stackhop.adapters.local import crash
+from stackhop.adapters.local.lifeline import start_time
 from stackhop.core.adapter import Adapter, AdapterSettings, BackendRef, Capability, Compiled, Note, RunRequest
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.canonical import canonical_json
 from stackhop.core.ir import Pipeline
 from stackhop.core import run_files
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus
-from stackhop.errors import StackhopError
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -108,7 +109,10 @@ class LocalAdapter(Adapter):
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
         _children[proc.pid] = proc
-        return BackendRef(self.name, {"spec": spec_uri, "state": state_uri, "pid": proc.pid})
+        import socket
+
+        return BackendRef(self.name, {"spec": spec_uri, "state": state_uri, "pid": proc.pid,
+                                      "pid_start": start_time(proc.pid), "host": socket.gethostname()})
 
     @staticmethod
     def _local_spec(store: ArtifactStore, uri: str, spec: dict[str, Any]) -> str:
@@ -121,50 +125,38 @@ class LocalAdapter(Adapter):
             json.dump(spec, f)
         return path
 
-    def _runner_alive(self, pid: int | None) -> bool:
-        if not pid:
-            return False
-        child = _children.get(pid)
+    @classmethod
+    def settled_offline(cls, backend_ref: dict[str, Any]) -> RunState | None:
+        if "state" not in backend_ref:
+            return None
+        state = cls._settled(backend_ref)
+        if state is None or state.get("status") not in crash.FINAL:
+            return None
+        return run_files.to_run_state(state, run_files.run_prefix_of(backend_ref["state"]))
+
+    @staticmethod
+    def _settled(data: dict[str, Any]) -> dict[str, Any] | None:
+        child = _children.get(data.get("pid") or 0)
         if child is not None:
-            return child.poll() is None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+            child.poll()  # reap our own runner, so its pid is not left a zombie
+        return crash.settle(data["state"], data)
 
     def status(self, ref: BackendRef) -> RunState:
-        state = run_files.read_state(ref.data["state"])
+        state = self._settled(ref.data)
         if state is None:
-            if self._runner_alive(ref.data.get("pid")):
-                return RunState(RunStatus.PENDING, native="starting")
-            return RunState(RunStatus.FAILED, native="runner_died", message=self._runner_log_tail(ref))
-        result = run_files.to_run_state(state, run_files.run_prefix_of(ref.data["state"]))
-        if not result.status.terminal and not self._runner_alive(state.get("pid")):
-            message = "the local runner process exited unexpectedly; " + self._runner_log_tail(ref)
-            return RunState(RunStatus.FAILED, "runner_died", result.steps, message, result.started_at, result.finished_at)
-        return result
-
-    def _runner_log_tail(self, ref: BackendRef) -> str:
-        uri = ref.data["state"].rsplit("/", 1)[0] + "/runner.log"
-        try:
-            tail = ArtifactStore.for_uri(uri).read_bytes(uri).decode(errors="replace").strip().splitlines()[-3:]
-        except StackhopError:
-            return "no runner log was written"
-        return " | ".join(tail) or "the runner log is empty"
+            return RunState(RunStatus.PENDING, native="starting")
+        return run_files.to_run_state(state, run_files.run_prefix_of(ref.data["state"]))
 
     def logs(self, ref: BackendRef, step: str) -> str:
         return run_files.read_log(run_files.run_prefix_of(ref.data["state"]), step) or ""
 
     def cancel(self, ref: BackendRef) -> None:
-        pid = ref.data.get("pid")
-        if not pid:
-            state = run_files.read_state(ref.data["state"])
-            pid = state.get("pid") if state else None
-        if self._runner_alive(pid):
-            os.kill(pid, signal.SIGTERM)
+        found = crash.runner(run_files.read_state(ref.data["state"]), ref.data)
+        if found is not None and found[1]:
+            os.kill(found[0], signal.SIGTERM)
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
-        return run_files.list_artifacts(run_files.run_prefix_of(ref.data["state"]))
+        """Only outputs the runner recorded: a finished run lists those of its SUCCEEDED and CACHED steps."""
+        refs = run_files.list_artifacts(run_files.run_prefix_of(ref.data["state"]))
+        recorded = crash.recorded_steps(run_files.read_state(ref.data["state"]))
+        return refs if recorded is None else [r for r in refs if r.step in recorded]

@@ -7,9 +7,16 @@ Each child is still a separate process in its own session and process group, wit
 log file, environment and exit code, so isolation, timeouts and cancel work exactly as with
 spawned processes. The server stays single-threaded, which is what makes fork safe.
 
-Protocol (JSON lines): the runner writes {"id", "argv", "env", "cwd", "log"}; the server
+With `launcher: spawn` the server preloads nothing and each child execs a fresh interpreter
+(`"exec": true`), so both launchers share one way to start, watch and kill steps.
+
+Protocol (JSON lines): the runner writes {"id", "argv", "env", "cwd", "log", "exec"}; the server
 answers {"id", "pid"} when the child starts and {"id", "rc"} when it ends (rc as
 subprocess reports it: negative for a signal).
+
+The server and its steps die with the runner (see `lifeline`): EOF on stdin, SIGTERM and the
+runner's death all make it SIGKILL every step's process group and exit, so a step whose
+runner is gone never gets to commit outputs nobody will record.
 """
 
 from __future__ import annotations
@@ -25,7 +32,12 @@ import threading
 from typing import Any, Callable
 
 
-def serve(preload: list[str], sys_path: list[str]) -> None:
+def serve(preload: list[str], sys_path: list[str], runner: int | None = None) -> None:
+    from stackhop.adapters.local.lifeline import die_with_parent
+
+    signal.signal(signal.SIGTERM, lambda *_: _stop())
+    if runner is not None:
+        die_with_parent(runner, signal.SIGTERM)
     # The protocol gets a descriptor of its own; whatever user modules print while they are
     # imported (fd 1 included) goes to stderr, the runner's log, and never into the protocol.
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
@@ -48,42 +60,56 @@ def serve(preload: list[str], sys_path: list[str]) -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     stdin = sys.stdin.buffer
     out = protocol
-    children: dict[int, str] = {}
     buffer = b""
-    open_input = True
-    while open_input or children:
-        ready, _, _ = select.select([stdin, wake_r] if open_input else [wake_r], [], [], 1.0)
+    while True:
+        ready, _, _ = select.select([stdin, wake_r], [], [], 1.0)
         if wake_r in ready:
             os.read(wake_r, 4096)
         if stdin in ready:
             chunk = os.read(stdin.fileno(), 65536)
-            if not chunk:
-                open_input = False
+            if not chunk:  # the runner closed the pipe, or died: no step may outlive it
+                _stop()
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 request = json.loads(line)
                 pid = _fork(request)
-                children[pid] = request["id"]
-                out.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
-                out.flush()
-        while children:
+                _children[pid] = request["id"]
+                _send(out, {"id": request["id"], "pid": pid})
+        while _children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            rid = children.pop(pid, None)
+            rid = _children.pop(pid, None)
             if rid is not None:
-                out.write(json.dumps({"id": rid, "rc": os.waitstatus_to_exitcode(status)}) + "\n")
-                out.flush()
+                _send(out, {"id": rid, "rc": os.waitstatus_to_exitcode(status)})
 
 
 _protocol: list[int] = []
+_children: dict[int, str] = {}
+
+
+def _send(out: Any, message: dict[str, Any]) -> None:
+    try:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+    except (BrokenPipeError, ValueError):  # nobody reads any more: the runner is gone
+        _stop()
+
+
+def _stop() -> None:
+    """Kill every step with everything it started, then exit: the runner is gone or done."""
+    for pid in list(_children):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    os._exit(0)
 
 
 def _protocol_fds() -> list[int]:
@@ -91,6 +117,7 @@ def _protocol_fds() -> list[int]:
 
 
 def _fork(request: dict[str, Any]) -> int:
+    server = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -98,12 +125,16 @@ def _fork(request: dict[str, Any]) -> int:
         return pid
     code = 1
     try:
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        _children.clear()
         for fd in _protocol_fds():
             os.close(fd)
         os.setsid()
+        from stackhop.adapters.local.lifeline import die_with_parent
+
+        die_with_parent(server)
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -116,6 +147,9 @@ def _fork(request: dict[str, Any]) -> int:
             os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        if request.get("exec"):
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            os.execve(sys.executable, [sys.executable, "-m", "stackhop.entrypoint", *request["argv"]], dict(os.environ))
         import random
 
         random.seed()
@@ -140,10 +174,12 @@ def _fork(request: dict[str, Any]) -> int:
 class ForkServer:
     """The runner's side: start steps through the server, hear about exits on a callback."""
 
-    def __init__(self, preload: list[str], sys_path: list[str], on_exit: Callable[[str, int], None]):
+    def __init__(self, preload: list[str], sys_path: list[str], on_exit: Callable[[str, int], None], *,
+                 spawn: bool = False):
+        self.spawn = spawn
         code = "import json,sys; from stackhop.adapters.local.forkserver import serve; serve(*json.loads(sys.argv[1]))"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, json.dumps([preload, sys_path])],
+            [sys.executable, "-c", code, json.dumps([preload, sys_path, os.getpid()])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
         )
         self._on_exit = on_exit
@@ -168,7 +204,8 @@ class ForkServer:
 
     def start(self, rid: str, argv: list[str], env: dict[str, str], cwd: str | None, log: str) -> int:
         assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps({"id": rid, "argv": argv, "env": env, "cwd": cwd, "log": log}) + "\n").encode())
+        self.proc.stdin.write((json.dumps({"id": rid, "argv": argv, "env": env, "cwd": cwd, "log": log,
+                                          "exec": self.spawn}) + "\n").encode())
         self.proc.stdin.flush()
         with self._started:
             if not self._started.wait_for(lambda: rid in self._pids, timeout=30):

@@ -5,7 +5,9 @@
 The DAG walk (readiness, conditions, loops, caching, retries, cancel, state.json) is the
 core scheduler's; this module only starts, watches and kills processes. Each attempt runs
 `python -m stackhop.entrypoint` in its own session and process group, so a timeout or a
-cancel kills the step and everything it spawned.
+cancel kills the step and everything it spawned. The runner records its pid, start time and
+host in state.json, so readers can tell when it died (see `crash`), and every process it
+starts dies with it (see `lifeline`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from stackhop.adapters.local.lifeline import start_time
 from stackhop.core.scheduler import AttemptEnd, Instance, Scheduler
 
 
@@ -35,24 +38,29 @@ class Runner(Scheduler):
         self._kill_at: dict[str, float] = {}
         self._timed_out: set[str] = set()
         self._scratch_dir: str | None = None
+        import socket
+
+        self._identity = {"pid_start": start_time(os.getpid()), "host": socket.gethostname()}
         from stackhop.adapters.local.gpus import GpuPool, available
 
         self.gpus = GpuPool(available(self.settings.get("gpus", "auto")))
 
     # ------------------------------------------------------------------ starting
     def _start_forkserver(self) -> None:
-        """Fork per step from a warm process unless the stack asks for fresh interpreters.
+        """Start steps through a warm fork server, which also runs `launcher: spawn` steps (forked, then
+        exec'd as fresh interpreters), so steps die with the runner the same way in both modes.
 
         Started at the first launch, so a fully cached run never pays for it."""
         self._forkserver_tried = True
-        if self.settings.get("launcher", "fork") != "fork" or not hasattr(os, "fork"):
+        if not hasattr(os, "fork"):
             return
         from stackhop.adapters.local.forkserver import ForkServer
 
+        spawn = self.settings.get("launcher", "fork") != "fork"
         source = (self.spec.get("code") or {}).get("source_dir")
         modules = sorted({s["python"]["module"] for s in self.view.ir["steps"] if s.get("python")
                           and s["python"].get("source") is None and not s["python"].get("pickled")}) if source else []
-        self.forkserver = ForkServer(modules, [source] if source else [], self._forked_exit)
+        self.forkserver = ForkServer([] if spawn else modules, [source] if source else [], self._forked_exit, spawn=spawn)
 
     def _forked_exit(self, rid: str, rc: int) -> None:
         key, attempt = rid.rsplit("#", 1)
@@ -187,6 +195,9 @@ class Runner(Scheduler):
                 if os.path.exists(path):
                     self.store.put_file(path, self._log_uri(inst))
 
+    def state(self, status: str) -> dict[str, Any]:
+        return {**super().state(status), **self._identity}
+
     # ------------------------------------------------------------------ logs
     def _log_uri(self, inst: Instance) -> str:
         return self.store.step_meta(self.view.pipeline, self.view.run_id, inst.step, inst.index, "log.txt")
@@ -207,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_path = args[0]
     with open(spec_path) as f:
         spec = json.load(f)
+    os.environ["STACKHOP_RUN_ID"] = spec["run_id"]  # inherited by the fork server and every step: see lifeline
     status = Runner(spec_path, spec).run()
     return 0 if status == "SUCCEEDED" else 1
 
