@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -212,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         record = run_step(view, step, index)
         if args.timeout:
             signal.alarm(0)
+        try:
+            json.dumps(record, allow_nan=False)  # the commit marker must be JSON every reader accepts
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise StepError(f"step {args.step!r} produced outputs JSON cannot hold ({type(exc).__name__}: {exc}); "
+                            "return strings, finite numbers, booleans, None, lists and string-keyed dicts.") from None
+        view.wiring.write_output_parameters(step, record)
     except BaseException as exc:  # report every failure, then exit non-zero
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -222,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(Exception):
             _write_meta(view, args.step, index, "error.json", {"message": message, "type": type(exc).__name__})
         return getattr(exc, "exit_code", None) or 1
-    view.wiring.write_output_parameters(step, record)
     _write_meta(view, args.step, index, "outputs.json", record)
     if args.property_dir:
         os.makedirs(args.property_dir, exist_ok=True)
@@ -306,8 +312,83 @@ def _check_scalar(step: str, name: str, type_name: str, value: Any) -> Any:
     if type_name == "float":
         return float(value)
     if type_name == "list":
-        return list(value)
+        return value if isinstance(value, list) else list(value)
     return value
+
+
+_JSON_DEPTH = 400
+"""Deeper than this, JSON readers (and this process's own recursion) give up; say so instead."""
+
+
+class _NotJson(Exception):
+    """Where and why a value JSON cannot hold; the caller turns it into a sentence naming the step."""
+
+    def __init__(self, problem: str, fix: str, path: str = "", cycle: bool = False):
+        super().__init__(problem)
+        self.problem, self.fix, self.path, self.cycle = problem, fix, path, cycle
+
+
+def _as_json(value: Any, path: str = "", active: tuple[int, ...] = ()) -> Any:
+    """`value` as JSON holds it (tuples as lists, numpy scalars as Python numbers), or _NotJson saying where not."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotJson(repr(value), "JSON has no NaN or infinity, so return a finite number or None", path)
+        return value
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return _as_json(value.item(), path, active)
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in active:
+            raise _NotJson(type(value).__name__, "JSON cannot hold a reference cycle, so return a copy without one",
+                           path, cycle=True)
+        if len(active) >= _JSON_DEPTH:
+            raise _NotJson(f"values nested more than {_JSON_DEPTH} levels deep",
+                           "JSON readers stop at about that depth, so flatten the value", "")
+        inner = (*active, id(value))
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise _NotJson(f"a dict with a non-string key {key!r}",
+                                   "JSON object keys are strings, so convert the keys with str() or return a list "
+                                   "of [key, value] pairs", path)
+                out[key] = _as_json(item, f"{path}[{key!r}]", inner)
+            return out
+        return [_as_json(item, f"{path}[{i}]", inner) for i, item in enumerate(value)]
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise _NotJson(f"a {type(value).__module__}.{type(value).__qualname__} {shown}".replace("builtins.", ""),
+                   "JSON holds only strings, numbers, booleans, None, lists and dicts, so convert it (a set with "
+                   "sorted(...), an array with .tolist()) or annotate the return with a type a materializer stores", path)
+
+
+def _json_output(step: str, output: str, value: Any) -> Any:
+    """A scalar output as it goes into outputs.json; a StepError sentence when JSON cannot hold it."""
+    try:
+        return _as_json(value)
+    except _NotJson as exc:
+        top = type(value).__name__
+        if exc.cycle:
+            what = f"a {top} that contains itself (at {exc.path})"
+        elif exc.path:
+            what = f"a {top} holding {exc.problem} at {exc.path}"
+        elif exc.problem.startswith("values nested"):
+            what = f"a {top} with {exc.problem}"
+        else:
+            what = exc.problem
+        raise StepError(f"step {step!r} returned {what} for output {output!r}; {exc.fix}.") from None
+
+
+def _json_metadata(step: str, output: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """An artifact's metadata as it goes into outputs.json; a StepError sentence when JSON cannot hold it."""
+    try:
+        return _as_json(metadata)
+    except _NotJson as exc:
+        what = f"a {exc.problem} that contains itself" if exc.cycle else exc.problem
+        where = f" at {exc.path}" if exc.path else ""
+        fix = exc.fix.replace("return a", "record a").replace("return the", "record the")
+        raise StepError(f"step {step!r} put {what}{where} in the metadata of output {output!r}; {fix}.") from None
 
 
 def _annotations(fn: Any) -> dict[str, Any]:
@@ -373,6 +454,7 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
             uri = view.wiring.output_uri(view, name, out["name"], index)
             staged = view.store.staging_path(uri)
             artifact = ARTIFACT_CLASSES[out["type"]](out["name"], uri, staged)
+            artifact.step = name
             outputs[out["name"]] = (artifact, uri)
             kwargs[out["name"]] = artifact
         result = fn(**kwargs)
@@ -399,7 +481,8 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
                                                 "materializer": kind, "materializer_meta": meta,
                                                 "materializer_module": module}
         else:
-            record["scalars"][out["name"]] = _check_scalar(name, out["name"], out["type"], value)
+            value = _check_scalar(name, out["name"], out["type"], value)
+            record["scalars"][out["name"]] = _json_output(name, out["name"], value)
     for out_name, (artifact, uri) in outputs.items():
         record["artifacts"][out_name] = _commit_artifact(view, name, artifact, uri)
     return record
@@ -407,17 +490,18 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
 
 def _commit_artifact(view: RunView, step: str, artifact: Artifact, uri: str) -> dict[str, Any]:
     staged = artifact.path
+    metadata = _json_metadata(step, artifact.name, artifact.metadata)
     if not os.path.exists(staged):
         if artifact.type_name in ("Metrics", "ClassificationMetrics"):
             with open(staged, "w") as f:
-                json.dump(artifact.metadata, f, sort_keys=True)
+                json.dump(metadata, f, sort_keys=True)
         else:
             raise StepError(
                 f"step {step!r} did not write output {artifact.name!r}; write a file or directory at {artifact.name}.path."
             )
     digest = content_digest(staged)
     view.store.commit(staged, uri)
-    return {"uri": uri, "type": artifact.type_name, "digest": digest, "metadata": artifact.metadata, "materializer": None}
+    return {"uri": uri, "type": artifact.type_name, "digest": digest, "metadata": metadata, "materializer": None}
 
 
 def _as_text(value: Any) -> str:
@@ -496,8 +580,8 @@ def _parse_scalar(step: str, key: str, type_name: str, text: str) -> Any:
                 raise ValueError(text)
             return text.strip().lower() == "true"
         value = json.loads(text)
-        return _check_scalar(step, key, type_name, value)
-    except (ValueError, StepError):
+        return _as_json(_check_scalar(step, key, type_name, value))
+    except (ValueError, StepError, _NotJson):
         raise StepError(f"step {step!r} wrote {text[:80]!r} to output {key!r}, which is not a valid {type_name}.") from None
 
 

@@ -372,6 +372,64 @@ case("cli-diff-unknown-stack", "diff {py} -s nowhere -s k8s", "nowhere")
 case("cli-graph-missing-file", "graph nope.py", "nope.py")
 
 
+# ------------------------------------------------------------------ found by a user trial
+stack_yaml("override-retries-over-100", K8S + "    overrides:\n      all_steps: {retries: 101}\n",
+           "stackhop.yaml:7", "retries", "100")
+stack_yaml("defaults-retries-over-100", K8S.replace("defaults: {", "defaults: {retries: 101, "),
+           "stackhop.yaml:5", "retries", "100")
+stack_yaml("override-timeout-huge", K8S + "    overrides:\n      all_steps: {timeout: 1e300}\n",
+           "stackhop.yaml:7", "timeout", "315360000")
+stack_yaml("override-memory-huge", K8S + "    overrides:\n      all_steps: {resources: {memory: 100000000Ei}}\n",
+           "stackhop.yaml:7", "memory", "64-bit")
+stack_yaml("sagemaker-gs-root", """
+    stacks:
+      sm:
+        adapter: sagemaker
+        artifact_root: gs://b/x
+        defaults: {image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/t:1"}
+        settings: {region: us-east-1, role_arn: "arn:aws:iam::123456789012:role/SageMakerRole"}
+    """, "stack 'sm'", "s3://", stack="sm")
+case("cli-empty-stack-name", ["compile", "{py}", "-s", "", "-o", "out"], "stack name is empty", "k8s")
+case("cli-stacks-show-empty-name", ["stacks", "show", ""], "stack name is empty")
+step_body("dsl-sys-exit-in-pipeline", "", "pipeline 'counting'", "sys.exit('bad')", ".py:",
+          call="count()\n            import sys; sys.exit('bad')")
+step_body("dsl-bare-sys-exit-in-pipeline", "", "pipeline 'counting'", "sys.exit(None)",
+          call="count()\n            raise SystemExit")
+step_body("dsl-timeout-huge", "(timeout=10**20)", "count", "timeout", "ten years")
+step_body("dsl-memory-huge", '(resources={"memory": 10**40})', "count", "memory", "64-bit")
+step_body("dsl-cpu-huge", '(resources={"cpu": 10**30})', "count", "cpu", "64-bit")
+step_body("dsl-int-beyond-64-bits", "", "count", "64 bits", call="count(n=10**30)")
+step_body("dsl-deeply-nested-constant", "", "count", "nested more than 100 levels",
+          call="count(n=functools.reduce(lambda v, _: [v], range(2000), []))", extra="import functools")
+step_body("dsl-parallelism-string", "", "parallelism", "whole number",
+          call="count()\n            with ParallelFor([1, 2], parallelism='2'):\n                count()")
+step_body("dsl-resource-op-kind-int", "", "kind", "'r'",
+          call="resource_op('r', {'apiVersion': 'v1', 'kind': 5, 'metadata': {'name': 'x'}})",
+          extra="from stackhop import resource_op")
+step_body("dsl-resource-op-list", "", "'r'", "one Kubernetes object",
+          call="resource_op('r', [{'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'x'}}])",
+          extra="from stackhop import resource_op")
+step_body("dsl-resource-op-metadata-string", "", "metadata", "'r'",
+          call="resource_op('r', {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': 'x'})",
+          extra="from stackhop import resource_op")
+step_body("dsl-container-command-string", "", "'c'", "command", "list of strings",
+          call="container_step('c', 'python:3.11', command='echo hi')", extra="from stackhop import container_step")
+step_body("dsl-container-outputs-list", "", "'c'", "outputs", "dict",
+          call="container_step('c', 'python:3.11', command=['echo'], outputs=['o'])",
+          extra="from stackhop import container_step")
+step_body("dsl-set-image-with-space", "", "step 'count'", "ml train", call='count().set_image("ml train")')
+step_body("dsl-image-shell", '(image="python 3.11; rm -rf /")', "step 'count'", "python 3.11; rm -rf /")
+case("cli-run-param-twice", "run {py} -s local -p n=1 -p n=2", "'n'", "twice")
+case("cli-run-param-no-name", "run {py} -s local -p =3", "no name")
+case("cli-runs-list-negative-limit", "runs list --limit -5", "--limit")
+LISTS = GOOD.replace('dry: bool = False', 'dry: bool = False, xs: list = []')
+for value, what in [("nan", "NaN"), ("inf", "NaN and infinity"), ("1e400", "NaN and infinity")]:
+    case(f"cli-run-param-float-{value}", f"run {{py}} -s local -p ratio={value}", "ratio", what)
+case("cli-run-param-list-nan", "run {py} -s local -p xs=[1,NaN]", "xs", "NaN", pipeline=LISTS)
+case("cli-run-param-int-huge", f"run {{py}} -s local -p n={10**30}", "'n'", "64 bits")
+case("cli-run-param-deep-list", "run {py} -s local -p xs=" + "[" * 5000 + "]" * 5000, "xs", "not one", pipeline=LISTS)
+
+
 # Runs that exist, for the cases about logs and artifacts of a real run.
 RUN_CASES = [
     ("logs-step-traversal", ["logs", "{run}", "../../../../../../canary"], "canary"),

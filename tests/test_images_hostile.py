@@ -178,3 +178,222 @@ def test_a_real_build_keeps_command_substitution_in_values_as_text(registry, sto
         assert not (root / "tmp/pwned").exists() and not (root / "tmp/pwned-arg").exists()
     finally:
         buildah("rm", container)
+
+
+# ------------------------------------------------------------------ files, references and registries, as users write them
+
+import itertools  # noqa: E402
+
+from stackhop.cli.main import main  # noqa: E402
+
+K8S_STACK = """
+stacks:
+  k8s:
+    adapter: kubernetes
+    artifact_root: s3://ml/stackhop
+    images: {registry: "127.0.0.1:5000/ml"}
+"""
+
+BUILT_PIPELINE = """
+from stackhop import ImageSettings, pipeline, step
+
+@step
+def train() -> int:
+    return 1
+
+@pipeline(image=ImageSettings(requirements_file="requirements.txt"))
+def p():
+    train()
+"""
+
+
+def cli(capsys, *argv: str) -> tuple[int, str]:
+    """Run the CLI in-process; the exit code and everything it printed to stderr (stdout too, for safety)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code or 0, out.err + out.out
+
+
+def one_error(text: str) -> str:
+    """The contract: no traceback, and exactly one `error: ...` sentence."""
+    assert "Traceback" not in text, text
+    errors = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, text
+    assert errors[0].endswith("."), errors[0]
+    return errors[0]
+
+
+_files = itertools.count()
+
+
+def user_project(project: Path, *, pipeline: str = BUILT_PIPELINE, config: str = K8S_STACK) -> str:
+    """stackhop.yaml and a pipeline file; the file's name is new each time, as imported modules are cached by name."""
+    (project / "stackhop.yaml").write_text(config)
+    name = f"hostile_images_{next(_files)}.py"
+    (project / name).write_text(pipeline)
+    return name
+
+
+@pytest.mark.parametrize("command", [["build", "{file}", "-s", "k8s", "--dry-run"], ["compile", "{file}", "-s", "k8s"]],
+                         ids=["build --dry-run", "compile"])
+@pytest.mark.parametrize("content, says", [
+    ("numpy==2.1.0\r\nscipy==1.14.1\r\n".encode("utf-16"), "is UTF-16"),
+    (b"numpy==2.1.0\nsch\xf6n==1.0\n", "is not UTF-8 (line 2"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not text"),
+], ids=["UTF-16 from PowerShell pip freeze", "Latin-1", "binary"])
+def test_a_requirements_file_that_is_not_utf8_is_one_sentence_naming_it(project, capsys, command, content,
+                                                                         says) -> None:
+    file = user_project(project)
+    (project / "requirements.txt").write_bytes(content)
+    code, text = cli(capsys, *(word.format(file=file) for word in command))
+    message = one_error(text)
+    assert code == 2
+    assert "step 'train'" in message and "requirements_file 'requirements.txt'" in message and says in message
+    assert "save it as UTF-8" in message
+
+
+def test_a_utf8_requirements_file_with_a_byte_order_mark_is_read(project, capsys) -> None:
+    file = user_project(project)
+    (project / "requirements.txt").write_bytes("numpy==2.1.0\n".encode("utf-8-sig"))
+    code, text = cli(capsys, "build", file, "-s", "k8s", "--dry-run")
+    assert code == 0, text
+
+
+def test_a_dockerfile_that_is_not_utf8_is_one_sentence_naming_it(project, capsys) -> None:
+    file = user_project(project, pipeline=BUILT_PIPELINE.replace('requirements_file="requirements.txt"',
+                                                                 'dockerfile="docker/Dockerfile"'))
+    (project / "docker").mkdir()
+    (project / "docker/Dockerfile").write_bytes("FROM python:3.11-slim\n".encode("utf-16"))
+    code, text = cli(capsys, "build", file, "-s", "k8s", "--dry-run")
+    message = one_error(text)
+    assert code == 2 and "dockerfile 'docker/Dockerfile' is UTF-16" in message and "save it as UTF-8" in message
+
+
+@pytest.mark.parametrize("lines, bad_line, says", [
+    ("numpy==2.1.0\n-r base.txt\n", 2, "reads another file"),
+    ("numpy==2.1.0\n  --requirement=base.txt\n", 2, "reads another file"),
+    ("-c constraints.txt\nnumpy\n", 1, "reads another file"),
+    ("# the project itself\n-e .\n", 2, "is an editable install"),
+    ("--editable ./libs/featurize\n", 1, "is an editable install"),
+    ("numpy==2.1.0\n./libs/featurize\n", 2, "installs from a path on this machine"),
+    ("featurize @ file:///home/me/featurize\n", 1, "installs from a path on this machine"),
+    ("-f ./wheels\nnumpy\n", 1, "points pip at a folder"),
+    ("numpy==2.1.0 \\\n    --hash=sha256:abc\n-r base.txt\n", 3, "reads another file"),
+], ids=["-r", "--requirement=", "-c", "-e .", "--editable path", "local path", "file: URL", "-f folder",
+        "after a continuation"])
+def test_a_requirements_file_line_the_image_cannot_install_is_refused_naming_its_line(project, capsys, lines,
+                                                                                     bad_line, says) -> None:
+    file = user_project(project)
+    (project / "requirements.txt").write_text(lines)
+    (project / "base.txt").write_text("scipy==1.14.1\n")
+    code, text = cli(capsys, "build", file, "-s", "k8s", "--dry-run")
+    message = one_error(text)
+    assert code == 2 and f"requirements_file requirements.txt:{bad_line}:" in message and says in message
+
+
+def test_a_requirements_file_with_indexes_hashes_and_comments_still_builds(project, capsys) -> None:
+    file = user_project(project)
+    (project / "requirements.txt").write_text(
+        "# pinned by pip-compile\n--index-url https://pypi.example/simple\n--extra-index-url=https://extra.example/simple\n"
+        "-f https://download.pytorch.org/whl/torch_stable.html\n"
+        "numpy==2.1.0 \\\n    --hash=sha256:" + "ab" * 32 + "  # via scipy\n"
+        "pkg @ https://example.com/pkg-1.0.tar.gz\n")
+    code, text = cli(capsys, "build", file, "-s", "k8s", "--dry-run")
+    assert code == 0, text
+
+
+@pytest.mark.parametrize("image", ["python 3.11; rm", "Python:3.11", "https://registry.example.com/ml/train:1",
+                                   "train:", "train@sha256:short"])
+def test_a_step_image_that_is_not_a_reference_fails_when_the_step_is_declared(project, capsys, image) -> None:
+    file = user_project(project, config=K8S_STACK, pipeline=f"""
+from stackhop import pipeline, step
+
+@step(image={image!r})
+def train() -> int:
+    return 1
+
+@pipeline
+def p():
+    train()
+""")
+    code, text = cli(capsys, "compile", file, "-s", "k8s")
+    message = one_error(text)
+    assert code == 2 and "step 'train'" in message and repr(image) in message and "is not an image reference" in message
+
+
+@pytest.mark.parametrize("call", ['train().set_image("ml train:1")', 'train(); container_step("copy", "Busy Box", ["ls"])'],
+                         ids=["set_image", "container_step"])
+def test_an_image_given_later_in_the_pipeline_is_checked_too(project, capsys, call) -> None:
+    file = user_project(project, config=K8S_STACK, pipeline=f"""
+from stackhop import container_step, pipeline, step
+
+@step
+def train() -> int:
+    return 1
+
+@pipeline(image="python:3.11-slim")
+def p():
+    {call}
+""")
+    code, text = cli(capsys, "compile", file, "-s", "k8s")
+    message = one_error(text)
+    assert code == 2 and ("step 'train'" in message or "step 'copy'" in message or "steps[" in message), message
+    assert "is not" in message and "reference" in message
+
+
+@pytest.mark.parametrize("block, key", [
+    ("defaults: {image: 'Registry Example/ml train'}", "stacks.k8s.defaults.image"),
+    ("overrides: {steps: {train: {image: 'python:3.11 ; rm -rf /'}}}", "stacks.k8s.overrides.steps.train.image"),
+    ("overrides: {all_steps: {image: 'https://ghcr.io/acme/train:1'}}", "stacks.k8s.overrides.all_steps.image"),
+    ("settings: {driver: in-cluster, driver_image: 'stackhop driver'}", "stacks.k8s.settings.driver_image"),
+])
+def test_a_stack_image_that_is_not_a_reference_names_its_key_and_line(project, capsys, block, key) -> None:
+    file = user_project(project, pipeline=BUILT_PIPELINE.replace("(image=ImageSettings(requirements_file=\"requirements.txt\"))", ""),
+                 config=K8S_STACK + f"    {block}\n")
+    code, text = cli(capsys, "compile", file, "-s", "k8s")
+    message = one_error(text)
+    assert code == 2 and "stackhop.yaml:7:" in message and f"{key}: Image reference" in message
+
+
+@pytest.mark.parametrize("images, key, says", [
+    ("{registry: 'https://registry.example.com/ml'}", "stacks.k8s.images.registry", "drop the https://"),
+    ("{registry: 'http://127.0.0.1:5000/ml'}", "stacks.k8s.images.registry", "drop the http://"),
+    ("{registry: 'registry.example.com/ml:latest'}", "stacks.k8s.images.registry", "ends in the tag 'latest'"),
+    ("{registry: 'Registry.example.com/ML'}", "stacks.k8s.images.registry", "must be lowercase"),
+    ("{registry: 'registry example/ml'}", "stacks.k8s.images.registry", "contains whitespace"),
+    ("{registry: '127.0.0.1:5000/ml', registries: {trainer: 'https://eu.gcr.io/acme/trainer'}}",
+     "stacks.k8s.images.registries", "drop the https://"),
+    ("{registry: '127.0.0.1:5000/ml', registries: {'trainer:2.1': 'eu.gcr.io/acme/trainer'}}",
+     "stacks.k8s.images.registries", "has a tag or digest"),
+])
+def test_a_registry_written_as_a_url_or_a_tag_names_its_key(project, capsys, images, key, says) -> None:
+    file = user_project(project, config=K8S_STACK.replace('{registry: "127.0.0.1:5000/ml"}', images))
+    (project / "requirements.txt").write_text("numpy==2.1.0\n")
+    code, text = cli(capsys, "build", file, "-s", "k8s", "--dry-run")
+    message = one_error(text)
+    assert code == 2 and "stackhop.yaml:6:" in message and f"{key}: " in message and says in message
+    assert "https://registry.example.com" not in text.replace(message, "")  # no tag was planned
+
+
+@pytest.mark.parametrize("image", [
+    "python:3.11-slim", "registry.example.com/ml/train:1.0", "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1.0",
+    "us-docker.pkg.dev/p/ml/t:1", "127.0.0.1:5000/ml/train", "localhost:5000/train:dev", "[::1]:5000/train:1",
+    "ghcr.io/acme/train@sha256:" + "ab" * 32, "ghcr.io/acme/train:1.0@sha256:" + "cd" * 32, "busybox",
+])
+def test_references_as_registries_spell_them_compile_from_the_step_and_the_stack(project, capsys, image) -> None:
+    file = user_project(project, config=K8S_STACK + f"    defaults: {{image: {image!r}}}\n", pipeline=f"""
+from stackhop import pipeline, step
+
+@step(image={image!r})
+def train() -> int:
+    return 1
+
+@pipeline
+def p():
+    train()
+""")
+    code, text = cli(capsys, "compile", file, "-s", "k8s")
+    assert code == 0 and "Traceback" not in text, text

@@ -25,6 +25,7 @@ stacks:
       role_arn: arn:aws:iam::123456789012:role/SageMakerRole
   norole:
     adapter: sagemaker
+    artifact_root: s3://ml-artifacts/stackhop
     defaults: {image: "img:1"}
 """
 
@@ -213,10 +214,12 @@ stacks:
     settings: {role_arn: "arn:aws:iam::123456789012:role/SageMakerRole", training_steps: [train_model]}
   wrong:
     adapter: sagemaker
+    artifact_root: s3://ml-artifacts/stackhop
     defaults: {image: "img:1"}
     settings: {role_arn: "arn:aws:iam::123456789012:role/SageMakerRole", training_steps: [evaluate_model]}
   typo:
     adapter: sagemaker
+    artifact_root: s3://ml-artifacts/stackhop
     defaults: {image: "img:1"}
     settings: {role_arn: "arn:aws:iam::123456789012:role/SageMakerRole", training_steps: [trian_model]}
 """

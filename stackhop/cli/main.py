@@ -69,7 +69,12 @@ def _parse_params(values: List[str]) -> dict[str, str]:
         if "=" not in item:
             raise ParameterError(f"parameter {item!r} must be written name=value, e.g. -p min_accuracy=0.9.")
         key, value = item.split("=", 1)
-        out[key.strip()] = value
+        key = key.strip()
+        if not key:
+            raise ParameterError(f"parameter {item!r} has no name before '='; write name=value, e.g. -p min_accuracy=0.9.")
+        if key in out:
+            raise ParameterError(f"parameter {key!r} is given twice (-p {key}={out[key]} and -p {item}); keep one.")
+        out[key] = value
     return out
 
 
@@ -196,6 +201,9 @@ def build(
             typer.echo(spec.dockerfile)
         for step_name, ref in sorted(plan.given.items()):
             typer.echo(f"# {step_name}: prebuilt {ref}")
+        if not plan.builds and not plan.given:
+            typer.echo(f"nothing to build: no step of pipeline {ir.name!r} runs in an image on stack {stk.name!r}",
+                       err=True)
         return
     outcomes = build_images(effective, stk, root, lambda line: typer.echo(line, err=True), plan)
     if json_out:
@@ -380,7 +388,7 @@ def schema() -> None:
 def runs_list(
     pipeline: Optional[str] = typer.Option(None, "--pipeline"),
     stack: Optional[str] = typer.Option(None, "--stack", "-s"),
-    limit: int = typer.Option(20, "--limit", "-n"),
+    limit: int = typer.Option(20, "--limit", "-n", min=1),
     json_out: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:

@@ -98,6 +98,9 @@ def resolve_parameters(ir: Pipeline, given: dict[str, Any] | None, *, from_strin
     """Defaults plus given values, type-checked; CLI strings are parsed per the declared type."""
     import json
 
+    import reprlib
+
+    from stackhop.core.checks import json_problem
     from stackhop.core.validate import value_matches
 
     given = dict(given or {})
@@ -122,14 +125,21 @@ def resolve_parameters(ir: Pipeline, given: dict[str, Any] | None, *, from_strin
                 value = {"int": int, "float": float}.get(p.type, json.loads)(value)
                 if p.type == "bool" and not isinstance(value, bool):
                     raise ValueError
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ParameterError(
-                    f"pipeline {ir.name!r}: parameter {p.name!r} is {p.type}, and {given[p.name]!r} is not one"
+                    f"pipeline {ir.name!r}: parameter {p.name!r} is {p.type}, and {reprlib.repr(given[p.name])} is not one"
                     + (" (write true or false)." if p.type == "bool" else ".")
                 ) from None
         if not value_matches(value, p.type):
             raise ParameterError(
-                f"pipeline {ir.name!r}: parameter {p.name!r} is {p.type}, got {type(value).__name__} {value!r}."
+                f"pipeline {ir.name!r}: parameter {p.name!r} is {p.type}, got {type(value).__name__} {reprlib.repr(value)}."
+            )
+        problem = json_problem(value)
+        if problem:
+            raise ParameterError(
+                f"pipeline {ir.name!r}: parameter {p.name!r} gets {reprlib.repr(value)}, which a run cannot record ("
+                + {"non-finite": "NaN and infinity are not JSON", "big-int": "an integer beyond 64 bits"}.get(problem, problem)
+                + "); pass a finite number, or a string."
             )
         out[p.name] = float(value) if p.type == "float" else list(value) if p.type == "list" else value
     return out

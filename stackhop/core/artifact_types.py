@@ -7,6 +7,7 @@ step process that starts fast is what keeps a 100-step chain in seconds.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +20,8 @@ class Artifact:
     """
 
     type_name = "Artifact"
+    step = ""
+    """The step writing it, when a step process made it: named in the errors its methods raise."""
 
     def __init__(self, name: str = "", uri: str = "", path: str = "", metadata: dict | None = None):
         self.name = name
@@ -54,6 +57,10 @@ class Metrics(Artifact):
     def log_metric(self, name: str, value: float | int) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            what = (f"step {self.step!r} logged {value!r} as metric {name!r} of output {self.name!r}" if self.step
+                    else f"metric {name!r} of output {self.name!r} is {value!r}")
+            raise ValueError(f"{what}; JSON has no NaN or infinity, so log a finite number or leave the metric out.")
         self.metadata[name] = value
         self._flush()
 

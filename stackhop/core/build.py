@@ -22,12 +22,13 @@ def build_ir(pdef: "PipelineDef") -> ir.Pipeline:
             pdef.fn(*params)
     except StackhopError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         from stackhop.core.user_frames import located
 
         at, details = located(exc)
-        raise UserCodeError(f"pipeline {pdef.name!r} raised {type(exc).__name__}: {exc}{at} while it was traced; "
-                            "fix the pipeline function (it runs once, to record its steps).", details) from exc
+        what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}: {exc}"
+        raise UserCodeError(f"pipeline {pdef.name!r} {what}{at} while it was traced; fix the pipeline function "
+                            "(it runs once, to record its steps, and must not exit).", details) from exc
     where = f"pipeline {pdef.name!r}"
     sig = inspect.signature(pdef.fn)
     parameters = []

@@ -39,6 +39,37 @@ def number(where: str, what: str, value: Any, *, positive: bool = False, low: fl
     return float(value)
 
 
+_INT64 = 2**63
+
+
+def json_problem(value: Any, depth: int = 0) -> str | None:
+    """Why `value` cannot be stored as pipeline JSON: "non-finite", "big-int", or what else is wrong; None if it can."""
+    if depth > 100:
+        return "nested more than 100 levels deep"
+    if value is None or isinstance(value, (bool, str)):
+        return None
+    if isinstance(value, int):
+        return "big-int" if not -_INT64 <= value < _INT64 else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "non-finite"
+    if isinstance(value, (list, tuple)):
+        return next((p for p in (json_problem(v, depth + 1) for v in value) if p), None)
+    if isinstance(value, dict):
+        if any(not isinstance(k, str) for k in value):
+            return "a key that is not a string"
+        return next((p for p in (json_problem(v, depth + 1) for v in value.values()) if p), None)
+    return f"{type(value).__name__} is not JSON"
+
+
+def timeout(where: str, what: str, value: Any) -> float:
+    from stackhop.core.ir import MAX_TIMEOUT_SECONDS
+
+    seconds = number(where, what, value, positive=True)
+    if seconds > MAX_TIMEOUT_SECONDS:
+        raise fail(where, f"{what} must be at most {MAX_TIMEOUT_SECONDS} seconds (ten years), got {value!r}.")
+    return seconds
+
+
 def flag(where: str, what: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise fail(where, f"{what} must be True or False, got {type(value).__name__} {value!r}.")

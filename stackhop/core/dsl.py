@@ -31,6 +31,7 @@ class StepDef:
     def __init__(self, fn: Callable[..., Any], name: str | None, settings: dict[str, Any], allow_pickle: bool):
         self.fn = fn
         self.name = name or fn.__name__
+        self.explicit_name = name is not None
         self._settings = settings
         self.allow_pickle = allow_pickle
         self._signature: Signature | None = None
@@ -95,6 +96,7 @@ class StepDef:
                     f"step {self.name!r} in pipeline {trace.pipeline!r} needs input {p.name!r}; "
                     f"pass it as {self.name}({p.name}=...)."
                 )
+        self._claim_name(trace)
         task = Task(
             name=trace.unique_name(self.name),
             explicit_name=False,
@@ -113,12 +115,44 @@ class StepDef:
         )
         return trace.add_task(task)
 
+    def _claim_name(self, trace: tracing.Trace) -> None:
+        """Calling one step again names it `x-2`, `x-3` ...; two different functions given the same name is an error."""
+        owner: StepDef = trace.code.setdefault(("step name", self.name), self)
+        same = owner is self or getattr(owner.fn, "__code__", owner.fn) is getattr(self.fn, "__code__", self.fn)
+        if not same and (owner.explicit_name or self.explicit_name):
+            raise PipelineDefinitionError(
+                f"pipeline {trace.pipeline!r}: {owner._where()} and {self._where()} are both steps named {self.name!r}; "
+                "give one of them another name with @step(name=...)."
+            )
+
+    def _where(self) -> str:
+        code = getattr(self.fn, "__code__", None)
+        at = f" ({os.path.basename(code.co_filename)}:{code.co_firstlineno})" if code is not None else ""
+        return f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', self.name)}{at}"
+
     def __repr__(self) -> str:
         return f"<step {self.name}>"
 
 
 def _copy_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in settings.items()}
+
+
+def image_reference(where: str, image: Any) -> str:
+    """`image=` as a reference to run: one line, and the OCI grammar `docker pull` reads."""
+    from stackhop.core import checks
+    from stackhop.images.errors import ImageError
+    from stackhop.images.reference import parse_reference
+
+    checks.text(where, "image", image)
+    try:
+        parse_reference(image)
+    except ImageError as exc:
+        raise PipelineDefinitionError(
+            f"{where}: image {image!r} is not an image reference ({getattr(exc, 'why', exc)}); write it as "
+            "[registry/]repository[:tag][@sha256:<digest>], e.g. python:3.11-slim or "
+            "registry.example.com/ml/train:1.0.") from None
+    return image
 
 
 def _module(fn: Callable[..., Any]) -> tuple[str, Path | None]:
@@ -142,13 +176,15 @@ def _settings_from_kwargs(
     out: dict[str, Any] = {}
     if image is not None:
         out.update(tracing.image_setting(where, image))
+        if "image" in out:
+            image_reference(where, out["image"])
     if resources is not None:
         out["resources"] = tracing.resources_dict(where, **{
             str(k): v for k, v in checks.mapping(where, "resources", resources).items()})
     if retries is not None:
         out["retry"] = tracing.retry_dict(where, retries)
     if timeout is not None:
-        out["timeout_seconds"] = checks.number(where, "timeout", timeout, positive=True)
+        out["timeout_seconds"] = checks.timeout(where, "timeout", timeout)
     if cache is not None:
         out["caching"] = checks.flag(where, "cache", cache)
     if env:
@@ -190,6 +226,7 @@ def step(
     def wrap(f: Callable[..., Any]) -> StepDef:
         if not callable(f):
             raise PipelineDefinitionError(f"@step decorates a function, got {type(f).__name__} {f!r}.")
+        _refuse_unrunnable(f, name or getattr(f, "__name__", repr(f)))
         if name is not None:
             from stackhop.core.checks import text
 
@@ -201,6 +238,27 @@ def step(
         return StepDef(f, name, settings, allow_pickle)
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _refuse_unrunnable(fn: Callable[..., Any], name: str) -> None:
+    """A coroutine or generator function would return an unstarted coroutine or generator at run time:
+    the body never runs. Say so where @step is written."""
+    target = inspect.unwrap(fn.func if isinstance(fn, functools.partial) else fn)
+    if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None)):
+        raise PipelineDefinitionError(
+            f"step {name!r} is an async function; stackhop runs steps as plain functions, so write `def` and call "
+            "asyncio.run(...) inside."
+        )
+    if inspect.isasyncgenfunction(target):
+        raise PipelineDefinitionError(
+            f"step {name!r} is an async generator; stackhop runs steps as plain functions that return their outputs, "
+            "so write `def`, collect the items (with asyncio.run(...) inside) and return them."
+        )
+    if inspect.isgeneratorfunction(target):
+        raise PipelineDefinitionError(
+            f"step {name!r} is a generator function (it uses `yield`); a step runs once and returns its outputs, "
+            "so collect the items in a list and return it."
+        )
 
 
 # ====================================================================== container steps
@@ -248,6 +306,17 @@ def container_step(
     `outputs` maps names to an artifact class (Dataset, Model ...) or a scalar type (int, str ...).
     """
     trace = current_trace(f"container_step {name!r}")
+    image_reference(f"step {name!r}", image)
+    for what, value in (("inputs", inputs), ("outputs", outputs)):
+        if value is not None and not isinstance(value, dict):
+            raise PipelineDefinitionError(
+                f"step {name!r}: {what} must be a dict of name -> {'value' if what == 'inputs' else 'type'}, got "
+                f"{type(value).__name__} {value!r}.")
+    for what, value in (("command", command), ("args", args)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise PipelineDefinitionError(
+                f"step {name!r}: {what} must be a list of strings (e.g. [\"sh\", \"-c\", \"echo hi\"]), got "
+                f"{type(value).__name__} {value!r}.")
     inputs = dict(inputs or {})
     outputs = dict(outputs or {})
     input_types: dict[str, tuple[str, bool, Any, bool]] = {}
@@ -360,13 +429,23 @@ def resource_op(
         raise PipelineDefinitionError(
             f"step {name!r}: action {action!r} is not one of create, apply, patch, delete."
         )
-    if not isinstance(manifest, dict):
+    if isinstance(manifest, (str, os.PathLike)):
         manifest = _load_manifest(name, Path(manifest))
+    if not isinstance(manifest, dict):
+        raise PipelineDefinitionError(
+            f"step {name!r}: the manifest must be one Kubernetes object (a dict) or the path of a YAML file holding "
+            f"one, got {type(manifest).__name__}; pass one object per resource_op.")
     parameters: list[dict[str, Any]] = []
     manifest = _lift_parameters(name, trace.pipeline, manifest, (), parameters)
     for key in ("apiVersion", "kind"):
         if key not in manifest:
             raise PipelineDefinitionError(f"step {name!r}: the manifest has no {key!r}; add it.")
+        if not isinstance(manifest[key], str) or not manifest[key].strip():
+            raise PipelineDefinitionError(f"step {name!r}: the manifest's {key} must be a string like "
+                                          f"{'v1' if key == 'apiVersion' else 'ConfigMap'!r}, got {manifest[key]!r}.")
+    if not isinstance(manifest.get("metadata", {}), dict):
+        raise PipelineDefinitionError(f"step {name!r}: the manifest's metadata must be a mapping with a name, got "
+                                      f"{manifest['metadata']!r}.")
     named = {tuple(x["path"]) for x in parameters} & {("metadata", "name"), ("metadata", "generateName")}
     meta = manifest.get("metadata") or {}
     if not (meta.get("name") or meta.get("generateName") or named):
@@ -489,6 +568,9 @@ class ParallelFor:
             raise PipelineDefinitionError(
                 f"ParallelFor over pipeline parameter {items.name!r} needs it typed `list`, it is {items.type}."
             )
+        if parallelism is not None and (isinstance(parallelism, bool) or not isinstance(parallelism, int)):
+            raise PipelineDefinitionError(f"ParallelFor parallelism must be a whole number, got "
+                                          f"{type(parallelism).__name__} {parallelism!r}.")
         if parallelism is not None and parallelism < 1:
             raise PipelineDefinitionError(f"ParallelFor parallelism must be at least 1, got {parallelism}.")
         self.items = items

@@ -40,6 +40,39 @@ def reference(value: str) -> str:
     return value
 
 
+def repository_prefix(value: str) -> str:
+    """Where images are pushed (`images.registry`): host[:port][/path], no scheme, tag or digest."""
+    from stackhop.images.errors import ImageError
+    from stackhop.images.reference import check_repository_prefix
+
+    try:
+        check_repository_prefix(value)
+    except ImageError as exc:
+        raise ValueError(getattr(exc, "why", str(exc).rstrip("."))) from None
+    return value
+
+
+def registries(values: dict[str, str]) -> dict[str, str]:
+    """`images.registries`: a short image name (as written in `image=`) -> the full repository it stands for."""
+    from stackhop.images.errors import ImageError
+    from stackhop.images.reference import check_repository_prefix, parse_reference
+
+    for short, target in values.items():
+        try:
+            ref = parse_reference(short)
+        except ImageError as exc:
+            raise ValueError(f"the short name {short!r} is not an image name ({getattr(exc, 'why', exc)}); write it "
+                             "as it appears in image=, without a tag, e.g. train") from None
+        if ref.tag is not None or ref.digest is not None:
+            raise ValueError(f"the short name {short!r} has a tag or digest; write the name alone, e.g. "
+                             f"{short.split('@')[0].rsplit(':', 1)[0]!r}, and the tag is kept from each image=")
+        try:
+            check_repository_prefix(target)
+        except ImageError as exc:
+            raise ValueError(f"{short}: {getattr(exc, 'why', exc)}") from None
+    return values
+
+
 def user(value: str) -> str:
     if not _USER.fullmatch(value):
         raise ValueError(f"{value!r} is not a user; write a user name (letters, digits, '_', '.', '-', not starting "

@@ -25,6 +25,8 @@ _LISTS = ("requirements", "apt_packages")
 _DICTS = ("environment", "build_args", "extra_files")
 
 _Reference = Annotated[str, AfterValidator(rules.reference)]
+Reference = _Reference
+"""An image reference to run, checked by the OCI grammar (the IR's step and container images)."""
 _User = Annotated[str, AfterValidator(rules.user)]
 _Python = Annotated[str, AfterValidator(rules.python_executable)]
 _ProjectPath = Annotated[str, AfterValidator(rules.project_path)]
@@ -100,11 +102,20 @@ class ImageSettings(BaseModel):
 
 
 def _reference_or_settings(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """A mapping is settings, validated so its errors name the setting itself, not a union branch."""
+    """A mapping is settings, validated so its errors name the setting itself, not a union branch;
+    a string is a reference to run, checked by the OCI grammar."""
     if isinstance(value, dict):
         return ImageSettings.model_validate(value)
+    if isinstance(value, str):
+        return rules.reference(value)
     return handler(value)
 
 
 ImageChoice = Annotated[str | ImageSettings, WrapValidator(_reference_or_settings)]
 """An `image:` in stackhop.yaml: a reference to run, or settings to build one from."""
+
+RepositoryPrefix = Annotated[str, AfterValidator(rules.repository_prefix)]
+"""`images.registry`: where built images are pushed, host[:port][/path] without a scheme."""
+
+Registries = Annotated[dict[str, str], AfterValidator(rules.registries)]
+"""`images.registries`: short image name -> the full repository it stands for."""

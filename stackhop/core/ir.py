@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from stackhop.core.accelerators import canonical_accelerator
 from stackhop.core.canonical import canonical_json
-from stackhop.core.image_settings import ImageSettings
+from stackhop.core.image_settings import ImageSettings, Reference
 
 IR_VERSION = 1
 
@@ -38,6 +38,8 @@ JsonValue = Any
 def is_artifact_type(type_name: str) -> bool:
     return type_name in ARTIFACT_TYPES
 
+
+MAX_TIMEOUT_SECONDS = 315_360_000  # ten years: more than any backend waits, and within every int field
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -233,7 +235,7 @@ class PythonCall(_Frozen):
 
 
 class ContainerSpec(_Frozen):
-    image: str
+    image: Reference
     command: tuple[str | Placeholder, ...]
     args: tuple[str | Placeholder, ...] = ()
 
@@ -324,12 +326,12 @@ class OutputSpec(_Frozen):
 class StepSettings(_Frozen):
     """Everything a pipeline, a stack override or a step may set; None means 'not set here'."""
 
-    image: str | None = None
+    image: Reference | None = None
     image_build: ImageSettings | None = None
     """Build the step's image from these settings; the built reference then replaces `image`."""
     resources: Resources | None = None
     retry: RetryPolicy | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS)
     caching: bool | None = None
     env: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)

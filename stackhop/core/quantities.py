@@ -19,6 +19,9 @@ _DECIMAL_POWER = {"k": 3, "M": 6, "G": 9, "T": 12, "P": 15}
 _AMBIGUOUS = {"kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "pib", "b"}
 
 
+_MAX = 2**63 - 1  # Kubernetes quantities, and every backend's request fields, are 64-bit
+
+
 def parse_cpu(value: str | int | float, *, where: str) -> int:
     """Return millicores for "2", "0.5", "500m", 2 or 0.5."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -40,6 +43,8 @@ def parse_cpu(value: str | int | float, *, where: str) -> int:
             f"{where}: cpu {value!r} must be a positive whole number of millicores (at least '1m'); "
             "write e.g. '0.5' or '500m'."
         )
+    if milli > _MAX:
+        raise QuantityError(f"{where}: cpu {value!r} is more than a 64-bit quantity holds; write the cores a node has.")
     return int(milli)
 
 
@@ -50,6 +55,8 @@ def parse_bytes(value: str | int, *, where: str, what: str = "memory") -> int:
     if isinstance(value, int):
         if value <= 0:
             raise QuantityError(f"{where}: {what} must be positive, got {value}.")
+        if value > _MAX:
+            raise QuantityError(f"{where}: {what} {value} bytes is more than a 64-bit quantity holds; write what a node has.")
         return value
     match = _MEM_RE.match(str(value))
     if not match:
@@ -70,6 +77,8 @@ def parse_bytes(value: str | int, *, where: str, what: str = "memory") -> int:
     amount = Decimal(number) * factor
     if amount <= 0 or amount != amount.to_integral_value():
         raise QuantityError(f"{where}: {what} {value!r} must be a positive whole number of bytes.")
+    if amount > _MAX:
+        raise QuantityError(f"{where}: {what} {value!r} is more than a 64-bit quantity holds; write what a node has.")
     return int(amount)
 
 

@@ -74,7 +74,18 @@ def read_signature(fn: Callable[..., Any], *, step: str) -> Signature:
                 f"step {step!r}: *{p.name} / **{p.name} parameters cannot be traced; declare each input by name."
             )
         params.append(_param(step, p, hints.get(p.name, _NO_DEFAULT)))
-    return Signature(tuple(params), _returns(step, hints.get("return", None)))
+    returns = _returns(step, hints.get("return", None))
+    written = {p.name: p.type for p in params if p.direction == "out"}
+    for name, _type, _hint in returns:
+        if name in written:
+            single = name == "output" and len(returns) == 1
+            what = "its return value is the output named 'output'" if single else (
+                f"its return type {getattr(hints['return'], '__name__', 'NamedTuple')} has a field {name!r} too")
+            raise PipelineDefinitionError(
+                f"step {step!r} has a parameter {name!r}: Output[{written[name]}], and {what}; every output needs its "
+                f"own name, so rename the parameter{'' if single else ' or the field'}."
+            )
+    return Signature(tuple(params), returns)
 
 
 def _artifact_class(step: str, name: str, arg: Any) -> type[Artifact]:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stackhop.core.image_settings import ImageChoice, ImageSettings
+from stackhop.core.image_settings import ImageChoice, ImageSettings, Registries, RepositoryPrefix
 from stackhop.core.yaml_files import Located
 from stackhop.errors import ConfigError, StackhopError
 
@@ -45,8 +45,9 @@ class _Strict(BaseModel):
 class StepOverride(_Strict):
     image: ImageChoice | None = Field(default=None, description="A reference, or settings to build one.")
     resources: dict[str, Any] | None = None
-    retries: int | None = Field(default=None, ge=0)
-    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    retries: int | None = Field(default=None, ge=0, le=100)
+    timeout: float | None = Field(default=None, gt=0, le=315_360_000, allow_inf_nan=False,
+                                  description="Seconds, at most ten years.")
     caching: bool | None = None
     env: dict[str, str] = Field(default_factory=dict, description="Plain values: they are written into the compiled "
                                 "document and the run record. Use `secrets` for anything secret.")
@@ -90,9 +91,10 @@ class ImagesConfig(_Strict):
 
     builder: str | None = Field(default=None, description="buildah, docker, kaniko, codebuild, cloudbuild; none: prebuilt only.")
     builder_settings: dict[str, Any] = Field(default_factory=dict)
-    registry: str | None = Field(default=None, description="Where built images are pushed, e.g. 127.0.0.1:5000/ml.")
-    registries: dict[str, str] = Field(default_factory=dict,
-                                       description="Short image name -> full repository, e.g. train: 1234.dkr.ecr.../train.")
+    registry: RepositoryPrefix | None = Field(default=None,
+                                              description="Where built images are pushed, e.g. 127.0.0.1:5000/ml.")
+    registries: Registries = Field(default_factory=dict,
+                                   description="Short image name -> full repository, e.g. train: 1234.dkr.ecr.../train.")
     require_digest: bool = Field(default=False, description="Refuse tags: every image must be pinned by digest.")
     reproducible: bool = Field(default=False, description="Warn about requirements that are not pinned with ==.")
     lock_file: str = Field(default=".stackhop/images.lock.json", description="Digests recorded by `stackhop build`.")
@@ -283,6 +285,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
 
 def load_stack(name: str | None = None, *, config: str | os.PathLike[str] | LoadedConfig | None = None) -> Stack:
     loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    if name is not None and not name.strip():
+        raise ConfigError(f"the stack name is empty (-s \"\" or stack=\"\"), which an unset variable often gives; "
+                          f"pass one of {', '.join(loaded.stack_names())}, or leave it out for the default.")
     chosen = name or os.environ.get("STACKHOP_STACK") or loaded.file.default_stack or "local"
     source = str(loaded.path) if loaded.path else "built-in"
     if chosen in loaded.file.stacks:

@@ -8,6 +8,7 @@ others already consume its outputs; `to_ir()` then turns everything into plain I
 from __future__ import annotations
 
 import json
+import reprlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -252,7 +253,7 @@ class Task:
     def set_timeout(self, seconds: float) -> "Task":
         from stackhop.core import checks
 
-        self.settings["timeout_seconds"] = checks.number(f"step {self.name!r}", "set_timeout()", seconds, positive=True)
+        self.settings["timeout_seconds"] = checks.timeout(f"step {self.name!r}", "set_timeout()", seconds)
         return self
 
     def set_caching(self, enabled: bool) -> "Task":
@@ -513,9 +514,9 @@ def image_setting(where: str, image: Any) -> dict[str, Any]:
     from stackhop.core.image_settings import ImageSettings
 
     if isinstance(image, str):
-        from stackhop.core import checks
+        from stackhop.core.dsl import image_reference
 
-        return {"image": checks.text(where, "image", image)}
+        return {"image": image_reference(where, image)}
     if isinstance(image, dict):
         from stackhop.core.build import construct
 
@@ -563,16 +564,22 @@ def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | 
         return ir.ParamRef(name=v.name)
     if isinstance(v, LoopItem):
         return ir.LoopItemRef(loop=v.group.id, field=v.field)
-    try:
-        json.dumps(v, allow_nan=False)
-    except ValueError:
+    from stackhop.core.checks import json_problem
+
+    problem = json_problem(v)
+    if problem == "non-finite":
         raise PipelineDefinitionError(
-            f"{where} gets {v!r}; NaN and infinity cannot be stored in a pipeline (JSON has no such numbers), so "
-            "pass finite numbers."
-        ) from None
-    except (TypeError, RecursionError):
+            f"{where} gets {reprlib.repr(v)}; NaN and infinity cannot be stored in a pipeline (JSON has no such "
+            "numbers), so pass finite numbers."
+        )
+    if problem == "big-int":
         raise PipelineDefinitionError(
-            f"{where}: {type(v).__name__} value {v!r} cannot be stored in the pipeline; pass JSON-able constants "
+            f"{where} gets {reprlib.repr(v)}, an integer beyond 64 bits, which backends cannot hold; pass it as a "
+            "string or a float."
+        )
+    if problem:
+        raise PipelineDefinitionError(
+            f"{where}: {type(v).__name__} value {reprlib.repr(v)} cannot be stored in the pipeline ({problem}); pass JSON-able constants "
             "(str, int, float, bool, list, dict), pipeline parameters or other steps' outputs."
         ) from None
     return ir.Const(value=v)

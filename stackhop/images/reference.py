@@ -85,13 +85,27 @@ class ImageRef:
 def _bad(ref: str, why: str) -> Exception:
     from stackhop.images.errors import ImageError
 
-    return ImageError(f"Image reference {ref!r} is not valid: {why}; {_FORM}.")
+    error = ImageError(f"Image reference {ref!r} is not valid: {why}; {_FORM}.")
+    error.why = why  # type: ignore[attr-defined]  # the clause alone, for callers that name the setting themselves
+    return error
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def scheme_of(value: str) -> str | None:
+    """"https" for "https://registry.example.com/ml": a URL where a reference (which has no scheme) belongs."""
+    match = _SCHEME.match(value)
+    return match.group(1) if match else None
 
 
 def parse_reference(ref: str) -> ImageRef:
     """Parse and normalise `ref`; raises ImageError (one sentence) when it is malformed."""
     if not ref or ref != ref.strip() or any(c.isspace() for c in ref):
         raise _bad(ref, "it is empty or contains whitespace")
+    scheme = scheme_of(ref)
+    if scheme:
+        raise _bad(ref, f"a reference has no scheme, so drop the {scheme}://")
     name, at, digest = ref.partition("@")
     if at and not is_digest(digest):
         raise _bad(ref, f"the digest {digest!r} is not sha256:<64 hex> or sha512:<128 hex>")
@@ -121,3 +135,37 @@ def parse_reference(ref: str) -> ImageRef:
     if len(registry) + 1 + len(path) > _MAX_NAME:
         raise _bad(ref, f"the name is longer than {_MAX_NAME} characters")
     return ImageRef(registry=registry, repository=path, tag=tag, digest=digest or None)
+
+
+def check_repository_prefix(prefix: str) -> None:
+    """A place to push to, `host[:port][/path]` or a Docker Hub namespace: no scheme, tag or digest.
+
+    Raises ImageError whose `why` is a clause saying what is wrong and how to write it."""
+    from stackhop.images.errors import ImageError
+
+    how = ("write a registry host with an optional port and path, e.g. registry.example.com/ml or "
+           "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml")
+    scheme = scheme_of(prefix)
+    if scheme:
+        why = f"{prefix!r} is a URL, and a repository has no scheme; drop the {scheme}:// and write {prefix[len(scheme) + 3:]!r}"
+    elif not prefix or any(c.isspace() for c in prefix):
+        why = f"{prefix!r} is empty or contains whitespace; {how}"
+    elif "@" in prefix:
+        why = f"{prefix!r} has a digest, and images are pushed to a repository, not a digest; drop the @... and {how}"
+    else:
+        try:
+            parse_reference(prefix.rstrip("/") + "/x")
+            if not prefix.startswith("/") and "//" not in prefix:
+                return
+        except ImageError:
+            pass
+        try:
+            ref = parse_reference(prefix.rstrip("/"))
+            problem = f"it ends in the tag {ref.tag!r}, and the tag is stackhop's to choose" if ref.tag else \
+                "it has an empty path segment"
+        except ImageError as exc:
+            problem = getattr(exc, "why", str(exc))
+        why = f"{prefix!r} is not a repository ({problem}); {how}"
+    error = ImageError(f"{why[0].upper()}{why[1:]}.")
+    error.why = why  # type: ignore[attr-defined]
+    raise error

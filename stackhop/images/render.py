@@ -57,7 +57,86 @@ def _read(project: Path, rel: str, what: str, where: str) -> bytes:
         raise ImageError(f"{where}: {what} {rel!r} is outside the project {str(project)!r}; keep it inside.")
     if not path.is_file():
         raise ImageError(f"{where}: {what} {rel!r} does not exist under {str(project)!r}; fix the path.")
-    return path.read_bytes()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{where}: {what} {rel!r} cannot be read ({exc.strerror}); check its permissions.") from None
+
+
+def _text(data: bytes, rel: str, what: str, where: str) -> str:
+    """A file the build reads as text (pip, the Dockerfile frontend): UTF-8, as both expect."""
+    fix = "save it as UTF-8 text"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        why = "is UTF-16, as PowerShell's `>` writes it (e.g. `pip freeze > requirements.txt`)"
+        fix = f"save it as UTF-8 (in PowerShell: `pip freeze | Out-File -Encoding utf8 {rel}`)"
+    elif b"\0" in data:
+        why = "is not text (it holds NUL bytes)"
+    else:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            why = f"is not UTF-8 (line {line} has the byte 0x{data[exc.start]:02x})"
+    raise ImageError(f"{where}: {what} {rel!r} {why}; {fix}.")
+
+
+# Options pip reads from a requirements file that need nothing but the file itself and the network.
+_SAFE_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--trusted-host", "--pre", "--prefer-binary",
+                 "--only-binary", "--no-binary", "--require-hashes", "--no-index")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_LOCAL = re.compile(r"(?:\.|/|~|file:|[A-Za-z]:[\\/])")
+
+
+def _requirement_lines(text: str, rel: str, where: str) -> list[str]:
+    """The requirements in a requirements file, one per logical line (continuations joined, comments dropped).
+
+    The file is shipped as it is and nothing else of the project goes with it, so a line that points
+    pip at another file or at a folder here (`-r base.txt`, `-e .`, `./libs/x`, `-f wheels/`) is
+    refused, naming its line: in the image it could only fail."""
+    out: list[str] = []
+    physical = text.splitlines()
+    i = 0
+    while i < len(physical):
+        number, line = i + 1, physical[i]
+        while line.endswith("\\") and i + 1 < len(physical):
+            i += 1
+            line = line[:-1] + physical[i]
+        i += 1
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if not line:
+            continue
+        at = f"{where}: requirements_file {rel}:{number}: {line!r}"
+        if line.startswith("--"):
+            option = re.split(r"[=\s]", line, maxsplit=1)[0]
+            value = line[len(option):].lstrip(" \t=")
+        elif line.startswith("-"):
+            option, value = line[:2], line[2:].lstrip(" \t=")
+        else:
+            option, value = "", line
+        if option in ("-r", "--requirement", "-c", "--constraint"):
+            raise ImageError(f"{at} reads another file, which is not copied into the image; put that file's lines "
+                             f"into {rel} in its place, or point requirements_file at a file that includes no other.")
+        if option in ("-e", "--editable"):
+            raise ImageError(f"{at} is an editable install, which the image cannot make from a requirements file "
+                             "shipped alone; list the package as name==version or a URL instead (the project's own "
+                             "code reaches steps through the image setting `code`).")
+        if option in ("-f", "--find-links"):
+            if not _URL.match(value):
+                raise ImageError(f"{at} points pip at a folder on this machine, which is not copied into the image; "
+                                 "use an http(s) URL, or set an index with build_args PIP_INDEX_URL.")
+            continue
+        if option:
+            if option not in _SAFE_OPTIONS:
+                raise ImageError(f"{at} is a pip option stackhop does not ship in a requirements_file; keep only "
+                                 f"requirements and {', '.join(_SAFE_OPTIONS[:5])} lines there.")
+            continue
+        target = line.split(" @ ", 1)[1].strip() if " @ " in line else line
+        if _LOCAL.match(target):
+            raise ImageError(f"{at} installs from a path on this machine, which is not in the image; list the package "
+                             "as name==version or a URL instead (the project's own code reaches steps through the "
+                             "image setting `code`).")
+        out.append(line)
+    return out
 
 
 def _installed_pins(names: tuple[str, ...]) -> list[str]:
@@ -131,11 +210,12 @@ def render(settings: ImageSettings, *, project: Path, where: str, artifact_schem
     warnings = []
     requirements = list(settings.requirements)
     if settings.requirements_file:
-        text = _read(project, settings.requirements_file, "requirements_file", where)
-        context["requirements/project.txt"] = text
+        data = _read(project, settings.requirements_file, "requirements_file", where)
+        requirements_from_file = _requirement_lines(_text(data, settings.requirements_file, "requirements_file", where),
+                                                    settings.requirements_file, where)
+        context["requirements/project.txt"] = data
         lines += ["COPY requirements/project.txt /tmp/stackhop-req/project.txt",
                   quoting.run(*_install(python, installer, "/tmp/stackhop-req/project.txt"))]
-        requirements_from_file = [l.strip() for l in text.decode().splitlines() if l.strip() and not l.startswith(("#", "-"))]
     else:
         requirements_from_file = []
     if requirements:
@@ -174,7 +254,7 @@ def render(settings: ImageSettings, *, project: Path, where: str, artifact_schem
 def _custom(settings: ImageSettings, project: Path, where: str) -> Rendered:
     """Your own Dockerfile: used as written, its context files hashed into the tag."""
     assert settings.dockerfile is not None
-    text = _read(project, settings.dockerfile, "dockerfile", where).decode()
+    text = _text(_read(project, settings.dockerfile, "dockerfile", where), settings.dockerfile, "dockerfile", where)
     context_dir = (project / (settings.build_context or str(Path(settings.dockerfile).parent))).resolve()
     if not context_dir.is_relative_to(project.resolve()) or not context_dir.is_dir():
         raise ImageError(f"{where}: build_context {str(context_dir)!r} must be a folder inside the project.")

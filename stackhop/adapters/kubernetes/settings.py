@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from stackhop.core.adapter import AdapterSettings
+from stackhop.core.image_settings import Reference
 from stackhop.core.ir import Toleration
 
 
@@ -28,7 +29,8 @@ class KubernetesSettings(AdapterSettings):
     tolerations: list[Toleration] = Field(default_factory=list, description="Added to every step pod.")
     labels: dict[str, str] = Field(default_factory=dict, description="Added to every object stackhop creates.")
     driver: Literal["client", "in-cluster"] = "client"
-    driver_image: str | None = Field(default=None, description="Image of the in-cluster driver Job (needs stackhop).")
+    driver_image: Reference | None = Field(default=None,
+                                           description="Image of the in-cluster driver Job (needs stackhop).")
     python: str = Field(default="python", description="Python executable inside step images.")
     poll_seconds: float = Field(default=2.0, gt=0)
     pending_grace_seconds: float = Field(

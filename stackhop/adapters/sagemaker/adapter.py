@@ -54,6 +54,11 @@ class SageMakerAdapter(Adapter):
         return out
 
     def compile(self, ir: Pipeline) -> Compiled:
+        root = self.stack.artifact_root
+        if not root.startswith("s3://"):
+            raise ConfigError(
+                f"stack {self.stack.name!r}: SageMaker reads and writes artifacts on S3; set artifact_root to an s3:// "
+                f"URI (it is {root!r}).")
         definition, spec_text, spec_uri = compile_definition(ir, self.settings, self.stack.artifact_root,
                                                              self.instance_type)
         text = json.dumps(definition, sort_keys=True, indent=1)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import Field
 
+from stackhop.core.image_settings import Reference
 from stackhop.images.builder import Builder, BuilderSettings
 from stackhop.images.builders.remote_context import require_scheme, split_bucket, upload_context
 from stackhop.images.errors import ImageError
@@ -60,7 +61,7 @@ class CloudBuildSettings(BuilderSettings):
     worker_pool: str | None = Field(
         default=None, description="Private pool id, or projects/<p>/locations/<l>/workerPools/<id>."
     )
-    docker_image: str = Field(default=DOCKER_STEP, description="The builder image of the docker step.")
+    docker_image: Reference = Field(default=DOCKER_STEP, description="The builder image of the docker step.")
     poll_seconds: float = Field(default=5.0, gt=0)
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import Field, model_validator
 
+from stackhop.core.image_settings import Reference
 from stackhop.images.builder import Builder, BuilderSettings
 from stackhop.images.builders.remote_context import context_zip, require_scheme, split_bucket, upload_context
 from stackhop.images.errors import ImageError
@@ -58,7 +59,7 @@ class CodeBuildSettings(BuilderSettings):
         default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", description="Role for a created project."
     )
     environment_type: Literal["LINUX_CONTAINER", "ARM_CONTAINER"] = "LINUX_CONTAINER"
-    build_image: str | None = Field(default=None, description="Build environment image of a created project.")
+    build_image: Reference | None = Field(default=None, description="Build environment image of a created project.")
     compute_type: str = Field(default="BUILD_GENERAL1_SMALL", pattern=r"^BUILD_[A-Z0-9_]+$")
     registry_credentials_secret: str | None = Field(
         default=None,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import Field
 
+from stackhop.core.image_settings import Reference
 from stackhop.images.builder import Builder, BuilderSettings
 from stackhop.images.builders.remote_context import require_scheme, upload_context
 from stackhop.images.errors import ImageError
@@ -65,7 +66,7 @@ class KanikoSettings(BuilderSettings):
     context: str | None = Field(default=None, description="kubeconfig context; default: the current one.")
     in_cluster: bool = Field(default=False, description="Use the pod's service account instead of a kubeconfig.")
     namespace: str = Field(default="default", pattern=_NAME)
-    image: str = Field(default=KANIKO_IMAGE, description="The kaniko executor image.")
+    image: Reference = Field(default=KANIKO_IMAGE, description="The kaniko executor image.")
     service_account: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
     docker_config_secret: str | None = Field(
         default=None,
