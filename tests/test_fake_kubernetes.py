@@ -448,8 +448,8 @@ def test_backoff_limit_retries_then_fails(batch: client.BatchV1Api, core: client
 def test_active_deadline_kills_the_process(tmp_path: Path, batch: client.BatchV1Api, core: client.CoreV1Api) -> None:
     pid_file = tmp_path / "pid"
     code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    # time_scale 0.02: 25 simulated seconds are half a real one.
-    batch.create_namespaced_job(NS, job("slow", python(code), activeDeadlineSeconds=25, backoffLimit=0))
+    # time_scale 0.02: 150 simulated seconds are three real ones, time enough for a loaded machine to start Python.
+    batch.create_namespaced_job(NS, job("slow", python(code), activeDeadlineSeconds=150, backoffLimit=0))
     pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
     done = finished(batch, "slow")
     assert conditions(done) == [("FailureTarget", "True", "DeadlineExceeded"), ("Failed", "True", "DeadlineExceeded")]
