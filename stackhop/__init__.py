@@ -41,8 +41,8 @@ _EXPORTS: dict[str, str] = {
     # running
     "run": "stackhop.core.api",
     "compile": "stackhop.core.api",
-    "get_run": "stackhop.core.api",
-    "RunHandle": "stackhop.core.api",
+    "get_run": "stackhop.core.handles",
+    "RunHandle": "stackhop.core.handles",
     "RunStatus": "stackhop.core.runs",
     "StepStatus": "stackhop.core.runs",
     "ArtifactRef": "stackhop.core.runs",
@@ -66,7 +66,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from stackhop.core.api import RunHandle, compile, get_run, run
+    from stackhop.core.api import compile, run
+    from stackhop.core.handles import RunHandle, get_run
     from stackhop.core.artifact_types import (
         HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output,
     )

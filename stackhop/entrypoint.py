@@ -1,13 +1,18 @@
 """What runs inside every step's process or container, on every backend.
 
-    python -m stackhop.entrypoint --spec URI --step NAME [--index 0,2]
+    python -m stackhop.entrypoint --spec URI --step NAME [--index 0,2] [--timeout S] [--wiring REF ARGS...]
+    python -m stackhop.entrypoint --spec URI --driver ADAPTER
 
-It reads the run spec, loads the step's inputs from the artifact store, calls the function
-(or runs the container command with its placeholders filled), writes each output atomically,
-and writes `outputs.json` last: that file is the commit marker downstream steps and caches
-trust. On failure it writes `error.json` and exits non-zero; nothing already committed is
-touched. Kept free of pydantic and fsspec imports for local roots, so a step starts in tens
-of milliseconds.
+It reads the run spec, loads the step's inputs, calls the function (or runs the container
+command with its placeholders filled), writes each output atomically, and writes
+`outputs.json` last: that file is the commit marker downstream steps and caches trust. On
+failure it writes `error.json` and exits non-zero; nothing already committed is touched.
+
+Where inputs come from and outputs go is the `Wiring` the command names (`stackhop.core.wiring`):
+without `--wiring`, the run layout; a backend that hands data around itself compiles
+`--wiring module:Class` followed by that wiring's own arguments, which the wiring parses.
+`--driver ADAPTER` runs an adapter's driver (`Adapter.drive`) for a whole run instead.
+Kept free of pydantic, fsspec (for local roots) and pluggy, so a step starts in tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -23,94 +28,17 @@ import sys
 import signal
 import tempfile
 import traceback
-from dataclasses import dataclass, field
 from typing import Any
 
 from stackhop.core.artifact_types import ARTIFACT_CLASSES, Artifact
-from stackhop.core.artifacts import ArtifactStore, content_digest
-from stackhop.core.resolve import Index, RunView, instance_key
-from stackhop.errors import StackhopError
+from stackhop.core.artifacts import content_digest
+from stackhop.core.resolve import Index, RunView, instance_key, read_spec
+from stackhop.core.wiring import StepError, Wiring, check_scalar, resolve_wiring
+from stackhop.errors import ConfigError, StackhopError
+
+__all__ = ["StepError", "main", "read_spec", "run_step"]
 
 SCALARS = ("str", "int", "float", "bool", "list", "dict")
-_TEE_CHILD = "STACKHOP_ENTRYPOINT_TEED"
-
-
-@dataclass
-class Wiring:
-    """Values and locations a PipelineSpec backend hands the step through placeholders.
-
-    Empty for the other backends, where inputs are read from upstream `outputs.json` files
-    and outputs go to the run's own prefix.
-    """
-
-    meta: str | None = None
-    mirror: str | None = None
-    inputs: dict[str, str] = field(default_factory=dict)
-    input_artifacts: dict[str, str] = field(default_factory=dict)
-    output_artifacts: dict[str, str] = field(default_factory=dict)
-    output_parameters: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Wiring":
-        def pairs(items: list[str]) -> dict[str, str]:
-            return dict(item.split("=", 1) for item in items)
-
-        return cls(args.meta.rstrip("/") if args.meta else None,
-                   args.meta_mirror.rstrip("/") if args.meta_mirror else None, pairs(args.input),
-                   pairs(args.input_artifact), pairs(args.output_artifact), pairs(args.output_parameter))
-
-    def input(self, view: RunView, spec: dict[str, Any], step: str, index: Index) -> Any:
-        name = spec["name"]
-        if name in self.inputs:
-            return _parse_input(step, name, spec["type"], self.inputs[name])
-        if name in self.input_artifacts:
-            uri = self.input_artifacts[name]
-            try:
-                record = dict(view.value(spec["value"], step, index))
-            except Exception:  # no producer record reachable: the URI alone still names the data
-                record = {"type": spec["type"], "metadata": {}, "materializer": None}
-            record["uri"] = uri
-            return record
-        return view.value(spec["value"], step, index)
-
-    def output_uri(self, view: RunView, step: str, output: str, index: Index) -> str:
-        if output in self.output_artifacts:
-            return self.output_artifacts[output].rstrip("/")
-        return view.store.output_uri(view.pipeline, view.run_id, step, output, index)
-
-    def write_output_parameters(self, step: dict[str, Any], record: dict[str, Any]) -> None:
-        for name, path in self.output_parameters.items():
-            if name not in record["scalars"]:
-                raise StepError(f"step {step['name']!r} has no scalar output {name!r} to hand the backend.")
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            value = record["scalars"][name]
-            with open(path, "w") as f:
-                f.write(value if isinstance(value, str) else json.dumps(value))
-
-
-def _parse_input(step: str, name: str, type_name: str, text: str) -> Any:
-    """A placeholder's text as the declared type: strings verbatim, everything else as JSON."""
-    if type_name == "str":
-        return text
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise StepError(f"step {step!r}: input {name!r} is {type_name}, and the backend passed {text[:80]!r}.") from None
-    if type_name == "int" and isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    return _check_scalar(step, name, type_name, value)
-
-
-def _write_meta(view: RunView, step: str, index: Index, name: str, data: Any) -> None:
-    """outputs.json and error.json: in the run's own layout, or where the backend's wiring says."""
-    wiring = view.wiring
-    if not wiring.meta:
-        view.store.write_json(view.store.step_meta(view.pipeline, view.run_id, step, index, name), data)
-        return
-    for base in filter(None, (wiring.mirror, wiring.meta)):  # the backend's own location last: it commits
-        ArtifactStore.for_uri(base).write_json(f"{base}/{name}", data)
 
 
 def _arm_timeout(seconds: float) -> None:
@@ -121,92 +49,57 @@ def _arm_timeout(seconds: float) -> None:
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
-def _tee(argv: list[str], metas: list[str]) -> int:
-    """Run this entrypoint as a child and copy its output to our stdout and to `log.txt` in each meta folder.
-
-    The backend keeps its own log (Cloud Logging, pod logs); this copy lives beside the step's
-    outputs, so `stackhop logs` reads it the same way for every backend.
-    """
-    env = {**os.environ, _TEE_CHILD: "1"}
-    child = subprocess.Popen([sys.executable, "-m", "stackhop.entrypoint", *argv], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-    def forward(signum: int, frame: Any) -> None:
-        child.send_signal(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, forward)
-    with tempfile.NamedTemporaryFile(prefix="stackhop-log-", suffix=".txt", delete=False) as log:
-        assert child.stdout is not None
-        for chunk in iter(lambda: child.stdout.read1(65536), b""):  # type: ignore[union-attr]
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
-            log.write(chunk)
-    code = child.wait()
-    for meta in metas:
-        try:
-            uri = meta.rstrip("/") + "/log.txt"
-            ArtifactStore.for_uri(uri).put_file(log.name, uri)
-        except Exception as exc:  # the step's result stands even if its log copy cannot be stored
-            print(f"stackhop: could not store the step log at {meta}: {exc}", file=sys.stderr)
-    os.unlink(log.name)
-    return code
+def _split_wiring(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The entrypoint's own arguments (through `--wiring REF`), and the wiring's (everything after)."""
+    for i, arg in enumerate(argv):
+        if arg == "--wiring":
+            return argv[: i + 2], argv[i + 2:]
+        if arg.startswith("--wiring="):
+            return argv[: i + 1], argv[i + 1:]
+    return argv, []
 
 
-class StepError(Exception):
-    """A failure of the step itself (its code, its command, or an output it did not write)."""
-
-
-def read_spec(uri: str) -> dict[str, Any]:
-    if "://" not in uri:
-        with open(uri) as f:
-            return json.load(f)
-    return ArtifactStore.for_uri(uri).read_json(uri)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stackhop.entrypoint")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stackhop.entrypoint", allow_abbrev=False,
+                                     epilog="Arguments after --wiring REF belong to the wiring; "
+                                            "`--wiring REF --help` lists them.")
     parser.add_argument("--spec", required=True, help="URI or path of the run spec (run.json)")
     parser.add_argument("--step", help="the step to run")
     parser.add_argument("--index", default="", help="loop indexes, comma-separated")
-    parser.add_argument("--driver", help="run a backend's driver for the whole run instead of one step")
-    # Per-execution values a backend supplies when the run spec is shared by many executions:
-    parser.add_argument("--run-id", help="this execution's run id (overrides the spec's)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a pipeline parameter for this execution (JSON, or a plain string)")
-    parser.add_argument("--code", default="", help="code archive as URI#DIGEST (overrides the spec's)")
-    parser.add_argument("--upstream", action="append", default=[], metavar="STEP=URI",
-                        help="where an upstream step's _stackhop files are (e.g. a SageMaker step property)")
-    parser.add_argument("--property-dir", help="also write outputs.json here (a directory the backend uploads)")
-    # Wiring a PipelineSpec backend (Vertex AI, Kubeflow) fills in through its placeholders:
-    parser.add_argument("--meta", help="URI for this step instance's outputs.json, error.json and log.txt")
-    parser.add_argument("--meta-mirror", help="a second URI that receives the same files")
-    parser.add_argument("--input", action="append", default=[], metavar="NAME=TEXT", help="a scalar input's value")
-    parser.add_argument("--input-artifact", action="append", default=[], metavar="NAME=URI", help="an artifact input")
-    parser.add_argument("--output-artifact", action="append", default=[], metavar="NAME=URI",
-                        help="where to write an artifact output")
-    parser.add_argument("--output-parameter", action="append", default=[], metavar="NAME=PATH",
-                        help="a local file the backend reads a scalar output from")
     parser.add_argument("--timeout", type=float, help="fail the step after this many seconds")
-    parser.add_argument("--final-status", help="the pipeline task final status an exit step receives (JSON)")
-    args = parser.parse_args(argv)
-    if args.meta and not os.environ.get(_TEE_CHILD):
-        return _tee(argv if argv is not None else sys.argv[1:], [args.meta, *filter(None, [args.meta_mirror])])
+    parser.add_argument("--wiring", metavar="MODULE:CLASS",
+                        help="how the backend hands this step its inputs and takes its outputs "
+                             "(default: the run layout); a registered wiring name also works")
+    parser.add_argument("--driver", metavar="ADAPTER", help="run an adapter's driver for the whole run instead of one step")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, rest = _split_wiring(argv)
+    parser = _parser()
+    args = parser.parse_args(own)
     if args.driver:
         from stackhop.core.plugins import adapter_class
 
         return adapter_class(args.driver, where="--driver").drive(args.spec)
     if not args.step:
         parser.error("--step is required unless --driver is given")
+    try:
+        wiring = resolve_wiring(args.wiring).from_argv(rest) if args.wiring else Wiring()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return wiring.execute(argv, lambda: _run(args, wiring))
+
+
+def _run(args: argparse.Namespace, wiring: Wiring) -> int:
     index: Index = tuple(int(x) for x in args.index.split(",") if x != "")
-    view = RunView(with_overrides(read_spec(args.spec), args))
-    view.wiring = Wiring.from_args(args)
+    view = RunView(wiring.prepare(read_spec(args.spec)), wiring=wiring)
     step = view.steps.get(args.step)
     if step is None:
         print(f"error: run spec has no step {args.step!r}", file=sys.stderr)
         return 2
-    if args.final_status:
-        os.environ["STACKHOP_PIPELINE_TASK_FINAL_STATUS"] = args.final_status
     try:
         if args.timeout:
             _arm_timeout(args.timeout)
@@ -218,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         except (TypeError, ValueError, RecursionError) as exc:
             raise StepError(f"step {args.step!r} produced outputs JSON cannot hold ({type(exc).__name__}: {exc}); "
                             "return strings, finite numbers, booleans, None, lists and string-keyed dicts.") from None
-        view.wiring.write_output_parameters(step, record)
+        wiring.deliver(view, step, index, record)
     except BaseException as exc:  # report every failure, then exit non-zero
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -227,45 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"stackhop: step {instance_key(args.step, index)} failed: {message}", file=sys.stderr)
         with contextlib.suppress(Exception):
-            _write_meta(view, args.step, index, "error.json", {"message": message, "type": type(exc).__name__})
+            view.write_meta(args.step, index, "error.json", {"message": message, "type": type(exc).__name__})
         return getattr(exc, "exit_code", None) or 1
-    _write_meta(view, args.step, index, "outputs.json", record)
-    if args.property_dir:
-        os.makedirs(args.property_dir, exist_ok=True)
-        with open(os.path.join(args.property_dir, "outputs.json"), "w") as f:
-            json.dump(record, f, sort_keys=True)
+    view.write_meta(args.step, index, "outputs.json", record)
     return 0
 
 
-def with_overrides(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Apply what the backend passed on the command line for this execution."""
-    spec = dict(spec)
-    if args.run_id:
-        spec["run_id"] = args.run_id
-    if args.param:
-        params = dict(spec.get("parameters") or {})
-        declared = {p["name"]: p["type"] for p in spec["pipeline"].get("parameters", [])}
-        for item in args.param:
-            name, _, raw = item.partition("=")
-            if declared.get(name) == "str":
-                params[name] = raw
-            else:
-                try:
-                    params[name] = json.loads(raw)
-                except ValueError:
-                    params[name] = raw
-        spec["parameters"] = params
-    if args.code:
-        uri, _, digest = args.code.partition("#")
-        spec["code"] = {"source_dir": None, "archive_uri": uri, "digest": digest}
-    if args.upstream:
-        spec["upstream"] = dict(u.split("=", 1) for u in args.upstream)
-    return spec
-
-
 def run_step(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any]:
-    if getattr(view, "wiring", None) is None:
-        view.wiring = Wiring()  # type: ignore[attr-defined]
+    """One step instance's output record; inputs and output locations come from the view's wiring."""
     if step["kind"] == "python":
         return _run_python(view, step, index)
     if step["kind"] == "container":
@@ -297,23 +159,6 @@ def _import_step(view: RunView, step: dict[str, Any]) -> Any:
     for part in call["qualname"].split("."):
         obj = getattr(obj, part)
     return getattr(obj, "fn", obj)
-
-
-def _check_scalar(step: str, name: str, type_name: str, value: Any) -> Any:
-    checks: dict[str, tuple[type, ...]] = {
-        "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list, tuple), "dict": (dict,)
-    }
-    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        value = value.item()  # numpy.float64(0.93) for a `-> float` step
-    if (type_name in ("int", "float") and isinstance(value, bool)) or not isinstance(value, checks[type_name]):
-        raise StepError(
-            f"step {step!r} returned {type(value).__name__} {value!r} for output {name!r}, which is declared {type_name}."
-        )
-    if type_name == "float":
-        return float(value)
-    if type_name == "list":
-        return value if isinstance(value, list) else list(value)
-    return value
 
 
 _JSON_DEPTH = 400
@@ -431,7 +276,7 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
         for spec in step["inputs"]:
             if spec.get("value") is None:
                 continue
-            value = view.wiring.input(view, spec, name, index)
+            value = view.input_value(spec, name, index)
             if spec["type"] in SCALARS:
                 kwargs[spec["name"]] = float(value) if spec["type"] == "float" and isinstance(value, int) else value
                 continue
@@ -451,7 +296,7 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
         for out in step["outputs"]:
             if out["type"] in SCALARS or out.get("from_return"):
                 continue
-            uri = view.wiring.output_uri(view, name, out["name"], index)
+            uri = view.output_uri(name, out["name"], index)
             staged = view.store.staging_path(uri)
             artifact = ARTIFACT_CLASSES[out["type"]](out["name"], uri, staged)
             artifact.step = name
@@ -467,7 +312,7 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
     for out in returns:
         value = values[out["name"]]
         if out.get("from_return"):
-            uri = view.wiring.output_uri(view, name, out["name"], index)
+            uri = view.output_uri(name, out["name"], index)
             staged = view.store.staging_path(uri)
             where = f"step {name!r}" + (f" (output {out['name']!r})" if out["name"] != "output" else "")
             try:
@@ -481,7 +326,7 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
                                                 "materializer": kind, "materializer_meta": meta,
                                                 "materializer_module": module}
         else:
-            value = _check_scalar(name, out["name"], out["type"], value)
+            value = check_scalar(name, out["name"], out["type"], value)
             record["scalars"][out["name"]] = _json_output(name, out["name"], value)
     for out_name, (artifact, uri) in outputs.items():
         record["artifacts"][out_name] = _commit_artifact(view, name, artifact, uri)
@@ -518,7 +363,7 @@ def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[st
         values: dict[str, Any] = {}
         for spec in step["inputs"]:
             if spec.get("value") is not None:
-                values[spec["name"]] = view.wiring.input(view, spec, name, index)
+                values[spec["name"]] = view.input_value(spec, name, index)
             elif spec.get("has_default"):
                 values[spec["name"]] = spec.get("default")
         staged: dict[str, str] = {}
@@ -528,7 +373,7 @@ def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[st
                 staged[out["name"]] = os.path.join(scratch, "outputs", out["name"])
                 os.makedirs(os.path.dirname(staged[out["name"]]), exist_ok=True)
             else:
-                uris[out["name"]] = view.wiring.output_uri(view, name, out["name"], index)
+                uris[out["name"]] = view.output_uri(name, out["name"], index)
                 staged[out["name"]] = view.store.staging_path(uris[out["name"]])
 
         def fill(item: Any) -> str:
@@ -580,7 +425,7 @@ def _parse_scalar(step: str, key: str, type_name: str, text: str) -> Any:
                 raise ValueError(text)
             return text.strip().lower() == "true"
         value = json.loads(text)
-        return _as_json(_check_scalar(step, key, type_name, value))
+        return _as_json(check_scalar(step, key, type_name, value))
     except (ValueError, StepError, _NotJson):
         raise StepError(f"step {step!r} wrote {text[:80]!r} to output {key!r}, which is not a valid {type_name}.") from None
 

@@ -46,6 +46,14 @@ class ArtifactError(StackhopError):
     """An artifact is missing, or its name would escape its run's prefix."""
 
 
+class ImageError(StackhopError):
+    """An image reference is malformed, or a build, push or registry call failed.
+
+    Defined here rather than in `stackhop.images` because core's reference parser raises it too,
+    and one class keeps every `except ImageError` catching both.
+    """
+
+
 class StepFailedError(Exception):
     """Raised inside the entrypoint when the user's step code fails (exit code 1, not 2)."""
 

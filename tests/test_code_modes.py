@@ -96,7 +96,7 @@ def test_a_run_in_git_mode_imports_its_steps_from_the_clone(repo: Path, write_pi
 
 
 def test_code_in_the_image_ships_no_archive(project: Path, write_config, write_pipeline) -> None:
-    from stackhop.core.api import _code_mode, _code_ref
+    from stackhop.core.code_shipping import code_mode, code_ref
     from stackhop.core.plugins import adapter_class
     from stackhop.core.stack import load_stack
 
@@ -106,5 +106,5 @@ def test_code_in_the_image_ships_no_archive(project: Path, write_config, write_p
     adapter = adapter_class("vertex", where="t")(stack)
     from stackhop.core.stack import apply_stack
 
-    assert _code_mode(apply_stack(module.shipped.build(), stack), adapter) == "image"
-    assert _code_ref(project, stack, adapter, "image").archive_uri is None
+    assert code_mode(apply_stack(module.shipped.build(), stack), adapter) == "image"
+    assert code_ref(project, stack, adapter, "image").archive_uri is None

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import sys
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +22,7 @@ import pytest
 from stackhop.images.errors import ImageError
 from stackhop.images.reference import ImageRef, is_loopback, parse_reference
 from stackhop.images.registry import OCI_INDEX, OCI_MANIFEST, Credentials, Registry, parse_challenge
+from stackhop.testing.loopback import ThreadedServer
 from stackhop.testing.registry import LocalRegistry
 
 SKIP_HINT = "install with apt-get install buildah docker-registry busybox-static"
@@ -243,10 +243,10 @@ def test_copy_within_one_registry_mounts_blobs(reg_a: LocalRegistry) -> None:
 
 
 def test_unreachable_registry_is_one_sentence() -> None:
-    from stackhop.testing.registry import _free_port
+    from stackhop.testing.loopback import free_port
 
     with pytest.raises(ImageError) as info:
-        Registry(f"127.0.0.1:{_free_port()}").exists("a/b:c")
+        Registry(f"127.0.0.1:{free_port()}").exists("a/b:c")
     one_sentence(str(info.value))
     assert "Cannot reach the registry 127.0.0.1:" in str(info.value)
 
@@ -414,12 +414,9 @@ class _TokenRegistry(BaseHTTPRequestHandler):
 @pytest.fixture
 def token_registry() -> Iterator[str]:
     _TokenRegistry.token_requests, _TokenRegistry.storage_auth = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenRegistry)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with ThreadedServer("the token registry", lambda address: ThreadingHTTPServer(address, _TokenRegistry),
+                        thread_name="token-registry") as server:
+        yield server.address
 
 
 def test_bearer_token_with_basic_credentials(token_registry: str, no_ambient_credentials: Path) -> None:

@@ -171,6 +171,8 @@ def test_a_step_runs_the_entrypoint_with_kfp_placeholders_for_its_data(training)
     pairs = dict(zip(args[::2], args[1::2]))
 
     assert container["command"] == ["python", "-m", "stackhop.entrypoint"]
+    assert args[:6] == ["--spec", pairs["--spec"], "--step", "evaluate_model",
+                        "--wiring", "stackhop.adapters.pipelinespec.runtime:PipelineSpecWiring"]
     assert container["image"] == "us-docker.pkg.dev/p/ml/train:1.0"
     assert pairs["--spec"].startswith("gs://ml-artifacts/stackhop/_stackhop/specs/")
     assert pairs["--run-id"] == "{{$.pipeline_job_name}}"
@@ -258,7 +260,8 @@ def test_retries_resources_env_and_timeouts_are_per_task(sink) -> None:
         "accelerator": {"type": "NVIDIA_L4", "count": "1", "resourceType": "NVIDIA_L4", "resourceCount": "1"}}
     assert container["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"},
                                 {"name": "STACKHOP_STEP", "value": "train"}]
-    assert container["args"][-2:] == ["--timeout", "3600"]
+    args = container["args"]
+    assert args[:6] == ["--spec", args[1], "--step", "train", "--timeout", "3600"]  # the entrypoint's, not the wiring's
 
     kfp = documents(sink, "kfp")[0]["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert kfp["resourceCpuRequest"] == "500m" and kfp["resourceMemoryRequest"] == "1Gi"

@@ -105,6 +105,8 @@ def test_steps_get_run_id_parameters_code_and_upstream_locations_from_sagemaker_
     assert {"Std:Join": {"On": "=", "Values": ["n_estimators", {"Get": "Parameters.n_estimators"}]}} in args
     spec_uri = args[args.index("--spec") + 1]
     assert spec_uri.startswith("s3://ml-artifacts/stackhop/_stackhop/specs/") and spec_uri.endswith(".json")
+    assert args[:6] == ["--spec", spec_uri, "--step", "train_model",
+                        "--wiring", "stackhop.adapters.sagemaker.runtime:SageMakerWiring"]
     out = train["Arguments"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]["Std:Join"]["Values"]
     assert out == ["s3://ml-artifacts/stackhop/training-pipeline", {"Get": "Execution.PipelineExecutionId"}, "train_model/_stackhop"]
     assert train["Arguments"]["RoleArn"] == "arn:aws:iam::123456789012:role/SageMakerRole"

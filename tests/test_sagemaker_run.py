@@ -190,7 +190,7 @@ def test_the_compiled_definition_runs_locally_with_emulate_deploy_taken_and_skip
     skipped = stackhop.run(training, parameters={"min_accuracy": 0.999, "deploy_dir": str(deployed)}, emulate=True)
     assert skipped.status == RunStatus.SUCCEEDED, skipped.state().message
     steps = skipped.steps()
-    assert steps["deploy_model"].status == StepStatus.SKIPPED and steps["deploy_model"].native == "NotExecuted"
+    assert steps["deploy_model"].status == StepStatus.SKIPPED and steps["deploy_model"].native == "condition_false"
     assert skipped.artifact("evaluate_model", "output").load() == "no"
 
 

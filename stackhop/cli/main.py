@@ -414,7 +414,7 @@ def runs_show(run_id: str = typer.Argument(...), json_out: bool = JsonOpt, confi
 
     handle = get_run(run_id, config=_config(config))
     state = handle.state()
-    record = handle._store.get(handle.run_id)
+    record = handle.store.get(handle.run_id)
     outputs = [
         {"step": a.step, "output": a.output, "type": a.type, "uri": a.uri, **({"value": a.value} if a.value is not None else {}),
          **({"metadata": a.metadata} if a.metadata else {})}
@@ -434,10 +434,10 @@ def runs_show(run_id: str = typer.Argument(...), json_out: bool = JsonOpt, confi
 @stacks_app.command("list")
 def stacks_list(json_out: bool = JsonOpt, config: Optional[Path] = ConfigOpt) -> None:
     """List stacks and which one is the default."""
-    from stackhop.core.stack import load_config
+    from stackhop.core.stack import default_stack_name, load_config
 
     loaded = load_config(_config(config))
-    default = os.environ.get("STACKHOP_STACK") or loaded.file.default_stack or "local"
+    default = default_stack_name(loaded)
     rows = []
     for name in loaded.stack_names():
         cfg = loaded.file.stacks.get(name)

@@ -1,8 +1,32 @@
-"""The adapter contract: the one narrow seam between the core and a backend.
+"""The adapter contract: the one page an adapter author reads.
 
-An adapter takes plain values (IR, stack, a run request) and returns plain values (a compiled
-document, a backend reference, a RunState). `compile` is pure; only submit/status/logs/cancel
-talk to the outside world, and heavy SDKs are imported inside those methods.
+An adapter is one class, registered through the `stackhop` entry-point group by a module with a
+`stackhop_adapters()` hook (see docs/adapters.md for the files and tests/toy_adapter for a whole
+third-party backend). It takes plain values and returns plain values; nothing else of stackhop
+needs to know it exists.
+
+Declare, on the class:
+- `name`: what `adapter:` in a stack says.
+- `Settings`: a pydantic model of the stack's `settings:` section (unknown keys are errors).
+- `Ref`: a `RefData` model of what `submit` records to find the run again from any process.
+- `capabilities`: the `Capability` values the backend honours; a pipeline needing another one is
+  refused before anything is submitted, naming the step and the adapters that have it. `ignored`
+  lists features accepted with a warning instead.
+- `uses_images`, `poll_seconds`, and `emulator` (an `Emulator` subclass, see `core.emulation`,
+  if `--emulate` can run the compiled document on this machine).
+
+Implement:
+- `compile(ir) -> Compiled`: pure. No network, clock or randomness: the same IR and stack give the
+  same bytes, so CI can diff it and promotion can re-target it.
+- `submit(compiled, request) -> BackendRef`: idempotent (a retried submit finds the first run).
+- `status(ref) -> RunState`, `logs(ref, step)`, `cancel(ref)`, `artifacts(ref)`: read the backend
+  and answer in stackhop's vocabulary (`RunStatus`, `StepStatus`), keeping the backend's own word
+  beside it as `native`. Never raise for an unknown word: map it to UNKNOWN.
+- Optionally `stage` (what steps read besides the document, before an emulated run), `deploy`,
+  `notes_for`, `explain`, `wants_code_archive`, `settled_offline` and `drive`.
+
+Heavy SDKs are imported inside the methods that talk to the backend, never at module level, so
+`import stackhop` and `stackhop --help` stay fast.
 """
 
 from __future__ import annotations
@@ -11,13 +35,15 @@ import enum
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from stackhop.core.artifacts import ArtifactStore
 from stackhop.errors import StackhopError
 
 if TYPE_CHECKING:
+    from stackhop.core.emulation import Emulator
     from stackhop.core.ir import Pipeline
     from stackhop.core.runs import ArtifactRef, RunState
     from stackhop.core.stack import Stack
@@ -36,8 +62,6 @@ class Capability(str, enum.Enum):
     CONTAINER_STEPS = "container_steps"
     NODE_SELECTORS = "node_selectors"
     TOLERATIONS = "tolerations"
-    SIDECARS = "sidecars"
-    SCHEDULES = "schedules"
 
 
 class Note(str):
@@ -88,15 +112,44 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class BackendRef:
-    """What a backend calls the run; enough for status/logs/cancel from any later process."""
+    """What a backend calls the run; enough for status/logs/cancel from any later process.
+
+    `data` is the JSON the run store keeps; adapters read it through their typed `Ref` model."""
 
     adapter: str
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class RefData(BaseModel):
+    """Base for an adapter's `Ref`: the fields it records to find its run again.
+
+    Unknown keys are ignored, so a record an older stackhop wrote still opens."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def of(cls: type[_R], ref: BackendRef) -> _R:
+        try:
+            return cls.model_validate(ref.data)
+        except ValidationError as exc:
+            missing = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+            raise StackhopError(
+                f"the run's {ref.adapter} reference lacks {missing}; it was recorded by another version of stackhop "
+                "or edited by hand, so open the run in the backend's own console."
+            ) from None
+
+    def ref(self, adapter: str) -> BackendRef:
+        return BackendRef(adapter, self.model_dump(mode="json", exclude_none=True))
+
+
+_R = TypeVar("_R", bound=RefData)
+
+
 class Adapter(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[AdapterSettings]] = AdapterSettings
+    Ref: ClassVar[type[RefData]] = RefData
+    """The typed shape of this adapter's BackendRef.data."""
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     ignored: ClassVar[frozenset[Capability]] = frozenset()
     """Features this backend accepts but cannot honour (a warning, not an error)."""
@@ -104,6 +157,8 @@ class Adapter(ABC):
     """Steps run in container images, so image settings are built, mapped and pinned for this backend."""
     poll_seconds: ClassVar[tuple[float, float]] = (1.0, 10.0)
     """First and longest delay between status polls; cloud APIs want the longer end."""
+    emulator: ClassVar["type[Emulator] | None"] = None
+    """Runs this backend's compiled document on this machine (`--emulate`); None: it cannot."""
 
     def __init__(self, stack: "Stack"):
         self.stack = stack
@@ -118,11 +173,10 @@ class Adapter(ABC):
         """Run this backend's driver for one run (`python -m stackhop.entrypoint --driver NAME`)."""
         raise StackhopError(f"adapter {cls.name!r} has no driver; it does not run one.")
 
-    def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
-        """Execute the compiled document on this machine (`stackhop run --emulate`), blocking."""
-        raise StackhopError(
-            f"adapter {self.name!r} cannot emulate its compiled document; run without --emulate."
-        )
+    def stage(self, compiled: Compiled, request: RunRequest) -> None:
+        """Put what the document's steps read besides the document (the run spec) where they look for it.
+
+        Called before an emulated run; `submit` stages for itself."""
 
     def deploy(self, compiled: Compiled, label: str) -> dict[str, Any]:
         """Make the compiled document the one this stack runs (`stackhop promote`), without starting a run.
@@ -130,8 +184,6 @@ class Adapter(ABC):
         The default keeps it in the stack's artifact store; backends with a pipeline registry
         (SageMaker) register it there too.
         """
-        from stackhop.core.artifacts import ArtifactStore
-
         store = ArtifactStore(self.stack.artifact_root)
         base = f"{store.root}/_stackhop/deployments/{label}"
         for name, data in sorted(compiled.files.items()):

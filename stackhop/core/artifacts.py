@@ -91,6 +91,7 @@ class ArtifactStore:
         if self._fs is None:
             import fsspec
 
+            # lazy: store_access (and socket) only for remote roots; the step entrypoint imports this module
             from stackhop.core.store_access import preflight
 
             options: dict[str, Any] = {}

@@ -32,10 +32,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stackhop.core.code_fingerprint import (
-    _literal, _names_loaded, _resolve_import, code_tuple, definition_time_names, globals_read, is_project_module, node_digest, parts_digest,
-    project_module_parts, render_literal, short_digest, stable_repr,
+    _literal, _names_loaded, _resolve_import, code_tuple, definition_time_names, finish, globals_read, is_project_module,
+    node_digest, parts_digest, project_module_parts, render_literal, short_digest, stable_repr, walk_step,
 )
-from stackhop.errors import PipelineDefinitionError
+from stackhop.core.import_guard import importing
+from stackhop.core.materializers import user_registered
+from stackhop.core.source import module_of_file
+from stackhop.errors import PipelineDefinitionError, StackhopError
 
 MAX_VALUE_BYTES = 64 * 1024
 MAX_PICKLE_BYTES = 1024 * 1024
@@ -299,9 +302,6 @@ def _script_file(fn: Callable[..., Any]) -> Path | None:
 
 
 def _capture_script(fn: Callable[..., Any], script: Path, where: str, bound_as: tuple[str, ...]) -> ByValue | None:
-    from stackhop.core.code_fingerprint import finish, walk_step
-    from stackhop.core.source import module_of_file
-
     module, root = module_of_file(script)
     walk = walk_step(fn, module, root, script, bound_as, live=sys.modules["__main__"])
     if walk is None:
@@ -370,14 +370,12 @@ def _drives_runs(stmt: ast.stmt, namespace: dict[str, Any], bound_later: set[str
         kind = type(value)
         if kind.__name__ in ("PipelineDef", "RunHandle") and kind.__module__.startswith("stackhop."):
             return True
-        if callable(value) and getattr(value, "__module__", "") == "stackhop.core.api":
+        if callable(value) and getattr(value, "__module__", "") in ("stackhop.core.api", "stackhop.core.handles"):
             return True
     return False
 
 
 def _main_materializers(namespace: dict[str, Any]) -> list[str]:
-    from stackhop.core.materializers import user_registered
-
     wanted = {id(c) for c in user_registered().values() if c.__module__ == "__main__"}
     return sorted(name for name, value in namespace.items() if id(value) in wanted)
 
@@ -623,8 +621,6 @@ def load(call: dict[str, Any], where: str, root: str | None = None) -> Any:
     """The step function from its by-value source or pickle, executed as this process's `__main__`."""
     if call.get("pickled"):
         if call.get("python") and call["python"] != python_version():
-            from stackhop.errors import StackhopError
-
             raise StackhopError(
                 f"{where} was pickled by Python {call['python']} (it was defined without source), and this step runs "
                 f"Python {python_version()}; use an image with Python {call['python']}, or define the step in a file or notebook."
@@ -635,8 +631,6 @@ def load(call: dict[str, Any], where: str, root: str | None = None) -> Any:
     source = call["source"]
     filename = f"<stackhop {where}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    from stackhop.core.import_guard import importing
-
     module = types.ModuleType("__main__")
     module.__dict__["__builtins__"] = builtins
     if call.get("script"):  # the script's own lines may read __file__: it is in the shipped source tree

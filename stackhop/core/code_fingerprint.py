@@ -122,6 +122,7 @@ def is_installed(path: Path) -> bool:
 
 def _excluded_under(path: Path, root: Path) -> bool:
     """In the project's virtualenv, build output or caches (named relative to the root, never above it)."""
+    # lazy: keeps tarfile and gzip out of by-value step processes, which import this module via code_by_value
     from stackhop.core.code_archive import EXCLUDED_DIRS
 
     try:

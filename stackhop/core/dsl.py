@@ -13,11 +13,13 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar, overload
 
-from stackhop.core import tracing
+from stackhop.core import checks, tracing
 from stackhop.core.artifact_types import Artifact
+from stackhop.core.materializers import choose
 from stackhop.core.signatures import Signature, read_signature, scalar_type_name, value_type_name
+from stackhop.core.source import module_and_root, step_code
 from stackhop.core.tracing import GroupRec, LoopItem, PipelineParam, Task, TaskOutput, current_trace
-from stackhop.errors import PipelineDefinitionError, StackhopError
+from stackhop.errors import ImageError, PipelineDefinitionError, StackhopError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,8 +43,6 @@ class StepDef:
         """Output name -> the materializer storing it, chosen from the return annotation at each trace."""
         key = ("materializers", id(self))
         if key not in trace.code:
-            from stackhop.core.materializers import choose
-
             where = f"step {self.name!r} of pipeline {trace.pipeline!r}"
             trace.code[key] = {
                 n: choose(hint, allow_pickle=self.allow_pickle, where=where + (f" (output {n!r})" if n != "output" else ""))
@@ -55,8 +55,6 @@ class StepDef:
         and again at the next trace, so an edit made since (in a notebook, say) is seen."""
         key = id(self)
         if key not in trace.code:
-            from stackhop.core.source import step_code
-
             bound_as = tuple(sorted(k for k, v in getattr(self.fn, "__globals__", {}).items() if v is self)) \
                 if "<locals>" in self.fn.__qualname__ else ()  # made by a factory: the call that made it counts
             trace.code[key] = step_code(self.fn, where=f"step {self.name!r} of pipeline {trace.pipeline!r}",
@@ -140,9 +138,8 @@ def _copy_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def image_reference(where: str, image: Any) -> str:
     """`image=` as a reference to run: one line, and the OCI grammar `docker pull` reads."""
-    from stackhop.core import checks
-    from stackhop.images.errors import ImageError
-    from stackhop.images.reference import parse_reference
+    # lazy: only image= needs the OCI grammar; keeps its regexes out of every step process's user-code import
+    from stackhop.core.image_reference import parse_reference
 
     checks.text(where, "image", image)
     try:
@@ -156,8 +153,6 @@ def image_reference(where: str, image: Any) -> str:
 
 
 def _module(fn: Callable[..., Any]) -> tuple[str, Path | None]:
-    from stackhop.core.source import module_and_root
-
     return module_and_root(fn)
 
 
@@ -171,8 +166,6 @@ def _settings_from_kwargs(
     cache: bool | None,
     env: dict[str, str] | None,
 ) -> dict[str, Any]:
-    from stackhop.core import checks
-
     out: dict[str, Any] = {}
     if image is not None:
         out.update(tracing.image_setting(where, image))
@@ -228,9 +221,7 @@ def step(
             raise PipelineDefinitionError(f"@step decorates a function, got {type(f).__name__} {f!r}.")
         _refuse_unrunnable(f, name or getattr(f, "__name__", repr(f)))
         if name is not None:
-            from stackhop.core.checks import text
-
-            text(f"step {getattr(f, '__name__', '?')!r}", "name", name)
+            checks.text(f"step {getattr(f, '__name__', '?')!r}", "name", name)
         where = f"step {name or f.__name__!r}"
         settings = _settings_from_kwargs(
             where, image=image, resources=resources, retries=retries, timeout=timeout, cache=cache, env=env
@@ -476,6 +467,7 @@ def _lift_parameters(step_name: str, pipeline_name: str, node: Any, path: tuple[
 
     The value then reaches the object when a run starts, with the parameter's own type, instead of
     a traced placeholder being sent to the API server (or failing its schema) as if it were data."""
+    # lazy: keeps pydantic and yaml out of the dsl, which step processes import with the user's code
     from stackhop.core.ir import FIXED_MANIFEST_FIELDS, field_path
 
     where = f"pipeline {pipeline_name!r}, step {step_name!r}"
@@ -652,7 +644,7 @@ class PipelineDef:
 
     def build(self) -> Any:
         """Trace the pipeline into its IR. Traced afresh each call: the code its steps reach may have changed."""
-        from stackhop.core.build import build_ir
+        from stackhop.core.ir_build import build_ir
 
         return build_ir(self)
 

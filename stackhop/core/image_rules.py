@@ -17,6 +17,9 @@ from __future__ import annotations
 import posixpath
 import re
 
+from stackhop.core.image_reference import check_repository_prefix, parse_reference
+from stackhop.errors import ImageError
+
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]{0,31}"
 _ID = r"[0-9]{1,10}"
 _USER = re.compile(rf"(?:{_NAME}|{_ID})(?::(?:{_NAME}|{_ID}))?")
@@ -30,9 +33,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def reference(value: str) -> str:
-    from stackhop.images.errors import ImageError
-    from stackhop.images.reference import parse_reference
-
     try:
         parse_reference(value)
     except ImageError as exc:
@@ -42,9 +42,6 @@ def reference(value: str) -> str:
 
 def repository_prefix(value: str) -> str:
     """Where images are pushed (`images.registry`): host[:port][/path], no scheme, tag or digest."""
-    from stackhop.images.errors import ImageError
-    from stackhop.images.reference import check_repository_prefix
-
     try:
         check_repository_prefix(value)
     except ImageError as exc:
@@ -54,9 +51,6 @@ def repository_prefix(value: str) -> str:
 
 def registries(values: dict[str, str]) -> dict[str, str]:
     """`images.registries`: a short image name (as written in `image=`) -> the full repository it stands for."""
-    from stackhop.images.errors import ImageError
-    from stackhop.images.reference import check_repository_prefix, parse_reference
-
     for short, target in values.items():
         try:
             ref = parse_reference(short)

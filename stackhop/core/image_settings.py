@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidatorFunc
     field_validator
 
 from stackhop.core import image_rules as rules
+from stackhop.errors import PipelineDefinitionError
 
 _LISTS = ("requirements", "apt_packages")
 _DICTS = ("environment", "build_args", "extra_files")
@@ -78,8 +79,8 @@ class ImageSettings(BaseModel):
         try:
             super().__init__(**data)
         except pydantic.ValidationError as exc:
-            from stackhop.core.build import describe_pydantic_error
-            from stackhop.errors import PipelineDefinitionError
+            # lazy: cycle, core.ir_build imports core.ir, which imports this module
+            from stackhop.core.ir_build import describe_pydantic_error
 
             raise PipelineDefinitionError(f"ImageSettings: {describe_pydantic_error(exc, data)}") from None
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from stackhop.core.accelerators import canonical_accelerator
 from stackhop.core.canonical import canonical_json
 from stackhop.core.image_settings import ImageSettings, Reference
+from stackhop.errors import ValidationError
 
 IR_VERSION = 1
 
@@ -443,8 +444,7 @@ class Pipeline(_Frozen):
 
         import pydantic
 
-        from stackhop.core.build import describe_pydantic_error
-        from stackhop.errors import ValidationError
+        from stackhop.core.ir_build import describe_pydantic_error  # lazy: cycle, core.ir_build imports this module
 
         try:
             data = json.loads(text)

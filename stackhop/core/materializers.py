@@ -122,6 +122,7 @@ def materializer(cls: M) -> M:
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
         raise ConfigError(f"materializer {cls.name!r} ({cls.__qualname__}) must define {' and '.join(missing)}(); add them.")
+    # lazy: keeps pluggy and entry points out of the dsl and of step processes, which import this module
     from stackhop.core.plugins import materializer_classes
 
     existing = materializer_classes(include_registered=False).get(cls.name) or _registered.get(cls.name)

@@ -18,9 +18,13 @@ import pluggy
 from stackhop.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from stackhop.core.adapter import Adapter
+    from stackhop.core.ir import Pipeline
     from stackhop.core.materializers import Materializer
-    from stackhop.images.builder import Builder
+    from stackhop.core.stack import Stack
+    from stackhop.core.wiring import Wiring
 
 hookspec = pluggy.HookspecMarker("stackhop")
 hookimpl = pluggy.HookimplMarker("stackhop")
@@ -31,10 +35,13 @@ BUILTIN_PLUGINS = {
     "sagemaker": "stackhop.adapters.sagemaker.plugin",
     "vertex": "stackhop.adapters.vertex.plugin",
     "kfp": "stackhop.adapters.kfp.plugin",
-    "images": "stackhop.images.plugin",
+    "images": "stackhop.plugins.images",
     "materializers": "stackhop.plugins.materializers",
 }
 """What stackhop's own entry points name; used as they are only when stackhop runs uninstalled."""
+
+BUILTIN_STACK = "local"
+"""The stack every project has without a stackhop.yaml: the built-in local adapter, under its own name."""
 
 
 class StackhopSpec:
@@ -43,12 +50,30 @@ class StackhopSpec:
         """Return adapter classes this plugin provides."""
 
     @hookspec
-    def stackhop_builders(self) -> list[type["Builder"]]:  # type: ignore[empty-body]
-        """Return image builder classes this plugin provides."""
+    def stackhop_builders(self) -> list[type[Any]]:  # type: ignore[empty-body]
+        """Return image builder classes this plugin provides (`stackhop.images.builder.Builder` subclasses)."""
+
+    @hookspec(firstresult=True)
+    def stackhop_prepare_images(self, ir: "Pipeline", stack: "Stack", root: "Path | None", build: bool
+                                ) -> "tuple[Pipeline, list[str]] | None":
+        """Return the IR with every step's final image reference, and warnings; `build` builds what is missing first."""
+
+    @hookspec
+    def stackhop_explain_images(self, ir: "Pipeline", stack: "Stack", root: "Path | None"
+                                ) -> dict[str, list[str]]:  # type: ignore[empty-body]
+        """Return, per step, which image it runs in and why, for `stackhop compile --explain`."""
 
     @hookspec
     def stackhop_materializers(self) -> list[type["Materializer"]]:  # type: ignore[empty-body]
         """Return materializer classes this plugin provides."""
+
+    @hookspec
+    def stackhop_wirings(self) -> list[type["Wiring"]]:  # type: ignore[empty-body]
+        """Return the wiring classes this plugin's compiled commands name after `--wiring` (see stackhop.core.wiring)."""
+
+    @hookspec(firstresult=True)
+    def stackhop_emulation_runtime(self) -> Any:
+        """Return `start(compiled, request) -> BackendRef`, which runs a compiled document on this machine."""
 
 
 @dataclass(frozen=True)
@@ -156,12 +181,20 @@ def adapter_class(name: str, *, where: str) -> type["Adapter"]:
     return _lookup(adapters(), name, "adapter", where)
 
 
-def builders() -> dict[str, type["Builder"]]:
+def builders() -> dict[str, type[Any]]:
     return _collect("stackhop_builders", "image builder")
 
 
-def builder_class(name: str, *, where: str) -> type["Builder"]:
+def builder_class(name: str, *, where: str) -> type[Any]:
     return _lookup(builders(), name, "image builder", where)
+
+
+def wirings() -> dict[str, type["Wiring"]]:
+    return _collect("stackhop_wirings", "wiring")
+
+
+def wiring_class(name: str, *, where: str) -> type["Wiring"]:
+    return _lookup(wirings(), name, "wiring", where)
 
 
 def materializer_classes(*, include_registered: bool = True) -> dict[str, type["Materializer"]]:
@@ -172,3 +205,11 @@ def materializer_classes(*, include_registered: bool = True) -> dict[str, type["
 
         table.update(user_registered())
     return table
+
+
+def emulation_runtime() -> Any:
+    """The installed runtime for `--emulate` (the local adapter provides it)."""
+    runtime = plugin_manager().hook.stackhop_emulation_runtime()
+    if runtime is None:
+        raise ConfigError("no installed plugin runs emulated documents; reinstall stackhop, whose local adapter does.")
+    return runtime

@@ -7,19 +7,35 @@ step process uses it and must start fast. The local runner and the emulators use
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 from typing import Any, Callable
 
 from stackhop.core.artifacts import ArtifactStore
+from stackhop.core.wiring import Wiring
 
 Index = tuple[int, ...]
 
 
-class RunView:
-    """A run spec plus the artifact store it points at."""
+def read_spec(uri: str) -> dict[str, Any]:
+    """A run spec from a local path or an artifact-store URI; local paths skip fsspec."""
+    if "://" not in uri:
+        with open(uri) as f:
+            return json.load(f)
+    return ArtifactStore.for_uri(uri).read_json(uri)
 
-    def __init__(self, spec: dict[str, Any], store: ArtifactStore | None = None):
+
+class RunView:
+    """A run spec plus the artifact store it points at, and the wiring that says where a step's data is.
+
+    The wiring defaults to the run layout, which every scheduler-driven executor uses; a step
+    process on a backend that hands data around itself gets its adapter's wiring.
+    """
+
+    wiring: Wiring
+
+    def __init__(self, spec: dict[str, Any], store: ArtifactStore | None = None, wiring: Wiring | None = None):
         self.spec = spec
         self.ir = spec["pipeline"]
         self.run_id: str = spec["run_id"]
@@ -28,8 +44,7 @@ class RunView:
         self.steps = {s["name"]: s for s in self.ir["steps"]}
         self.groups = {g["id"]: g for g in self.ir.get("groups", [])}
         self._outputs: dict[tuple[str, Index], dict[str, Any]] = {}
-        self.upstream: dict[str, str] = dict(spec.get("upstream") or {})
-        """step -> where its `_stackhop/` files live, when a backend passes that in (SageMaker properties)."""
+        self.wiring = wiring if wiring is not None else Wiring()
 
     @property
     def pipeline(self) -> str:
@@ -67,13 +82,13 @@ class RunView:
 
     # -------------------------------------------------------------- outputs
     def outputs_uri(self, step: str, index: Index) -> str:
+        """Where the run layout keeps a step instance's `outputs.json`."""
         return self.store.step_meta(self.pipeline, self.run_id, step, index, "outputs.json")
 
     def outputs(self, step: str, index: Index) -> dict[str, Any]:
         key = (step, index)
         if key not in self._outputs:
-            uri = f"{self.upstream[step].rstrip('/')}/outputs.json" if step in self.upstream else self.outputs_uri(step, index)
-            self._outputs[key] = self.store.read_json(uri)
+            self._outputs[key] = self.store.read_json(self.wiring.outputs_location(self, step, index))
         return self._outputs[key]
 
     def remember_outputs(self, step: str, index: Index, record: dict[str, Any]) -> None:
@@ -100,6 +115,18 @@ class RunView:
         if output in record.get("scalars", {}):
             return record["scalars"][output]
         return record["artifacts"][output]
+
+    def input_value(self, spec: dict[str, Any], consumer: str, index: Index) -> Any:
+        """A step input as the wiring hands it over: a scalar, or an artifact's output record."""
+        return self.wiring.input(self, spec, consumer, index)
+
+    def output_uri(self, step: str, output: str, index: Index) -> str:
+        """Where the wiring places an artifact output."""
+        return self.wiring.output_uri(self, step, output, index)
+
+    def write_meta(self, step: str, index: Index, name: str, data: Any) -> None:
+        """`outputs.json` or `error.json`, where the wiring keeps them."""
+        self.wiring.write_meta(self, step, index, name, data)
 
     def condition(self, expr: dict[str, Any], consumer: str, index: Index) -> bool:
         return evaluate(expr, lambda v: self.value(v, consumer, index))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackhop.core.artifacts import META, ArtifactStore
+from stackhop.core.artifacts import META, ArtifactStore, safe_segment
 from stackhop.core.resolve import parse_instance_key
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
 from stackhop.errors import StackhopError
@@ -19,8 +19,6 @@ def run_prefix_of(state_uri: str) -> str:
 
 
 def log_uri(run_prefix: str, key: str) -> str:
-    from stackhop.core.artifacts import safe_segment
-
     step, index = parse_instance_key(key)
     return "/".join([run_prefix, safe_segment(step, "step name"), *(str(int(i)) for i in index), META, "log.txt"])
 

@@ -10,6 +10,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackhop.core import materializers
+from stackhop.core.artifacts import ArtifactStore
+
 
 class RunStatus(str, enum.Enum):
     PENDING = "PENDING"
@@ -110,9 +113,6 @@ class ArtifactRef:
         """Scalars and metrics as values; materialized outputs through their materializer (into
         `as_type`, for dataclasses and pydantic models, when given); other files as bytes;
         directories as a local path."""
-        from stackhop.core import materializers
-        from stackhop.core.artifacts import ArtifactStore
-
         if self.type in ("str", "int", "float", "bool", "list", "dict"):
             return self.value
         if self.type in ("Metrics", "ClassificationMetrics"):
@@ -132,8 +132,6 @@ class ArtifactRef:
     def download(self, dest: str | None = None) -> str:
         """Copy the artifact to a local path (a temp dir when not given) and return it."""
         import tempfile
-
-        from stackhop.core.artifacts import ArtifactStore
 
         target = dest or tempfile.mkdtemp(prefix="stackhop-artifact-")
         import os

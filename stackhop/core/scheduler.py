@@ -6,8 +6,9 @@ from cache when an identical step already ran, retries failed attempts with back
 cancels cleanly. It reports the run as `_stackhop/state.json` in the run's prefix.
 
 A backend subclasses it and supplies only `start`, `stop`, `tick` and `close`: the local
-runner starts processes, the Kubernetes driver creates Jobs, and the emulators run compiled
-documents. Whatever starts an attempt reports its end through `events`.
+runner starts processes (for a local run, the entrypoint; for an emulated one, the command
+the compiled document names, see `core.emulation`), and the Kubernetes driver creates Jobs.
+Whatever starts an attempt reports its end through `events`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from stackhop.core.cache_key import changes, input_part, key_of, material
 from stackhop.core.graph import stable_topological
 from stackhop.core.resolve import Index, RunView, instance_key
 
@@ -112,6 +114,10 @@ class Scheduler(ABC):
 
     def on_settled(self, inst: Instance) -> None:
         """Called once per instance when it reaches a final state (log persistence, cleanup)."""
+
+    def conditions_hold(self, inst: Instance) -> tuple[bool, str]:
+        """Whether the instance's enclosing conditions hold, and the first group that does not."""
+        return self.view.conditions_hold(inst.step, inst.index)
 
     # ------------------------------------------------------------------ graph
     def _build(self) -> None:
@@ -250,7 +256,7 @@ class Scheduler(ABC):
                 if up.status in ("FAILED", "CANCELLED"):
                     return self.settle(inst, "SKIPPED", "upstream_failed", f"{d} is {up.status.lower()}")
             try:
-                holds, group = self.view.conditions_hold(inst.step, inst.index)
+                holds, group = self.conditions_hold(inst)
             except Exception as exc:
                 return self.settle(inst, "FAILED", "condition_error", f"could not evaluate the condition: {exc}")
             if not holds:
@@ -343,8 +349,6 @@ class Scheduler(ABC):
         return self.caching and self.step_settings(inst).get("caching") is not False and step["kind"] != "resource"
 
     def _cache_parts(self, inst: Instance) -> dict[str, Any]:
-        from stackhop.core.cache_key import input_part, material
-
         step = self.view.steps[inst.step]
         inputs: dict[str, Any] = {}
         for spec in step["inputs"]:
@@ -362,8 +366,6 @@ class Scheduler(ABC):
         return self.store.shared_meta("cache", self.view.pipeline, inst.step, name)
 
     def _try_cache(self, inst: Instance) -> bool:
-        from stackhop.core.cache_key import changes, key_of
-
         if not self._cache_enabled(inst):
             inst.cache = {"result": "disabled"}
             return False
@@ -423,7 +425,7 @@ class Scheduler(ABC):
         path = self.spec.get("store_path")
         if not path:
             return
-        from stackhop.core.store import RunStore
+        from stackhop.core.store import RunStore  # lazy: sqlite3 only for runs recorded in a local run store
 
         try:
             RunStore(path).set_status(self.view.run_id, status, finished=status in FINAL_RUN)

@@ -8,7 +8,8 @@ documents like any other, so secrets go under `secrets:` as references instead. 
 error names the file, the line and the key.
 
 Overrides, highest precedence first: `overrides.steps.<name>`, `overrides.all_steps`, the
-step's own settings, the pipeline's defaults, then the stack's `defaults`.
+step's own settings, the pipeline's defaults, then the stack's `defaults` (`stack_apply` folds
+them into the IR).
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stackhop.core.image_settings import ImageChoice, ImageSettings, Registries, RepositoryPrefix
-from stackhop.core.yaml_files import Located
+from stackhop.core.artifacts import normalize_root
+from stackhop.core.image_settings import ImageChoice, Registries, RepositoryPrefix
+from stackhop.core.plugins import BUILTIN_STACK, adapter_class, builder_class
+from stackhop.core.stack_apply import apply_stack as apply_stack  # noqa: F401  (importers know it from here)
+from stackhop.core.store import store_path
+from stackhop.core.store_access import remember_stack
+from stackhop.core.tracing import resources_dict
+from stackhop.core.yaml_files import Located, env_interpolation, load_text
 from stackhop.errors import ConfigError, StackhopError
 
 CONFIG_NAME = "stackhop.yaml"
@@ -115,7 +122,7 @@ class PromotionPolicy(_Strict):
 
 
 class StackConfig(_Strict):
-    adapter: str = "local"
+    adapter: str = BUILTIN_STACK
     description: str = ""
     artifact_root: str = ".stackhop/artifacts"
     caching: bool = True
@@ -146,21 +153,17 @@ class Stack:
 
     @property
     def artifact_root(self) -> str:
-        from stackhop.core.artifacts import normalize_root
-
         return normalize_root(self.config.artifact_root, self.project_dir)
 
     @property
     def store_path(self) -> Path:
-        return Path(os.environ.get("STACKHOP_HOME") or self.project_dir / ".stackhop") / "runs.db"
+        return store_path(self.project_dir)
 
 
 # ---------------------------------------------------------------------------- loading
 
 
 def _compose(text: str | bytes, path: str) -> Located:
-    from stackhop.core.yaml_files import env_interpolation, load_text
-
     used: dict[tuple[Any, ...], tuple[str, ...]] = {}
     located = load_text(text, path, scalar=env_interpolation(path, dict(os.environ), used))
     assert isinstance(located, Located)
@@ -255,7 +258,7 @@ class LoadedConfig:
 
     def stack_names(self) -> list[str]:
         names = list(self.file.stacks)
-        return names if "local" in names else ["local", *names]
+        return names if BUILTIN_STACK in names else [BUILTIN_STACK, *names]
 
     def line(self, *loc: Any) -> int:
         return _line_for(self.located, loc) if self.located else 1
@@ -283,24 +286,29 @@ def load_config(path: str | os.PathLike[str] | None = None) -> LoadedConfig:
     return LoadedConfig(_validate(ConfigFile, located, str(found)), found.resolve(), located)
 
 
+def default_stack_name(loaded: LoadedConfig) -> str:
+    """The stack used when none is named: $STACKHOP_STACK, then `default_stack`, then `local`.
+
+    One rule, so `stackhop stacks list` marks the stack `run()` would really choose."""
+    return os.environ.get("STACKHOP_STACK") or loaded.file.default_stack or BUILTIN_STACK
+
+
 def load_stack(name: str | None = None, *, config: str | os.PathLike[str] | LoadedConfig | None = None) -> Stack:
     loaded = config if isinstance(config, LoadedConfig) else load_config(config)
     if name is not None and not name.strip():
         raise ConfigError(f"the stack name is empty (-s \"\" or stack=\"\"), which an unset variable often gives; "
                           f"pass one of {', '.join(loaded.stack_names())}, or leave it out for the default.")
-    chosen = name or os.environ.get("STACKHOP_STACK") or loaded.file.default_stack or "local"
+    chosen = name or default_stack_name(loaded)
     source = str(loaded.path) if loaded.path else "built-in"
     if chosen in loaded.file.stacks:
         cfg = loaded.file.stacks[chosen]
-    elif chosen == "local":
+    elif chosen == BUILTIN_STACK:
         cfg, source = StackConfig(), "built-in"
     else:
         where = f"{loaded.path}" if loaded.path else "no stackhop.yaml was found"
         raise ConfigError(
             f"stack {chosen!r} is not defined ({where}); known stacks are {', '.join(loaded.stack_names())}."
         )
-    from stackhop.core.plugins import adapter_class
-
     where = f"{source}:{loaded.line('stacks', chosen, 'adapter')}" if source != "built-in" else "built-in stack"
     cls = adapter_class(cfg.adapter, where=f"{where} stacks.{chosen}.adapter")
     if loaded.located is not None and chosen in loaded.file.stacks:
@@ -310,13 +318,9 @@ def load_stack(name: str | None = None, *, config: str | os.PathLike[str] | Load
         settings = cls.Settings.model_validate(cfg.settings)
     _check_overrides(cfg, chosen, source, loaded)
     if cfg.images.builder:
-        from stackhop.core.plugins import builder_class
-
         line = f"{source}:{loaded.line('stacks', chosen, 'images', 'builder')}" if source != "built-in" else source
         builder_class(cfg.images.builder, where=f"{line} stacks.{chosen}.images.builder")
     stack = Stack(chosen, cfg, loaded.project_dir, source, settings, _interpolated_secrets(loaded, chosen))
-    from stackhop.core.store_access import remember_stack
-
     remember_stack(stack.artifact_root, chosen)
     return stack
 
@@ -351,8 +355,6 @@ def _interpolated_secrets(loaded: LoadedConfig, stack: str) -> tuple[str, ...]:
 
 
 def _check_overrides(cfg: StackConfig, name: str, source: str, loaded: LoadedConfig) -> None:
-    from stackhop.core.tracing import resources_dict
-
     entries: list[tuple[tuple[Any, ...], StepOverride]] = []
     if cfg.defaults:
         entries.append((("defaults",), cfg.defaults))
@@ -366,96 +368,6 @@ def _check_overrides(cfg: StackConfig, name: str, source: str, loaded: LoadedCon
                 resources_dict(f"{source}:{loaded.line(*full)} {_dotted(full)}", **ov.resources)
             except StackhopError as exc:
                 raise ConfigError(str(exc)) from None
-
-
-# ---------------------------------------------------------------------------- applying
-
-
-_NO_ACCELERATOR = "_no_accelerator"
-_SECRETS = "_secrets"
-
-
-def apply_stack(ir: Any, stack: Stack) -> Any:
-    """The IR as this stack will run it: stack defaults and overrides folded into each step."""
-    from stackhop.core import ir as irm
-    from stackhop.core.build import construct
-    from stackhop.core.tracing import resources_dict
-
-    cfg = stack.config
-    names = {s.name for s in ir.steps}
-    for step_name in cfg.overrides.steps:
-        if step_name not in names:
-            raise ConfigError(
-                f"{stack.source} stacks.{stack.name}.overrides.steps.{step_name}: pipeline {ir.name!r} has no step "
-                f"{step_name!r}; its steps are {', '.join(sorted(names))}."
-            )
-
-    def as_settings(ov: StepOverride | None) -> dict[str, Any]:
-        if ov is None:
-            return {}
-        out: dict[str, Any] = {}
-        if isinstance(ov.image, ImageSettings):
-            out["image_build"] = ov.image
-        elif ov.image is not None:
-            out["image"] = ov.image
-        if ov.resources is not None:
-            parsed = resources_dict(f"stack {stack.name!r}", **ov.resources)
-            out["resources"] = irm.Resources.model_validate(parsed)
-            if "accelerator" in parsed and parsed["accelerator"] is None:
-                out[_NO_ACCELERATOR] = True
-        if ov.retries is not None:
-            out["retry"] = irm.RetryPolicy(max_retries=ov.retries)
-        if ov.timeout is not None:
-            out["timeout_seconds"] = ov.timeout
-        if ov.caching is not None:
-            out["caching"] = ov.caching
-        if ov.env:
-            out["env"] = dict(ov.env)
-        if ov.node_selector:
-            out["node_selector"] = dict(ov.node_selector)
-        if ov.secrets:
-            out[_SECRETS] = {env: irm.SecretRef(env=env, name=ref.rpartition("/")[0], key=ref.rpartition("/")[2])
-                             for env, ref in ov.secrets.items()}
-        return out
-
-    low = as_settings(cfg.defaults)
-    high_all = as_settings(cfg.overrides.all_steps)
-    steps = []
-    for s in ir.steps:
-        layers = [low, _settings_dict(ir.defaults), _settings_dict(s.settings), high_all,
-                  as_settings(cfg.overrides.steps.get(s.name))]
-        merged: dict[str, Any] = {}
-        for layer in layers:
-            for key, value in layer.items():
-                if key in ("env", "labels", "node_selector", _SECRETS):
-                    merged[key] = {**merged.get(key, {}), **value}
-                elif key == "resources" and merged.get("resources") is not None:
-                    merged[key] = value.merged_over(merged["resources"])
-                elif key == _NO_ACCELERATOR:
-                    merged["resources"] = merged["resources"].model_copy(update={"accelerator": None})
-                elif key == "image_build":  # the most specific layer decides: build, or a given image
-                    merged[key] = value.merged_over(merged.get("image_build"))
-                    merged.pop("image", None)
-                elif key == "image":
-                    merged[key] = value
-                    merged.pop("image_build", None)
-                else:
-                    merged[key] = value
-        merged.pop(_NO_ACCELERATOR, None)
-        secrets = {**{r.env: r for r in s.secrets}, **merged.pop(_SECRETS, {})}
-        steps.append(s.model_copy(update={"settings": construct(irm.StepSettings, merged, f"step {s.name!r}"),
-                                          "secrets": tuple(secrets[e] for e in sorted(secrets))}))
-    return ir.model_copy(update={"steps": tuple(steps)})
-
-
-def _settings_dict(settings: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in type(settings).model_fields:
-        value = getattr(settings, key)
-        if value is None or value == {} or value == ():
-            continue
-        out[key] = value
-    return out
 
 
 def json_schema() -> dict[str, Any]:

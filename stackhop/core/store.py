@@ -17,6 +17,13 @@ from typing import Any, Iterator
 
 from stackhop.errors import RunNotFoundError
 
+
+def store_path(project_dir: Path) -> Path:
+    """Where a project's run store lives: every stack of the project records its runs in the one file."""
+    import os
+
+    return Path(os.environ.get("STACKHOP_HOME") or project_dir / ".stackhop") / "runs.db"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id        TEXT PRIMARY KEY,

@@ -7,13 +7,13 @@ others already consume its outputs; `to_ir()` then turns everything into plain I
 
 from __future__ import annotations
 
-import json
 import reprlib
 import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
+from stackhop.core import checks
 from stackhop.errors import PipelineDefinitionError
 
 if TYPE_CHECKING:
@@ -212,14 +212,10 @@ class Task:
 
     # ------------------------------------------------------------ setters
     def set_name(self, name: str) -> "Task":
-        from stackhop.core import checks
-
         self.name, self.explicit_name = checks.text(f"step {self.name!r}", "set_name()", name), True
         return self
 
     def set_display_name(self, display_name: str) -> "Task":
-        from stackhop.core import checks
-
         self.display_name = checks.text(f"step {self.name!r}", "set_display_name()", display_name)
         return self
 
@@ -251,22 +247,16 @@ class Task:
         return self
 
     def set_timeout(self, seconds: float) -> "Task":
-        from stackhop.core import checks
-
         self.settings["timeout_seconds"] = checks.timeout(f"step {self.name!r}", "set_timeout()", seconds)
         return self
 
     def set_caching(self, enabled: bool) -> "Task":
-        from stackhop.core import checks
-
         self.settings["caching"] = checks.flag(f"step {self.name!r}", "set_caching()", enabled)
         return self
 
     def set_env(self, name: str | None = None, value: str | None = None, **env: str) -> "Task":
         merged = dict(self.settings.get("env", {}))
         if name is not None:
-            from stackhop.core import checks
-
             merged[checks.env_name(f"step {self.name!r}", name)] = checks.scalar_text(
                 f"step {self.name!r}", f"environment variable {name!r}", value)
         merged.update(env_dict(f"step {self.name!r}", env))
@@ -275,8 +265,6 @@ class Task:
 
     def set_secret_env(self, env: str, secret: str, key: str) -> "Task":
         """Expose key `key` of secret `secret` as `$env`; only the reference is ever stored."""
-        from stackhop.core import checks
-
         where = f"step {self.name!r}"
         self.secrets.append({"env": checks.env_name(where, env), "name": checks.text(where, "the secret's name", secret),
                              "key": checks.text(where, "the secret's key", key)})
@@ -288,16 +276,12 @@ class Task:
         return self
 
     def set_labels(self, **labels: str) -> "Task":
-        from stackhop.core import checks
-
         where = f"step {self.name!r}"
         clean = {k: checks.scalar_text(where, f"label {k!r}", v) for k, v in labels.items()}
         self.settings["labels"] = {**self.settings.get("labels", {}), **clean}
         return self
 
     def add_node_selector(self, key: str, value: str) -> "Task":
-        from stackhop.core import checks
-
         where = f"step {self.name!r}"
         self.settings["node_selector"] = {**self.settings.get("node_selector", {}),
                                           checks.text(where, "the node selector's key", key):
@@ -307,8 +291,6 @@ class Task:
     def add_toleration(
         self, key: str | None = None, operator: str = "Equal", value: str | None = None, effect: str | None = None
     ) -> "Task":
-        from stackhop.core import checks
-
         where = f"step {self.name!r}"
         if operator not in ("Equal", "Exists"):
             raise checks.fail(where, f"a toleration's operator is Equal or Exists, got {operator!r}.")
@@ -402,8 +384,6 @@ def misuse(what: str, how: str) -> str:
 
 def retry_dict(where: str, retries: Any) -> dict[str, Any]:
     """`retries=2` or {"max_retries": 2, "backoff_seconds": ...}: checked now, where it was written."""
-    from stackhop.core import checks
-
     given = {"max_retries": retries} if not isinstance(retries, dict) else dict(retries)
     unknown = set(given) - {"max_retries", "backoff_seconds", "backoff_factor", "max_backoff_seconds"}
     if unknown:
@@ -417,8 +397,6 @@ def retry_dict(where: str, retries: Any) -> dict[str, Any]:
 
 
 def env_dict(where: str, env: dict[Any, Any]) -> dict[str, str]:
-    from stackhop.core import checks
-
     return {checks.env_name(where, k): checks.scalar_text(where, f"environment variable {k!r}", v) for k, v in env.items()}
 
 
@@ -428,6 +406,7 @@ def resources_dict(where: str, **kw: Any) -> dict[str, Any]:
     Validated now, so the error names the step (or config key) that set them. Limits default
     to the requests.
     """
+    # lazy: keeps difflib, decimal and importlib.resources out of `import stackhop.core.dsl` until resources are set
     from stackhop.core.accelerators import canonical_accelerator
     from stackhop.core.quantities import parse_bytes, parse_cpu
 
@@ -437,7 +416,6 @@ def resources_dict(where: str, **kw: Any) -> dict[str, Any]:
         raise PipelineDefinitionError(
             f"{where}: unknown resource setting {sorted(unknown)[0]!r}; use {', '.join(sorted(known))}."
         )
-    from stackhop.core import checks
 
     out: dict[str, Any] = {}
     for key in ("accelerator_count", "gpu"):
@@ -511,14 +489,14 @@ class Trace:
 
 def image_setting(where: str, image: Any) -> dict[str, Any]:
     """`image=` takes a reference or ImageSettings (or a dict of them): the settings key they belong in."""
-    from stackhop.core.image_settings import ImageSettings
+    from stackhop.core.image_settings import ImageSettings  # lazy: pydantic stays out of the dsl import
 
     if isinstance(image, str):
-        from stackhop.core.dsl import image_reference
+        from stackhop.core.dsl import image_reference  # lazy: cycle with core.dsl, which imports this module
 
         return {"image": image_reference(where, image)}
     if isinstance(image, dict):
-        from stackhop.core.build import construct
+        from stackhop.core.ir_build import construct
 
         image = construct(ImageSettings, image, f"{where}, image")
     if isinstance(image, ImageSettings):
@@ -554,7 +532,7 @@ class _TraceScope:
 
 
 def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | ir.LoopItemRef":
-    from stackhop.core import ir
+    from stackhop.core import ir  # lazy: pydantic, as in image_setting()
 
     if isinstance(v, Task):
         v = v.output
@@ -564,9 +542,7 @@ def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | 
         return ir.ParamRef(name=v.name)
     if isinstance(v, LoopItem):
         return ir.LoopItemRef(loop=v.group.id, field=v.field)
-    from stackhop.core.checks import json_problem
-
-    problem = json_problem(v)
+    problem = checks.json_problem(v)
     if problem == "non-finite":
         raise PipelineDefinitionError(
             f"{where} gets {reprlib.repr(v)}; NaN and infinity cannot be stored in a pipeline (JSON has no such "

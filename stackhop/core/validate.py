@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from stackhop.core import ir
 from stackhop.core.graph import stable_topological
+from stackhop.core.signatures import value_type_name
 from stackhop.errors import ValidationError
 
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
@@ -159,8 +160,6 @@ def _value_type(
 ) -> str | None:
     """The type of a value, after checking that the consumer may see it. None means 'any'."""
     if isinstance(v, ir.Const):
-        from stackhop.core.signatures import value_type_name
-
         return value_type_name(v.value) if v.value is not None else None
     if isinstance(v, ir.ParamRef):
         param = p.parameter(v.name)

@@ -1,13 +1,11 @@
-"""The one exception the images package raises for things a user can fix."""
+"""The one exception the images package raises for things a user can fix.
+
+It is `stackhop.errors.ImageError`: the reference parser in core raises the same class, so an
+`except ImageError` written against either name catches every image error.
+"""
 
 from __future__ import annotations
 
-from stackhop.errors import StackhopError
+from stackhop.errors import ImageError
 
-
-class ImageError(StackhopError):
-    """An image reference is malformed, or a build, push or registry call failed.
-
-    Like every `StackhopError`, the message is one sentence that names the image (or registry)
-    and says what to do, so the CLI can print it without a traceback.
-    """
+__all__ = ["ImageError"]

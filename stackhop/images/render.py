@@ -166,7 +166,7 @@ def _revalidated(settings: ImageSettings, where: str) -> ImageSettings:
     try:
         return ImageSettings.model_validate(data)
     except pydantic.ValidationError as exc:
-        from stackhop.core.build import describe_pydantic_error
+        from stackhop.core.ir_build import describe_pydantic_error
 
         raise ImageError(f"{where}: image settings {describe_pydantic_error(exc, data)}") from None
 

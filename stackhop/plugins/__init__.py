@@ -1,4 +1,5 @@
-"""Built-in plugins that are not orchestrators: materializers (here) and image builders (`stackhop.images`).
+"""Built-in plugins that are not orchestrators: materializers (`materializers/`) and images (`images.py`: the
+image builders, and the hooks compile uses to resolve and explain step images).
 
 They register through the same `stackhop` entry points and hooks third-party plugins use.
 """

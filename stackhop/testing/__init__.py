@@ -12,5 +12,7 @@
 - `stackhop.testing.codebuild` and `stackhop.testing.cloudbuild`: AWS CodeBuild (moto) and a
   Google Cloud Build stand-in, for the remote image builders.
 
-Each module's docstring lists what it does not model. Users can use them in their own tests.
+Each module's docstring lists what it does not model. Users can use them in their own tests:
+`pip install 'stackhop[testing]'` brings what they import (docs/testing.md); `import stackhop`
+never imports them.
 """

@@ -41,8 +41,9 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from stackhop.testing.loopback import StandIn, ThreadedServer
 
 __all__ = ["FakeCloudBuild", "TERMINAL", "MACHINE_TYPES"]
 
@@ -94,60 +95,38 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-class FakeCloudBuild:
+class FakeCloudBuild(StandIn):
     """`with FakeCloudBuild(projects=("p",)) as cb:` then builder_settings api_endpoint=cb.url, anonymous=True."""
 
     def __init__(self, projects: tuple[str, ...] = ("stackhop",),
                  object_exists: Callable[[str, str], bool] | None = None) -> None:
+        super().__init__()
         self.projects = projects
         self.object_exists = object_exists
         self._builds: dict[str, dict[str, Any]] = {}
         self._operations: dict[str, str] = {}
         self._requests: list[tuple[str, str, Any]] = []
         self._lock = threading.Condition()
-        self.errors: list[str] = []
-        """Tracebacks of the stand-in's own failures (the context manager raises on them)."""
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> "FakeCloudBuild":
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-        if exc_type is None and self.errors:
-            raise RuntimeError("FakeCloudBuild hit internal errors:\n" + "\n".join(self.errors))
-
-    def start(self) -> "FakeCloudBuild":
         fake = self
 
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-cloudbuild", daemon=True)
-        self._thread.start()
+        self._server = ThreadedServer("FakeCloudBuild", lambda address: ThreadingHTTPServer(address, Handler),
+                                      thread_name="fake-cloudbuild")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "FakeCloudBuild":
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._server.stop()
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeCloudBuild is not running; use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._server.url
 
     # ------------------------------------------------------------------ inspecting
 
@@ -425,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             code, payload = exc.code, {"error": {"code": exc.code, "message": exc.message, "status": exc.status}}
         except Exception:  # a bug in the stand-in: answer 500 and keep the traceback for the test
-            self.owner.errors.append(traceback.format_exc())
+            self.owner._errors.append(traceback.format_exc())
             code, payload = 500, {"error": {"code": 500, "message": "FakeCloudBuild internal error", "status": "INTERNAL"}}
         data = json.dumps(payload).encode()
         self.send_response(code)

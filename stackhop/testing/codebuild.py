@@ -29,17 +29,14 @@ is installed on moto's (global) CodeBuild backend class until `stop()`.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import socket
 import threading
 import traceback
-import urllib.request
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import Any
+
+from stackhop.testing.moto_server import MotoStandIn, WSGIApp
 
 __all__ = ["FakeCodeBuild"]
 
@@ -50,11 +47,10 @@ _PHASES = (
 )
 _active = threading.Lock()
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 StartHook = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
-class FakeCodeBuild:
+class FakeCodeBuild(MotoStandIn):
     """Loopback AWS (CodeBuild, S3 and whatever else moto serves) for builder tests.
 
     ```python
@@ -66,103 +62,31 @@ class FakeCodeBuild:
     ```
     """
 
-    ACCESS_KEY_ID = "testing"
-    SECRET_ACCESS_KEY = "testing"
+    _failure_heading = "{name}'s on_start hook failed"
 
     def __init__(self, region: str = "us-east-1", on_start: StartHook | None = None) -> None:
-        from moto.core.models import DEFAULT_ACCOUNT_ID
-
-        self.region = region
-        self.account_id = os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
+        super().__init__(region, thread_name="fake-codebuild")
         self.on_start = on_start
-        self._server: Any = None
-        self._endpoint: str | None = None
         self._lock = threading.Lock()
         self._requests: list[tuple[str, dict[str, Any]]] = []
-        self._errors: list[str] = []
-        self._restore: Callable[[], None] | None = None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> "FakeCodeBuild":
-        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-
+    def _install(self) -> Callable[[], None]:
         if not _active.acquire(blocking=False):
             raise RuntimeError("another FakeCodeBuild is running in this process; moto's backends are global")
         try:
-            self._restore = _install_scripted_reads()
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            server.start()
-            self._server = server
-            wsgi = getattr(server, "_server", None)
-            if wsgi is None or not hasattr(wsgi, "app"):
-                raise RuntimeError("moto's ThreadedMotoServer changed shape: no werkzeug server to wrap")
-            wsgi.app = _Recorder(wsgi.app, self)
-            host, port = server.get_host_and_port()
-            self._endpoint = f"http://{host}:{port}"
-            self._reset()
+            restore = _install_scripted_reads()
         except BaseException:
-            self.stop()
+            _active.release()
             raise
-        return self
 
-    def stop(self) -> None:
-        """Reset moto, stop the server and restore moto's CodeBuild reads. Idempotent."""
-        try:
-            if self._server is not None:
-                with contextlib.suppress(OSError):
-                    self._reset()
-                _stop(self._server)
-        finally:
-            self._server = None
-            self._endpoint = None
-            if self._restore is not None:
-                self._restore()
-                self._restore = None
-                _active.release()
+        def uninstall() -> None:
+            restore()
+            _active.release()
 
-    def __enter__(self) -> "FakeCodeBuild":
-        return self.start()
+        return uninstall
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-        if exc_type is None and self._errors:
-            raise RuntimeError("FakeCodeBuild's on_start hook failed:\n" + "\n".join(self._errors))
-
-    def _reset(self) -> None:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
-        with opener.open(request, timeout=30) as response:
-            response.read()
-
-    # ------------------------------------------------------------------ clients
-
-    @property
-    def endpoint_url(self) -> str:
-        if self._endpoint is None:
-            raise RuntimeError("FakeCodeBuild is not running; use it as a context manager")
-        return self._endpoint
-
-    def env(self) -> dict[str, str]:
-        """Variables that point boto3, s3fs and any AWS SDK in a subprocess at this server."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ENDPOINT_URL_S3": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": self.SECRET_ACCESS_KEY,
-            "AWS_DEFAULT_REGION": self.region,
-        }
-
-    def client(self, service: str) -> Any:
-        """A boto3 client for `service` here: one attempt per call, path-style S3."""
-        import boto3
-        from botocore.config import Config
-
-        session = boto3.session.Session(
-            aws_access_key_id=self.ACCESS_KEY_ID, aws_secret_access_key=self.SECRET_ACCESS_KEY, region_name=self.region
-        )
-        config = Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"})
-        return session.client(service, endpoint_url=self.endpoint_url, config=config)
+    def _wrap(self, app: WSGIApp) -> WSGIApp:
+        return _Recorder(app, self)
 
     def create_bucket(self, name: str) -> None:
         self.client("s3").create_bucket(Bucket=name)
@@ -179,11 +103,6 @@ class FakeCodeBuild:
     def calls(self, operation: str) -> list[dict[str, Any]]:
         """The parameters of every CodeBuild `operation` request ("StartBuild", ...)."""
         return [params for op, params in self.requests if op == operation]
-
-    @property
-    def errors(self) -> list[str]:
-        """Tracebacks of `on_start` hooks that raised (the context manager raises on them)."""
-        return list(self._errors)
 
     def build(self, build_id: str) -> dict[str, Any]:
         """The build as stored (and as BatchGetBuilds reports it)."""
@@ -296,17 +215,6 @@ def _install_scripted_reads() -> Callable[[], None]:
         CodeBuildBackend.batch_get_builds = original  # type: ignore[method-assign]
 
     return restore
-
-
-def _stop(server: Any) -> None:
-    """`server.stop()`, waking its 0.5 s select() with connections so it returns promptly."""
-    address = server.get_host_and_port()
-    stopper = threading.Thread(target=server.stop, name="fake-codebuild-stop", daemon=True)
-    stopper.start()
-    while stopper.is_alive():
-        with contextlib.suppress(OSError):
-            socket.create_connection(address, timeout=0.2).close()
-        stopper.join(0.01)
 
 
 class _Recorder:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,8 @@ import urllib.request
 from base64 import b64encode
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from stackhop.testing.loopback import StandIn, free_port
 
 if TYPE_CHECKING:
     from stackhop.images.registry import Registry
@@ -37,12 +38,6 @@ _INSTALL = "install it with apt-get install docker-registry"
 
 class RegistryUnavailable(RuntimeError):
     """The registry cannot start on this machine; the message says what to install."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _bcrypt_line(user: str, password: str) -> str:
@@ -62,11 +57,12 @@ def _bcrypt_line(user: str, password: str) -> str:
                               "(or apt-get install apache2-utils for htpasswd).")
 
 
-class LocalRegistry:
+class LocalRegistry(StandIn):
     """A distribution registry process on 127.0.0.1; a context manager, or `start()`/`stop()`."""
 
     def __init__(self, users: dict[str, str] | None = None, *, binary: str = DEFAULT_BINARY,
                  start_timeout: float = 15.0):
+        super().__init__()
         self.users = dict(users or {})
         self.binary = binary
         self.start_timeout = start_timeout
@@ -109,7 +105,7 @@ class LocalRegistry:
         try:
             # The port is only free when probed; a rare race is retried on another one.
             for _attempt in range(3):
-                self.port = _free_port()
+                self.port = free_port()
                 if self._launch():
                     return self
             raise RegistryUnavailable(f"{self.binary} did not start: {self._last_log_line()}.")
@@ -183,9 +179,3 @@ class LocalRegistry:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-    def __enter__(self) -> "LocalRegistry":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()

@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 
 from stackhop.adapters.kfp.settings import KubeflowSettings
 from stackhop.adapters.pipelinespec import runs
+from stackhop.adapters.pipelinespec.emulate import SpecEmulator
 from stackhop.adapters.pipelinespec.compiler import META_OUTPUT, Accelerator, Target, compile_pipeline_spec, mirror_uri
-from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Compiled, RunRequest
 from stackhop.core.ir import Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
 from stackhop.errors import ConfigError, StackhopError
@@ -29,15 +30,25 @@ STEP_STATUS = {
 }
 
 
+class KubeflowRef(RefData):
+    run_id: str
+    host: str
+    dashboard: str
+    experiment: str
+    pipeline: dict[str, Any]
+    """The IR's shape (steps and groups), to map task details to steps."""
+
 class KubeflowAdapter(Adapter):
     name: ClassVar[str] = "kfp"
     Settings = KubeflowSettings
+    Ref = KubeflowRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
         Capability.CACHING, Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS, Capability.SECRETS,
         Capability.NODE_SELECTORS, Capability.TOLERATIONS,
     })
     poll_seconds = (2.0, 15.0)
+    emulator = SpecEmulator
     settings: KubeflowSettings
 
     def accelerator(self, canonical: str, where: str) -> Accelerator:
@@ -98,8 +109,8 @@ class KubeflowAdapter(Adapter):
         finally:
             os.unlink(path)
         dashboard = f"{self.settings.host.rstrip('/')}/#/runs/details/{run_id}"
-        return BackendRef(self.name, {"run_id": run_id, "host": self.settings.host, "dashboard": dashboard,
-                                      "experiment": self.settings.experiment, "pipeline": runs.shape(request.pipeline)})
+        return KubeflowRef(run_id=run_id, host=self.settings.host, dashboard=dashboard, experiment=self.settings.experiment,
+                           pipeline=runs.shape(request.pipeline)).ref(self.name)
 
     def _create_run(self, client: Any, path: str, request: RunRequest) -> str:
         experiment = client.create_experiment(self.settings.experiment, namespace=self.settings.namespace)
@@ -115,33 +126,31 @@ class KubeflowAdapter(Adapter):
             service_account=self.settings.service_account)
         return str(result.run_id)
 
-    def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
-        text = compiled.files[PIPELINE_FILE].split(b"\n---\n")[0]
-        return runs.emulate(self.name, json.loads(text), compiled, request)
+    def stage(self, compiled: Compiled, request: RunRequest) -> None:
+        runs.store_run_spec(compiled, request.artifact_root)
 
     def _run(self, ref: BackendRef) -> Any:
-        return self.client().get_run(ref.data["run_id"])
+        return self.client().get_run(KubeflowRef.of(ref).run_id)
 
     def _tasks(self, run: Any, ref: BackendRef) -> list[runs.Task]:
         """Task details, each step's given the meta folder its entrypoint mirrored (the API reports no output URIs)."""
         details = (getattr(run.run_details, "task_details", None) or []) if run.run_details else []
         tasks = [runs.Task(t.display_name or "", t.state or "", _ts(t.start_time), _ts(t.end_time),
                            t.error.message if t.error and t.error.message else "") for t in details]
-        pipeline = ref.data["pipeline"]
+        r = KubeflowRef.of(ref)
+        pipeline = r.pipeline
         for task, step in runs.step_names(pipeline).items():
-            prefix = mirror_uri(self.stack.artifact_root.rstrip("/"), pipeline["name"], ref.data["run_id"], step, "")
+            prefix = mirror_uri(self.stack.artifact_root.rstrip("/"), pipeline["name"], r.run_id, step, "")
             folders = runs.list_folders(prefix)
             for t, folder in zip([t for t in tasks if t.name == task], folders):
                 t.outputs[META_OUTPUT] = [folder]
         return tasks
 
     def status(self, ref: BackendRef) -> RunState:
-        if ref.data.get("emulated"):
-            return runs.emulated_state(ref)
         run = self._run(ref)
         word = run.state or "RUNTIME_STATE_UNSPECIFIED"
         status = RUN_STATUS.get(word, RunStatus.UNKNOWN)
-        pipeline = ref.data["pipeline"]
+        pipeline = KubeflowRef.of(ref).pipeline
         steps = runs.step_states(self._tasks(run, ref), runs.step_names(pipeline), STEP_STATUS, status.terminal, pipeline)
         message = run.error.message if run.error and run.error.message else ""
         failed = [s for s in steps.values() if s.status is StepStatus.FAILED]
@@ -150,26 +159,16 @@ class KubeflowAdapter(Adapter):
         return RunState(status, word, steps, message, _ts(run.created_at), _ts(run.finished_at) if status.terminal else None)
 
     def logs(self, ref: BackendRef, step: str) -> str:
-        if ref.data.get("emulated"):
-            from stackhop.core import run_files
-
-            return run_files.read_log(ref.data["run_prefix"], step) or ""
         text = runs.read_log(self.status(ref), step)
         if text is not None:
             return text
-        return (f"no log stored for step {step} yet; the pod's own log is in the run's page: {ref.data['dashboard']}\n")
+        return (f"no log stored for step {step} yet; the pod's own log is in the run's page: {KubeflowRef.of(ref).dashboard}\n")
 
     def cancel(self, ref: BackendRef) -> None:
-        if ref.data.get("emulated"):
-            return
-        self.client().terminate_run(ref.data["run_id"])
+        self.client().terminate_run(KubeflowRef.of(ref).run_id)
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
-        if ref.data.get("emulated"):
-            from stackhop.core import run_files
-
-            return run_files.list_artifacts(ref.data["run_prefix"])
-        pipeline = ref.data["pipeline"]
+        pipeline = KubeflowRef.of(ref).pipeline
         return runs.artifacts(self._tasks(self._run(ref), ref), runs.step_names(pipeline), pipeline)
 
 

@@ -10,3 +10,10 @@ def stackhop_adapters() -> list[type]:
     from stackhop.adapters.kfp.adapter import KubeflowAdapter
 
     return [KubeflowAdapter]
+
+
+@hookimpl
+def stackhop_wirings() -> list[type]:
+    from stackhop.adapters.pipelinespec.runtime import PipelineSpecWiring
+
+    return [PipelineSpecWiring]

@@ -15,15 +15,27 @@ from stackhop.adapters.kubernetes.manifests import (
 from stackhop.adapters.kubernetes.schemas import validate_manifest
 from stackhop.adapters.kubernetes.settings import KubernetesSettings
 from stackhop.core import run_files
-from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RefData, RunRequest
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.ir import Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus
 from stackhop.errors import StackhopError
 
+class KubernetesRef(RefData):
+    spec: str
+    state: str
+    namespace: str
+    run_id: str
+    mode: str = "client"
+    """Where the driver runs: `client` (a process on this machine, `pid`) or `cluster` (the Job `driver_job`)."""
+    pid: int | None = None
+    driver_job: str | None = None
+
+
 class KubernetesAdapter(Adapter):
     name: ClassVar[str] = "kubernetes"
     Settings = KubernetesSettings
+    Ref = KubernetesRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
         Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.GPU, Capability.RESOURCE_OPS,
@@ -65,10 +77,10 @@ class KubernetesAdapter(Adapter):
         pipeline = request.pipeline["name"]
         spec_uri = store.run_meta(pipeline, request.run_id, "run.json")
         state_uri = store.run_meta(pipeline, request.run_id, "state.json")
-        ref = {"spec": spec_uri, "state": state_uri, "namespace": self.settings.namespace,
-               "run_id": request.run_id, "mode": self.settings.driver}
+        ref = KubernetesRef(spec=spec_uri, state=state_uri, namespace=self.settings.namespace, run_id=request.run_id,
+                            mode=self.settings.driver)
         if store.exists(spec_uri):  # a retried submit: the run already exists
-            return BackendRef(self.name, ref)
+            return ref.ref(self.name)
         spec = {
             "run_id": request.run_id, "pipeline": request.pipeline, "parameters": request.parameters,
             "artifact_root": store.root, "code": {"source_dir": None, "archive_uri": request.code.archive_uri,
@@ -80,10 +92,10 @@ class KubernetesAdapter(Adapter):
         }
         store.write_json(spec_uri, spec)
         if self.settings.driver == "client":
-            ref["pid"] = self._start_local_driver(store, spec_uri, pipeline, request.run_id)
+            ref = ref.model_copy(update={"pid": self._start_local_driver(store, spec_uri, pipeline, request.run_id)})
         else:
-            ref["driver_job"] = self._start_cluster_driver(docs, request.run_id)
-        return BackendRef(self.name, ref)
+            ref = ref.model_copy(update={"driver_job": self._start_cluster_driver(docs, request.run_id)})
+        return ref.ref(self.name)
 
     def _start_local_driver(self, store: ArtifactStore, spec_uri: str, pipeline: str, run_id: str) -> int:
         log_uri = store.run_meta(pipeline, run_id, "driver.log")
@@ -133,8 +145,9 @@ class KubernetesAdapter(Adapter):
     # ------------------------------------------------------------------ status, logs, cancel
     def _driver_state(self, ref: BackendRef) -> str:
         """'alive', 'gone' or 'failed', from the local pid or the driver Job."""
-        if ref.data.get("mode", "client") == "client":
-            pid = ref.data.get("pid")
+        r = KubernetesRef.of(ref)
+        if r.mode == "client":
+            pid = r.pid
             child = _children.get(pid) if pid else None
             if child is not None:
                 return "alive" if child.poll() is None else "gone"
@@ -150,22 +163,23 @@ class KubernetesAdapter(Adapter):
 
         try:
             job = client.BatchV1Api(api_client(self.settings)).read_namespaced_job(
-                ref.data["driver_job"], ref.data["namespace"], _preload_content=False)
+                r.driver_job, r.namespace, _preload_content=False)
         except ApiException as exc:
             return "gone" if exc.status == 404 else "alive"
         status = json.loads(job.data).get("status") or {}
         return "failed" if status.get("failed") else "gone" if status.get("succeeded") else "alive"
 
     def status(self, ref: BackendRef) -> RunState:
-        state = run_files.read_state(ref.data["state"])
-        cancelled = run_files.read_state(ref.data["state"].replace("state.json", "cancel.json")) is not None
+        r = KubernetesRef.of(ref)
+        state = run_files.read_state(r.state)
+        cancelled = run_files.read_state(r.state.replace("state.json", "cancel.json")) is not None
         if state is None:
             driver = self._driver_state(ref)
             if driver == "alive":
                 return RunState(RunStatus.PENDING, native="driver starting")
             return RunState(RunStatus.CANCELLED if cancelled else RunStatus.FAILED, native=f"driver {driver}",
                             message="the driver ended before it reported any state")
-        result = run_files.to_run_state(state, run_files.run_prefix_of(ref.data["state"]))
+        result = run_files.to_run_state(state, run_files.run_prefix_of(r.state))
         if not result.status.terminal and self._driver_state(ref) != "alive":
             status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
             message = "" if cancelled else "the driver stopped before the run finished; see its log"
@@ -173,13 +187,14 @@ class KubernetesAdapter(Adapter):
         return result
 
     def logs(self, ref: BackendRef, step: str) -> str:
-        saved = run_files.read_log(run_files.run_prefix_of(ref.data["state"]), step)
+        saved = run_files.read_log(run_files.run_prefix_of(KubernetesRef.of(ref).state), step)
         if saved is not None:
             return saved
         return self._live_logs(ref, step)
 
     def _live_logs(self, ref: BackendRef, step: str) -> str:
         """While a step runs, its log lives only in the pod."""
+        r = KubernetesRef.of(ref)
         from kubernetes import client
 
         from stackhop.adapters.kubernetes.client import api_client
@@ -190,16 +205,17 @@ class KubernetesAdapter(Adapter):
         name, _ = parse_instance_key(step)
         core = client.CoreV1Api(api_client(self.settings))
         pods = json.loads(core.list_namespaced_pod(
-            ref.data["namespace"], label_selector=f"{LABEL_RUN}={ref.data['run_id']},{LABEL_STEP}={label_value(name)}",
+            r.namespace, label_selector=f"{LABEL_RUN}={r.run_id},{LABEL_STEP}={label_value(name)}",
             _preload_content=False).data)["items"]
         pods.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
-        return "".join(core.read_namespaced_pod_log(p["metadata"]["name"], ref.data["namespace"]) for p in pods[-1:])
+        return "".join(core.read_namespaced_pod_log(p["metadata"]["name"], r.namespace) for p in pods[-1:])
 
     def cancel(self, ref: BackendRef) -> None:
-        store = ArtifactStore.for_uri(ref.data["state"])
-        store.write_json(ref.data["state"].replace("state.json", "cancel.json"), {"requested": True})
-        if ref.data.get("mode", "client") == "client":
-            pid = ref.data.get("pid")
+        r = KubernetesRef.of(ref)
+        store = ArtifactStore.for_uri(r.state)
+        store.write_json(r.state.replace("state.json", "cancel.json"), {"requested": True})
+        if r.mode == "client":
+            pid = r.pid
             if pid and self._driver_state(ref) == "alive":
                 os.kill(pid, signal.SIGTERM)
                 return
@@ -210,18 +226,19 @@ class KubernetesAdapter(Adapter):
         from stackhop.adapters.kubernetes.client import api_client
 
         client.BatchV1Api(api_client(self.settings)).delete_namespaced_job(
-            ref.data["driver_job"], ref.data["namespace"], propagation_policy="Foreground")
+            r.driver_job, r.namespace, propagation_policy="Foreground")
 
     def _delete_run_jobs(self, ref: BackendRef) -> None:
+        r = KubernetesRef.of(ref)
         from kubernetes import client
 
         from stackhop.adapters.kubernetes.client import api_client
 
         client.BatchV1Api(api_client(self.settings)).delete_collection_namespaced_job(
-            ref.data["namespace"], label_selector=f"{LABEL_RUN}={ref.data['run_id']}", propagation_policy="Foreground")
+            r.namespace, label_selector=f"{LABEL_RUN}={r.run_id}", propagation_policy="Foreground")
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
-        return run_files.list_artifacts(run_files.run_prefix_of(ref.data["state"]))
+        return run_files.list_artifacts(run_files.run_prefix_of(KubernetesRef.of(ref).state))
 
 
 _children: dict[int, subprocess.Popen[bytes]] = {}

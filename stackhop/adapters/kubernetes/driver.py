@@ -342,7 +342,7 @@ class KubernetesDriver(Scheduler):
 
 
 def drive(spec_uri: str) -> int:
-    from stackhop.entrypoint import read_spec
+    from stackhop.core.resolve import read_spec
 
     status = KubernetesDriver(read_spec(spec_uri)).run()
     return 0 if status == "SUCCEEDED" else 1

@@ -273,8 +273,10 @@ def bind_job(
     for env in container["env"]:
         if env["name"] == "STACKHOP_RUN_ID":
             env["value"] = run_id
-    if index:
-        container["args"] = [*container["args"], "--index", ",".join(str(i) for i in index)]
+    if index:  # beside --step: arguments after a `--wiring` would belong to the wiring
+        args = container["args"]
+        at = args.index("--step") + 2 if "--step" in args else len(args)
+        container["args"] = [*args[:at], "--index", ",".join(str(i) for i in index), *args[at:]]
     if owner:
         job["metadata"]["ownerReferences"] = [{k: v for k, v in owner.items() if not k.startswith("_")}]
     return job

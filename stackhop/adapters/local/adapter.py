@@ -13,7 +13,7 @@ from pydantic import Field
 
 from stackhop.adapters.local import crash
 from stackhop.adapters.local.lifeline import start_time
-from stackhop.core.adapter import Adapter, AdapterSettings, BackendRef, Capability, Compiled, Note, RunRequest
+from stackhop.core.adapter import Adapter, AdapterSettings, BackendRef, RefData, Capability, Compiled, Note, RunRequest
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.canonical import canonical_json
 from stackhop.core.ir import Pipeline
@@ -44,10 +44,22 @@ class LocalSettings(AdapterSettings):
     )
 
 
+class LocalRef(RefData):
+    spec: str
+    state: str
+    pid: int | None = None
+    """The runner's pid with its start time and host: alive only while all three match (see `lifeline`)."""
+    pid_start: int | None = None
+    host: str | None = None
+    emulates: str | None = None
+    """The adapter whose compiled document this runner emulates; None for a local run."""
+
+
 class LocalAdapter(Adapter):
     name: ClassVar[str] = "local"
     uses_images = False
     Settings = LocalSettings
+    Ref = LocalRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
         Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.CONTAINER_STEPS, Capability.GPU,
@@ -81,49 +93,7 @@ class LocalAdapter(Adapter):
 
     def submit(self, compiled: Compiled, request: RunRequest) -> BackendRef:
         doc = json.loads(compiled.files["pipeline.local.json"])
-        store = ArtifactStore(request.artifact_root)
-        pipeline = doc["pipeline"]["name"]
-        spec = {
-            "run_id": request.run_id,
-            "pipeline": doc["pipeline"],
-            "parameters": request.parameters,
-            "artifact_root": store.root,
-            "code": {"source_dir": request.code.source_dir, "archive_uri": request.code.archive_uri,
-                     "digest": request.code.digest},
-            "caching": request.caching,
-            "settings": doc["settings"],
-            "store_path": request.store_path,
-            "workdir": os.getcwd(),
-        }
-        spec_uri = store.run_meta(pipeline, request.run_id, "run.json")
-        state_uri = store.run_meta(pipeline, request.run_id, "state.json")
-        if store.exists(spec_uri):  # a retried submit must not start a second runner
-            return BackendRef(self.name, {"spec": spec_uri, "state": state_uri, "pid": None})
-        store.write_json(spec_uri, spec)
-        spec_path = self._local_spec(store, spec_uri, spec)
-        log_uri = store.run_meta(pipeline, request.run_id, "runner.log")
-        log_path = store.local_path(log_uri) if store.is_local else spec_path + ".runner.log"
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "stackhop.adapters.local.runner", spec_path],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        _children[proc.pid] = proc
-        import socket
-
-        return BackendRef(self.name, {"spec": spec_uri, "state": state_uri, "pid": proc.pid,
-                                      "pid_start": start_time(proc.pid), "host": socket.gethostname()})
-
-    @staticmethod
-    def _local_spec(store: ArtifactStore, uri: str, spec: dict[str, Any]) -> str:
-        if store.is_local:
-            return store.local_path(uri)
-        import tempfile
-
-        fd, path = tempfile.mkstemp(prefix="stackhop-run-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(spec, f)
-        return path
+        return start_runner(request, doc["pipeline"], doc["settings"])
 
     @classmethod
     def settled_offline(cls, backend_ref: dict[str, Any]) -> RunState | None:
@@ -142,21 +112,81 @@ class LocalAdapter(Adapter):
         return crash.settle(data["state"], data)
 
     def status(self, ref: BackendRef) -> RunState:
-        state = self._settled(ref.data)
+        r = LocalRef.of(ref)
+        state = self._settled(r.model_dump())
         if state is None:
             return RunState(RunStatus.PENDING, native="starting")
-        return run_files.to_run_state(state, run_files.run_prefix_of(ref.data["state"]))
+        return run_files.to_run_state(state, run_files.run_prefix_of(r.state))
 
     def logs(self, ref: BackendRef, step: str) -> str:
-        return run_files.read_log(run_files.run_prefix_of(ref.data["state"]), step) or ""
+        return run_files.read_log(run_files.run_prefix_of(LocalRef.of(ref).state), step) or ""
 
     def cancel(self, ref: BackendRef) -> None:
-        found = crash.runner(run_files.read_state(ref.data["state"]), ref.data)
+        r = LocalRef.of(ref)
+        found = crash.runner(run_files.read_state(r.state), r.model_dump())
         if found is not None and found[1]:
             os.kill(found[0], signal.SIGTERM)
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
         """Only outputs the runner recorded: a finished run lists those of its SUCCEEDED and CACHED steps."""
-        refs = run_files.list_artifacts(run_files.run_prefix_of(ref.data["state"]))
-        recorded = crash.recorded_steps(run_files.read_state(ref.data["state"]))
+        state = LocalRef.of(ref).state
+        refs = run_files.list_artifacts(run_files.run_prefix_of(state))
+        recorded = crash.recorded_steps(run_files.read_state(state))
         return refs if recorded is None else [r for r in refs if r.step in recorded]
+
+
+def start_runner(request: RunRequest, pipeline: dict[str, Any], settings: dict[str, Any],
+                 emulation: dict[str, Any] | None = None) -> BackendRef:
+    """Start the detached runner process of one run (idempotent: a retried submit finds the first)."""
+    store = ArtifactStore(request.artifact_root)
+    spec = {
+        "run_id": request.run_id,
+        "pipeline": pipeline,
+        "parameters": request.parameters,
+        "artifact_root": store.root,
+        "code": {"source_dir": request.code.source_dir, "archive_uri": request.code.archive_uri,
+                 "digest": request.code.digest},
+        "caching": request.caching,
+        "settings": settings,
+        "store_path": request.store_path,
+        "workdir": os.getcwd(),
+        **({"emulation": emulation} if emulation else {}),
+    }
+    name = pipeline["name"]
+    spec_uri = store.run_meta(name, request.run_id, "run.json")
+    state_uri = store.run_meta(name, request.run_id, "state.json")
+    emulates = emulation["adapter"] if emulation else None
+    if store.exists(spec_uri):  # a retried submit must not start a second runner
+        return LocalRef(spec=spec_uri, state=state_uri, emulates=emulates).ref(LocalAdapter.name)
+    store.write_json(spec_uri, spec)
+    spec_path = _local_spec(store, spec_uri, spec)
+    log_uri = store.run_meta(name, request.run_id, "runner.log")
+    log_path = store.local_path(log_uri) if store.is_local else spec_path + ".runner.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stackhop.adapters.local.runner", spec_path],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    _children[proc.pid] = proc
+    import socket
+
+    return LocalRef(spec=spec_uri, state=state_uri, pid=proc.pid, pid_start=start_time(proc.pid),
+                    host=socket.gethostname(), emulates=emulates).ref(LocalAdapter.name)
+
+
+def start_emulation(compiled: Compiled, request: RunRequest) -> BackendRef:
+    """Run another adapter's compiled document here: the runner starts what the document names, not the entrypoint."""
+    emulation = {"adapter": compiled.adapter,
+                 "files": {name: data.decode() for name, data in sorted(compiled.files.items())}}
+    return start_runner(request, request.pipeline, LocalSettings().model_dump(mode="json"), emulation)
+
+
+def _local_spec(store: ArtifactStore, uri: str, spec: dict[str, Any]) -> str:
+    if store.is_local:
+        return store.local_path(uri)
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="stackhop-run-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(spec, f)
+    return path

@@ -10,7 +10,10 @@ spawned processes. The server stays single-threaded, which is what makes fork sa
 With `launcher: spawn` the server preloads nothing and each child execs a fresh interpreter
 (`"exec": true`), so both launchers share one way to start, watch and kill steps.
 
-Protocol (JSON lines): the runner writes {"id", "argv", "env", "cwd", "log", "exec"}; the server
+An emulated attempt sends `"command"`, the argv a compiled document names, which the child execs
+in place of the entrypoint.
+
+Protocol (JSON lines): the runner writes {"id", "argv", "env", "cwd", "log", "exec", "command"}; the server
 answers {"id", "pid"} when the child starts and {"id", "rc"} when it ends (rc as
 subprocess reports it: negative for a signal).
 
@@ -147,6 +150,13 @@ def _fork(request: dict[str, Any]) -> int:
             os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        if request.get("command"):
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            try:
+                os.execvpe(request["command"][0], request["command"], dict(os.environ))
+            except OSError as exc:
+                print(f"stackhop: cannot start {request['command'][0]!r}: {exc.strerror}", file=sys.stderr)
+                raise SystemExit(127) from None
         if request.get("exec"):
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             os.execve(sys.executable, [sys.executable, "-m", "stackhop.entrypoint", *request["argv"]], dict(os.environ))
@@ -202,10 +212,11 @@ class ForkServer:
             else:
                 self._on_exit(msg["id"], msg["rc"])
 
-    def start(self, rid: str, argv: list[str], env: dict[str, str], cwd: str | None, log: str) -> int:
+    def start(self, rid: str, argv: list[str], env: dict[str, str], cwd: str | None, log: str,
+              command: list[str] | None = None) -> int:
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps({"id": rid, "argv": argv, "env": env, "cwd": cwd, "log": log,
-                                          "exec": self.spawn}) + "\n").encode())
+                                          "exec": self.spawn, "command": command}) + "\n").encode())
         self.proc.stdin.flush()
         with self._started:
             if not self._started.wait_for(lambda: rid in self._pids, timeout=30):

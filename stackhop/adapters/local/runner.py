@@ -3,7 +3,9 @@
     python -m stackhop.adapters.local.runner RUN_SPEC_PATH
 
 The DAG walk (readiness, conditions, loops, caching, retries, cancel, state.json) is the
-core scheduler's; this module only starts, watches and kills processes. Each attempt runs
+core scheduler's; this module only starts, watches and kills processes. An emulated run
+(`--emulate`) is the same runner with another adapter's `Emulator`: each attempt starts the
+command the compiled document names instead of the entrypoint. Each attempt runs
 `python -m stackhop.entrypoint` in its own session and process group, so a timeout or a
 cancel kills the step and everything it spawned. The runner records its pid, start time and
 host in state.json, so readers can tell when it died (see `crash`), and every process it
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +26,7 @@ import time
 from typing import Any
 
 from stackhop.adapters.local.lifeline import start_time
+from stackhop.core.emulation import EmulatedRun, EmulationError, Emulator, this_python
 from stackhop.core.scheduler import AttemptEnd, Instance, Scheduler
 
 
@@ -44,6 +48,8 @@ class Runner(Scheduler):
         from stackhop.adapters.local.gpus import GpuPool, available
 
         self.gpus = GpuPool(available(self.settings.get("gpus", "auto")))
+        self.emulator = _emulator(spec)
+        self._workdirs: dict[str, str] = {}
 
     # ------------------------------------------------------------------ starting
     def _start_forkserver(self) -> None:
@@ -85,7 +91,13 @@ class Runner(Scheduler):
         self._timed_out.discard(key)
         self._deadline.pop(key, None)
         self._kill_at.pop(key, None)
-        if rc == 0 and not timed_out:
+        ok = rc == 0 and not timed_out
+        problem = self._collect(key, ok) if self.emulator is not None else ""
+        if problem:
+            self.events.put(AttemptEnd(key, attempt, ok=False, reason=problem, native="outputs_not_collected",
+                                       exit_code=rc, retryable=False))
+            return
+        if ok:
             self.events.put(AttemptEnd(key, attempt, ok=True, native="exit code 0", exit_code=0))
             return
         inst = self.instances[key]
@@ -99,6 +111,9 @@ class Runner(Scheduler):
         self.events.put(AttemptEnd(key, attempt, ok=False, reason=reason, native=native, exit_code=rc))
 
     def start(self, inst: Instance) -> None:
+        if self.emulator is not None:
+            self._start_emulated(inst)
+            return
         step = self.view.steps[inst.step]
         env = dict(os.environ)
         env.update(self.step_settings(inst).get("env") or {})
@@ -133,6 +148,72 @@ class Runner(Scheduler):
         timeout = self.step_settings(inst).get("timeout_seconds")
         if timeout:
             self._deadline[inst.key] = time.time() + float(timeout)
+
+    def _start_emulated(self, inst: Instance) -> None:
+        assert self.emulator is not None
+        workdir = tempfile.mkdtemp(prefix="stackhop-emulate-")
+        try:
+            command = self.emulator.command(inst.step, inst.index, workdir)
+        except EmulationError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            self.settle(inst, "FAILED", "not_emulated", str(exc))
+            return
+        self._workdirs[inst.key] = workdir
+        env = {**os.environ, **command.env, "STACKHOP_ATTEMPT": str(inst.attempts)}
+        if self.gpus.ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus.take(inst.key, self._gpus_wanted(inst)))
+        log_path = self._log_path(inst)
+        with open(log_path, "ab") as log:
+            if inst.attempts > 1:
+                log.write(f"\n===== attempt {inst.attempts} =====\n".encode())
+        if not self._forkserver_tried:
+            self._start_forkserver()
+        argv = this_python(command.argv)
+        if self.forkserver is not None:
+            inst.handle = self.forkserver.start(f"{inst.key}#{inst.attempts}", [], env, workdir, log_path, command=argv)
+        else:
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, env=env, cwd=workdir)
+            inst.handle = proc.pid
+            key, attempt = inst.key, inst.attempts
+            threading.Thread(target=lambda: self._report(key, attempt, proc.wait()), daemon=True).start()
+        timeout = command.timeout_seconds or self.step_settings(inst).get("timeout_seconds")
+        if timeout:
+            self._deadline[inst.key] = time.time() + float(timeout)
+
+    def _collect(self, key: str, ok: bool) -> str:
+        """After an emulated attempt: hand its outputs on as the backend would (if it succeeded); the problem, if any."""
+        inst = self.instances[key]
+        workdir = self._workdirs.pop(key, None)
+        try:
+            if ok and self.emulator is not None and workdir is not None:
+                self.emulator.collect(inst.step, inst.index, workdir)
+        except (EmulationError, OSError) as exc:
+            return str(exc)
+        finally:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return ""
+
+    def conditions_hold(self, inst: Instance) -> tuple[bool, str]:
+        """An emulated run follows the document's condition, and fails the step where it disagrees with the IR's."""
+        holds, group = super().conditions_hold(inst)
+        if self.emulator is None:
+            return holds, group
+        says = self.emulator.condition(inst.step, inst.index)
+        if says is not None and says != holds:
+            raise EmulationError(
+                f"the compiled document {'runs' if says else 'skips'} step {inst.key} where the pipeline's "
+                f"conditions {'hold' if holds else f'({group}) do not'}; the adapter compiled the condition wrongly")
+        return holds, group
+
+    def on_settled(self, inst: Instance) -> None:
+        if self.emulator is not None:
+            workdir = self._workdirs.pop(inst.key, None)
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            self.emulator.settled(inst.step, inst.index, inst.status, inst.message)
 
     def _add_secrets(self, step: dict[str, Any], env: dict[str, str]) -> str:
         table: dict[str, dict[str, str]] = self.settings.get("secrets") or {}
@@ -211,6 +292,20 @@ class Runner(Scheduler):
             path = os.path.join(self._scratch_dir, inst.key.replace("[", "_").replace("]", "") + ".log")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
+
+
+def _emulator(spec: dict[str, Any]) -> Emulator | None:
+    emulation = spec.get("emulation")
+    if not emulation:
+        return None
+    from stackhop.core.plugins import adapter_class
+
+    cls = adapter_class(emulation["adapter"], where=f"emulated run {spec['run_id']}").emulator
+    if cls is None:
+        raise SystemExit(f"adapter {emulation['adapter']!r} has no emulator")
+    files = {name: text.encode() for name, text in emulation["files"].items()}
+    return cls(files, EmulatedRun(spec["run_id"], spec.get("parameters") or {}, spec["artifact_root"],
+                                  spec["pipeline"], spec.get("code") or {}))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 Emitted as plain dicts in the protobuf JSON mapping, in one pass over steps and groups, so
 compile cost is linear in steps and needs no protobuf runtime (the tests parse every document
 strictly into `pipeline_spec_pb2.PipelineSpec`). Each step is one `comp-*`/`exec-*` pair whose
-container runs `python -m stackhop.entrypoint`; data moves through KFP's own wiring and
+container runs `python -m stackhop.entrypoint` with `--wiring` naming `PipelineSpecWiring`
+(runtime.py), which parses the arguments after it; data moves through KFP's own wiring and
 placeholders, so the backend records lineage and chooses artifact URIs, and the entrypoint
 does the reading and writing:
 
@@ -27,9 +28,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from stackhop.adapters.pipelinespec.runtime import PipelineSpecWiring
 from stackhop.core import ir
 from stackhop.core.canonical import canonical_json
 from stackhop.core.quantities import format_bytes, format_cpu
+from stackhop.core.wiring import wiring_ref
 from stackhop.errors import PipelineDefinitionError
 
 SCHEMA_VERSION = "2.1.0"
@@ -38,6 +41,7 @@ META_OUTPUT = "stackhop_meta"
 CODE_PARAM = "stackhop_code"
 FINAL_STATUS_INPUT = "stackhop_final_status"
 RESERVED = (META_OUTPUT, CODE_PARAM, FINAL_STATUS_INPUT)
+WIRING = wiring_ref(PipelineSpecWiring)
 PARAM_TYPES = {"str": "STRING", "int": "NUMBER_INTEGER", "float": "NUMBER_DOUBLE", "bool": "BOOLEAN",
                "list": "LIST", "dict": "STRUCT"}
 SCHEMA = "0.0.1"
@@ -281,7 +285,7 @@ class _Compiler:
         in_arts: dict[str, Any] = {}
         task_params: dict[str, Any] = {}
         task_arts: dict[str, Any] = {}
-        args: list[str] = ["--spec", self.spec_uri, "--run-id", "{{$.pipeline_job_name}}", "--step", s.name,
+        args: list[str] = ["--run-id", "{{$.pipeline_job_name}}",
                            "--meta", f"{{{{$.outputs.artifacts['{META_OUTPUT}'].uri}}}}"]
         if self.t.meta_mirror:
             args += ["--meta-mirror", mirror_uri(self.t.artifact_root, self.p.name, "{{$.pipeline_job_uuid}}", s.name,
@@ -321,8 +325,9 @@ class _Compiler:
             else:
                 out_arts[out.name] = {"artifactType": artifact_type(out.type)}
                 args += ["--output-artifact", f"{out.name}={{{{$.outputs.artifacts['{out.name}'].uri}}}}"]
+        own = ["--spec", self.spec_uri, "--step", s.name]
         if s.settings.timeout_seconds:
-            args += ["--timeout", _number(s.settings.timeout_seconds)]
+            own += ["--timeout", _number(s.settings.timeout_seconds)]
         exit_of = next((g for g in self.p.groups if g.kind == "exit_handler" and g.exit_step == s.name), None)
         if exit_of is not None:
             in_params[FINAL_STATUS_INPUT] = {"parameterType": "TASK_FINAL_STATUS", "isOptional": True}
@@ -343,7 +348,7 @@ class _Compiler:
             task["retryPolicy"] = {"maxRetryCount": retry.max_retries, "backoffDuration": f"{_number(retry.backoff_seconds)}s",
                                    "backoffFactor": retry.backoff_factor,
                                    "backoffMaxDuration": f"{_number(retry.max_backoff_seconds)}s"}
-        self.executors[f"exec-{name}"] = {"container": self.container(s, args)}
+        self.executors[f"exec-{name}"] = {"container": self.container(s, [*own, "--wiring", WIRING, *args])}
 
     def container(self, s: ir.Step, args: list[str]) -> dict[str, Any]:
         st = s.settings

@@ -1,12 +1,14 @@
 """Run a compiled PipelineSpec on this machine, the way Vertex AI or Kubeflow Pipelines would.
 
-This walks the document, not the IR, so it proves what we submit: DAGs in dependency order,
-task inputs from `componentInputParameter`/`taskOutputParameter`/`runtimeValue`/artifacts and
-`parameterExpressionSelector`, `triggerPolicy.condition` (CEL) and `ALL_UPSTREAM_TASKS_COMPLETED`,
-`parameterIterator` fan-out, DAG outputs, the task final status, and retries. Each executor's
-command and args run as a local process with their placeholders filled, against the stack's
-artifact store. Not emulated: the image (this Python stands in for the image's), caching,
-iteration parallelism (iterations run one after another) and retry back-off delays.
+This reads the document, not the IR, so it proves what we submit: for each task the scheduler
+starts it resolves the task's inputs through the nested DAGs (`componentInputParameter`,
+`taskOutputParameter`, `runtimeValue`, artifacts, DAG outputs, `parameterExpressionSelector`,
+`taskFinalStatus`), picks the iteration's item from each enclosing `parameterIterator`,
+evaluates every enclosing `triggerPolicy.condition` (CEL), and runs the executor's command and
+args with their placeholders filled, against the stack's artifact store. Output parameters are
+read back from the files the placeholders named. The core scheduler decides when each task
+runs (dependencies, `ALL_UPSTREAM_TASKS_COMPLETED`, iteration parallelism, retries, caching).
+Not emulated: the image (this Python stands in for the image's).
 """
 
 from __future__ import annotations
@@ -14,160 +16,116 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from stackhop.adapters.pipelinespec.cel import CelError, evaluate
-from stackhop.adapters.pipelinespec.compiler import META_OUTPUT
-from stackhop.core.artifacts import META
-from stackhop.core.graph import stable_topological
+from stackhop.adapters.pipelinespec.compiler import CODE_PARAM, META_OUTPUT, task_name
+from stackhop.core.artifacts import META, ArtifactStore
+from stackhop.core.emulation import Command, EmulatedRun, EmulationError, Emulator, Index
 
 _PLACEHOLDER = re.compile(r"\{\{\$(?P<body>[^}]*)\}\}")
 _IO = re.compile(r"^\.(?P<dir>inputs|outputs)\.(?P<kind>parameters|artifacts)\['(?P<name>[^']+)'\](?:\.(?P<attr>uri|output_file|path))?$")
+SPEC_FILES = ("pipeline.json", "pipeline.yaml")
 
 
-class EmulationError(Exception):
-    pass
+@dataclass(frozen=True)
+class _Level:
+    """A task in one DAG of the document, on the way from the root to an executor task."""
+
+    dag: dict[str, Any]
+    name: str
+    task: dict[str, Any]
 
 
-@dataclass
-class _Result:
-    state: str  # SUCCEEDED, FAILED, SKIPPED, NOT_TRIGGERED
-    parameters: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, list[str]] = field(default_factory=dict)
-    error: str = ""
+class SpecEmulator(Emulator):
+    """One pipeline job of a PipelineSpec, a task at a time."""
 
+    def __init__(self, files: dict[str, bytes], run: EmulatedRun):
+        super().__init__(files, run)
+        name = next((n for n in SPEC_FILES if n in files), None)
+        if name is None:
+            raise EmulationError(f"the compiled files hold no PipelineSpec ({' or '.join(SPEC_FILES)})")
+        self.spec: dict[str, Any] = json.loads(files[name].split(b"\n---\n")[0])
+        self.components = self.spec["components"]
+        self.executors = self.spec["deploymentSpec"]["executors"]
+        self.tasks = {task_name(s["name"]): s["name"] for s in run.pipeline["steps"]}
+        self.paths: dict[str, list[_Level]] = {}
+        self._walk(self.spec["root"]["dag"], [])
+        self._root: dict[str, Any] | None = None
+        self.outputs: dict[tuple[str, Index], dict[str, Any]] = {}
+        self.states: dict[tuple[str, Index], tuple[str, str]] = {}
+        self._files: dict[tuple[str, Index], dict[str, str]] = {}
 
-@dataclass
-class TaskRecord:
-    """One executor run, for the state document: which IR step instance, how it ended."""
+    def _walk(self, dag: dict[str, Any], above: list[_Level]) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            level = _Level(dag, name, task)
+            comp = self.components[task["componentRef"]["name"]]
+            if "dag" in comp:
+                self._walk(comp["dag"], [*above, level])
+            else:
+                self.paths[name] = [*above, level]
 
-    task: str
-    index: tuple[int, ...]
-    state: str
-    attempts: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-    message: str = ""
-    outputs: dict[str, list[str]] = field(default_factory=dict)
+    @property
+    def parameters(self) -> dict[str, Any]:
+        if self._root is None:
+            given = {**self.run.parameters, CODE_PARAM: (f"{self.run.code['archive_uri']}#{self.run.code.get('digest') or ''}"
+                                                          if self.run.code.get("archive_uri") else "")}
+            declared = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
+            unknown = sorted(set(given) - set(declared))
+            if unknown:
+                raise EmulationError(f"the pipeline declares no parameter {unknown[0]!r}")
+            root: dict[str, Any] = {}
+            for name, d in declared.items():
+                if name in given:
+                    root[name] = given[name]
+                elif "defaultValue" in d:
+                    root[name] = d["defaultValue"]
+                elif not d.get("isOptional"):
+                    raise EmulationError(f"pipeline parameter {name!r} has no default and no value was given")
+            self._root = root
+        return self._root
 
+    def _path(self, step: str, index: Index) -> list[_Level]:
+        name = task_name(step)
+        if name not in self.paths:
+            raise EmulationError(f"the compiled PipelineSpec has no executor task for step {step!r}")
+        return self.paths[name]
 
-class SpecEmulator:
-    """One pipeline job of a PipelineSpec; `run()` returns SUCCEEDED or FAILED."""
-
-    def __init__(self, spec: dict[str, Any], parameters: dict[str, Any], job_name: str, pipeline_root: str,
-                 *, run_prefix: str, steps: dict[str, str] | None = None, env: dict[str, str] | None = None):
-        self.spec = spec
-        self.steps = dict(steps or {})
-        self.job_name = job_name
-        self.root = pipeline_root.rstrip("/")
-        self.run_prefix = run_prefix.rstrip("/")
-        self.env = dict(env or {})
-        self.components = spec["components"]
-        self.executors = spec["deploymentSpec"]["executors"]
-        self.parameters = self._root_parameters(parameters)
-        self.records: list[TaskRecord] = []
-
-    def _root_parameters(self, given: dict[str, Any]) -> dict[str, Any]:
-        declared = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
-        out = {}
-        for name in given:
-            if name not in declared:
-                raise EmulationError(f"the pipeline declares no parameter {name!r}")
-        for name, d in declared.items():
-            if name in given:
-                out[name] = given[name]
-            elif "defaultValue" in d:
-                out[name] = d["defaultValue"]
-            elif not d.get("isOptional"):
-                raise EmulationError(f"pipeline parameter {name!r} has no default and no value was given")
-        return out
-
-    def run(self) -> str:
-        result = self._dag(self.spec["root"]["dag"], self.parameters, {}, (), ())
-        return "SUCCEEDED" if result.state == "SUCCEEDED" else "FAILED"
-
-    # -------------------------------------------------------------- DAGs
-    def _dag(self, dag: dict[str, Any], params: dict[str, Any], arts: dict[str, list[str]], index: tuple[int, ...],
-             path: tuple[str, ...]) -> _Result:
-        tasks = dag.get("tasks", {})
-        edges = []
-        for name, task in tasks.items():
-            for dep in _producers(task):
-                if dep not in tasks:
-                    raise EmulationError(f"task {name!r} depends on {dep!r}, which is not in its DAG")
-                edges.append((dep, name))
-        results: dict[str, _Result] = {}
-        for name in stable_topological(list(tasks), edges):
-            results[name] = self._task(name, tasks[name], params, arts, results, index, path)
-        failed = [n for n, r in results.items() if r.state == "FAILED"]
-        out = _Result("FAILED" if failed else "SUCCEEDED", error=results[failed[0]].error if failed else "")
-        for key, sel in dag.get("outputs", {}).get("parameters", {}).items():
-            src = sel["valueFromParameter"]
-            produced = results.get(src["producerSubtask"])
-            if produced and src["outputParameterKey"] in produced.parameters:
-                out.parameters[key] = produced.parameters[src["outputParameterKey"]]
-        for key, sel in dag.get("outputs", {}).get("artifacts", {}).items():
-            for s in sel["artifactSelectors"]:
-                produced = results.get(s["producerSubtask"])
-                if produced and s["outputArtifactKey"] in produced.artifacts:
-                    out.artifacts.setdefault(key, []).extend(produced.artifacts[s["outputArtifactKey"]])
-        return out
-
-    def _task(self, name: str, task: dict[str, Any], params: dict[str, Any], arts: dict[str, list[str]],
-              done: dict[str, _Result], index: tuple[int, ...], path: tuple[str, ...]) -> _Result:
-        deps = _producers(task)
-        waits_for_all = task.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED"
-        if not waits_for_all and any(done[d].state != "SUCCEEDED" for d in deps):
-            return self._not_run(name, task, index, path, "NOT_TRIGGERED")
-        try:
-            t_params, t_arts = self._inputs(name, task, params, arts, done)
-        except EmulationError as exc:
-            return _Result("FAILED", error=str(exc))
-        condition = task.get("triggerPolicy", {}).get("condition")
-        if condition:
-            try:
-                if not evaluate(condition, t_params):
-                    return self._not_run(name, task, index, path, "SKIPPED")
-            except CelError as exc:
-                return _Result("FAILED", error=f"task {name!r}: {exc}")
-        comp = self.components[task["componentRef"]["name"]]
-        iterator = task.get("parameterIterator")
+    # -------------------------------------------------------------- scopes
+    def _scope(self, path: list[_Level], depth: int, index: Index) -> tuple[dict[str, Any], dict[str, list[str]], int]:
+        """Parameters and artifacts inside the DAG that `path[depth]` lives in, and how many loop indexes it used."""
+        if depth == 0:
+            return self.parameters, {}, 0
+        parent = path[depth - 1]
+        params, arts, used = self._scope(path, depth - 1, index)
+        t_params, t_arts = self._inputs(parent, params, arts, index[:used])
+        iterator = parent.task.get("parameterIterator")
         if iterator is not None:
-            return self._loop(name, task, comp, iterator, t_params, t_arts, index, path)
-        if "dag" in comp:
-            return self._dag(comp["dag"], t_params, t_arts, index, (*path, name))
-        return self._executor(name, task, comp, t_params, t_arts, index, path)
+            items = self._items(parent.name, iterator, t_params)
+            if used >= len(index) or index[used] >= len(items):
+                raise EmulationError(f"task {parent.name!r} iterates over {len(items)} items, which do not include "
+                                     f"iteration {index} of the step")
+            t_params = {**t_params, iterator["itemInput"]: items[index[used]]}
+            used += 1
+        return t_params, t_arts, used
 
-    def _not_run(self, name: str, task: dict[str, Any], index: tuple[int, ...], path: tuple[str, ...], state: str) -> _Result:
-        comp = self.components[task["componentRef"]["name"]]
-        if "executorLabel" in comp:
-            self.records.append(TaskRecord(name, index, state))
-        return _Result(state)
-
-    def _loop(self, name: str, task: dict[str, Any], comp: dict[str, Any], iterator: dict[str, Any],
-              params: dict[str, Any], arts: dict[str, list[str]], index: tuple[int, ...], path: tuple[str, ...]) -> _Result:
-        items_spec = iterator["items"]
-        items = json.loads(items_spec["raw"]) if "raw" in items_spec else params[items_spec["inputParameter"]]
+    @staticmethod
+    def _items(name: str, iterator: dict[str, Any], params: dict[str, Any]) -> list[Any]:
+        spec = iterator["items"]
+        items = json.loads(spec["raw"]) if "raw" in spec else params.get(spec.get("inputParameter", ""))
         if isinstance(items, str):
-            items = json.loads(items)
+            try:
+                items = json.loads(items)
+            except ValueError:
+                pass
         if not isinstance(items, list):
-            return _Result("FAILED", error=f"task {name!r} iterates over {items!r}, which is not a list")
-        state, error = "SUCCEEDED", ""
-        for i, item in enumerate(items):
-            result = self._dag(comp["dag"], {**params, iterator["itemInput"]: item}, arts, (*index, i), (*path, name))
-            if result.state == "FAILED" and state != "FAILED":
-                state, error = "FAILED", result.error
-        return _Result(state, error=error)
+            raise EmulationError(f"task {name!r} iterates over {items!r}, which is not a list")
+        return items
 
-    # -------------------------------------------------------------- inputs
-    def _inputs(self, name: str, task: dict[str, Any], params: dict[str, Any], arts: dict[str, list[str]],
-                done: dict[str, _Result]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    def _inputs(self, level: _Level, params: dict[str, Any], arts: dict[str, list[str]],
+                prefix: Index) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        name, task = level.name, level.task
         t_params: dict[str, Any] = {}
         for key, spec in task.get("inputs", {}).get("parameters", {}).items():
             if "runtimeValue" in spec:
@@ -179,16 +137,9 @@ class SpecEmulator:
                 value = params[source]
             elif "taskOutputParameter" in spec:
                 src = spec["taskOutputParameter"]
-                produced = done[src["producerTask"]]
-                if src["outputParameterKey"] not in produced.parameters:
-                    raise EmulationError(f"task {name!r} reads output {src['outputParameterKey']!r} of task "
-                                         f"{src['producerTask']!r}, which it did not produce")
-                value = produced.parameters[src["outputParameterKey"]]
+                value = self._output_parameter(level.dag, src["producerTask"], src["outputParameterKey"], prefix, name)
             elif "taskFinalStatus" in spec:
-                producer = spec["taskFinalStatus"]["producerTask"]
-                result = done[producer]
-                value = {"state": result.state, "pipelineJobResourceName": self.job_name, "pipelineTaskName": producer,
-                         "error": {"message": result.error} if result.error else {}}
+                value = self._final_status(level.dag, spec["taskFinalStatus"]["producerTask"], prefix)
             else:
                 raise EmulationError(f"task {name!r}: input {key!r} has a source the emulator does not know: {spec}")
             selector = spec.get("parameterExpressionSelector")
@@ -198,118 +149,185 @@ class SpecEmulator:
         t_arts: dict[str, list[str]] = {}
         for key, spec in task.get("inputs", {}).get("artifacts", {}).items():
             if "componentInputArtifact" in spec:
-                t_arts[key] = arts[spec["componentInputArtifact"]]
+                source = spec["componentInputArtifact"]
+                if source not in arts:
+                    raise EmulationError(f"task {name!r} reads artifact {source!r}, which its DAG does not have")
+                t_arts[key] = arts[source]
             elif "taskOutputArtifact" in spec:
                 src = spec["taskOutputArtifact"]
-                produced = done[src["producerTask"]]
-                if src["outputArtifactKey"] not in produced.artifacts:
-                    raise EmulationError(f"task {name!r} reads artifact {src['outputArtifactKey']!r} of task "
-                                         f"{src['producerTask']!r}, which it did not produce")
-                t_arts[key] = produced.artifacts[src["outputArtifactKey"]]
+                t_arts[key] = self._output_artifact(level.dag, src["producerTask"], src["outputArtifactKey"], prefix, name)
             else:
                 raise EmulationError(f"task {name!r}: artifact input {key!r} has an unknown source: {spec}")
         return t_params, t_arts
 
-    # -------------------------------------------------------------- executors
-    def output_uri(self, path: tuple[str, ...], task: str, index: tuple[int, ...], output: str) -> str:
-        """Where an output goes; the layout of a local run, so run readers find meta, logs and artifacts."""
-        step = self.step_of(task)
-        base = "/".join([self.run_prefix, step, *(str(i) for i in index)])
-        return f"{base}/{META}" if output == META_OUTPUT else f"{base}/{output}"
+    def _producer(self, dag: dict[str, Any], producer: str, consumer: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        task = dag.get("tasks", {}).get(producer)
+        if task is None:
+            raise EmulationError(f"task {consumer!r} reads task {producer!r}, which is not in its DAG")
+        return task, self.components[task["componentRef"]["name"]]
 
-    def step_of(self, task: str) -> str:
-        return self.steps.get(task, task)
+    def _output_parameter(self, dag: dict[str, Any], producer: str, key: str, prefix: Index, consumer: str) -> Any:
+        task, comp = self._producer(dag, producer, consumer)
+        if "dag" in comp:
+            if task.get("parameterIterator") is not None:
+                raise EmulationError(f"task {consumer!r} reads output {key!r} collected over loop {producer!r}; "
+                                     "fan-in is not emulated")
+            sel = comp["dag"].get("outputs", {}).get("parameters", {}).get(key)
+            if sel is None:
+                raise EmulationError(f"DAG {producer!r} has no output parameter {key!r}")
+            src = sel["valueFromParameter"]
+            return self._output_parameter(comp["dag"], src["producerSubtask"], src["outputParameterKey"], prefix, producer)
+        produced = self.outputs.get((producer, prefix))
+        if produced is None:  # served from cache, so never collected: its committed record holds the value
+            produced = self._committed(producer, prefix).get("scalars", {})
+        if key not in produced:
+            raise EmulationError(f"task {consumer!r} reads output {key!r} of task {producer!r}, which it did not produce")
+        return produced[key]
 
-    def _executor(self, name: str, task: dict[str, Any], comp: dict[str, Any], params: dict[str, Any],
-                  arts: dict[str, list[str]], index: tuple[int, ...], path: tuple[str, ...]) -> _Result:
+    def _committed(self, producer: str, prefix: Index) -> dict[str, Any]:
+        uri = self.output_uri(producer, prefix, META_OUTPUT) + "/outputs.json"
+        try:
+            return dict(ArtifactStore.for_uri(uri).read_json(uri))
+        except Exception:
+            return {}
+
+    def _output_artifact(self, dag: dict[str, Any], producer: str, key: str, prefix: Index, consumer: str) -> list[str]:
+        task, comp = self._producer(dag, producer, consumer)
+        if "dag" in comp:
+            if task.get("parameterIterator") is not None:
+                raise EmulationError(f"task {consumer!r} reads artifact {key!r} collected over loop {producer!r}; "
+                                     "fan-in is not emulated")
+            sel = comp["dag"].get("outputs", {}).get("artifacts", {}).get(key)
+            if sel is None:
+                raise EmulationError(f"DAG {producer!r} has no output artifact {key!r}")
+            return [uri for s in sel["artifactSelectors"]
+                    for uri in self._output_artifact(comp["dag"], s["producerSubtask"], s["outputArtifactKey"], prefix, producer)]
+        if key not in comp.get("outputDefinitions", {}).get("artifacts", {}):
+            raise EmulationError(f"task {consumer!r} reads artifact {key!r} of task {producer!r}, which it does not declare")
+        if key != META_OUTPUT and (producer, prefix) not in self.outputs:  # served from cache: the cached execution's
+            cached = self._committed(producer, prefix).get("artifacts", {}).get(key, {}).get("uri")
+            if cached:
+                return [cached]
+        return [self.output_uri(producer, prefix, key)]
+
+    def _final_status(self, dag: dict[str, Any], producer: str, prefix: Index) -> dict[str, Any]:
+        """What the backend hands an exit task: how the tasks under `producer` ended."""
+        under = [t for t, path in self.paths.items() if any(lv.dag is dag and lv.name == producer for lv in path)]
+        ended = [(state, message) for (t, index), (state, message) in sorted(self.states.items())
+                 if t in under and index[: len(prefix)] == prefix]
+        failed = [m for state, m in ended if state in ("FAILED", "CANCELLED")]
+        return {"state": "FAILED" if failed else "SUCCEEDED", "pipelineJobResourceName": self.run.run_id,
+                "pipelineTaskName": producer, "error": {"message": failed[0]} if failed else {}}
+
+    # -------------------------------------------------------------- the emulator contract
+    def condition(self, step: str, index: Index) -> bool | None:
+        path = self._path(step, index)
+        found = False
+        for depth, level in enumerate(path):
+            condition = level.task.get("triggerPolicy", {}).get("condition")
+            if not condition:
+                continue
+            found = True
+            params, arts, used = self._scope(path, depth, index)
+            t_params, _ = self._inputs(level, params, arts, index[:used])
+            try:
+                if not evaluate(condition, t_params):
+                    return False
+            except CelError as exc:
+                raise EmulationError(f"task {level.name!r}: {exc}") from None
+        return True if found else None
+
+    def command(self, step: str, index: Index, workdir: str) -> Command:
+        path = self._path(step, index)
+        level = path[-1]
+        params, arts, used = self._scope(path, len(path) - 1, index)
+        if used != len(index):
+            raise EmulationError(f"task {level.name!r} is inside {used} loops in the document, but the step has "
+                                 f"iteration {index}")
+        t_params, t_arts = self._inputs(level, params, arts, index)
+        comp = self.components[level.task["componentRef"]["name"]]
         executor = self.executors[comp["executorLabel"]]
         if "container" not in executor:
-            return _Result("FAILED", error=f"task {name!r}: only container executors are emulated")
+            raise EmulationError(f"task {level.name!r}: only container executors are emulated")
         container = executor["container"]
         declared = comp.get("inputDefinitions", {}).get("parameters", {})
         out_defs = comp.get("outputDefinitions", {})
-        outputs = {k: self.output_uri(path, name, index, k) for k in out_defs.get("artifacts", {})}
-        record = TaskRecord(name, index, "RUNNING", started_at=time.time())
-        self.records.append(record)
-        retries = int(task.get("retryPolicy", {}).get("maxRetryCount", 0))
-        work = tempfile.mkdtemp(prefix=f"stackhop-{name}-")
-        try:
-            files = {k: os.path.join(work, "outputs", k) for k in out_defs.get("parameters", {})}
-            argv = [self._fill(x, name, index, params, declared, arts, outputs, files)
-                    for x in (*container.get("command", []), *container.get("args", []))]
-            if argv and argv[0] in ("python", "python3"):
-                argv = [sys.executable, *argv[1:]]
-            env = {**os.environ, **self.env, **{e["name"]: e["value"] for e in container.get("env", [])}}
-            code = 0
-            for attempt in range(retries + 1):
-                record.attempts = attempt + 1
-                os.makedirs(os.path.join(work, "outputs"), exist_ok=True)
-                code = subprocess.run(argv, env=env, cwd=work, stdin=subprocess.DEVNULL).returncode
-                if code == 0:
-                    break
-            record.finished_at = time.time()
-            if code != 0:
-                record.state, record.message = "FAILED", self._error_message(outputs, name, code)
-                return _Result("FAILED", error=record.message)
-            result = _Result("SUCCEEDED", artifacts={k: [v] for k, v in outputs.items()})
-            for key, d in out_defs.get("parameters", {}).items():
-                if not os.path.exists(files[key]):
-                    record.state, record.message = "FAILED", f"task {name!r} wrote no value for output parameter {key!r}"
-                    return _Result("FAILED", error=record.message)
-                result.parameters[key] = _parse(open(files[key]).read(), d["parameterType"])
-            record.state, record.outputs = "SUCCEEDED", result.artifacts
-            return result
-        except EmulationError as exc:
-            record.state, record.message, record.finished_at = "FAILED", str(exc), time.time()
-            return _Result("FAILED", error=str(exc))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        outputs = {k: self.output_uri(level.name, index, k) for k in out_defs.get("artifacts", {})}
+        files = {k: os.path.join(workdir, "outputs", k) for k in out_defs.get("parameters", {})}
+        os.makedirs(os.path.join(workdir, "outputs"), exist_ok=True)
+        self._files[(level.name, index)] = files
+        fill = _Filler(self, level.name, index, t_params, declared, t_arts, outputs, files)
+        argv = [fill(x) for x in (*container.get("command", []), *container.get("args", []))]
+        env = {e["name"]: fill(e["value"]) for e in container.get("env", [])}
+        return Command(argv, env)
 
-    def _error_message(self, outputs: dict[str, str], task: str, code: int) -> str:
-        from stackhop.core.artifacts import ArtifactStore
+    def collect(self, step: str, index: Index, workdir: str) -> None:
+        name = task_name(step)
+        comp = self.components[self._path(step, index)[-1].task["componentRef"]["name"]]
+        files = self._files.pop((name, index), {})
+        values: dict[str, Any] = {}
+        for key, d in comp.get("outputDefinitions", {}).get("parameters", {}).items():
+            path = files.get(key)
+            if path is None or not os.path.exists(path):
+                raise EmulationError(f"task {name!r} wrote no value for output parameter {key!r}")
+            with open(path, encoding="utf-8", errors="replace") as f:
+                values[key] = _parse(f.read(), d["parameterType"])
+        self.outputs[(name, index)] = values
 
-        meta = outputs.get(META_OUTPUT)
-        if meta:
-            uri = f"{meta}/error.json"
-            try:
-                return str(ArtifactStore.for_uri(uri).read_json(uri)["message"])
-            except Exception:
-                pass
-        return f"task {task!r} exited with code {code}"
+    def settled(self, step: str, index: Index, status: str, message: str) -> None:
+        self.states[(task_name(step), index)] = (status, message)
 
-    def _fill(self, text: str, task: str, index: tuple[int, ...], params: dict[str, Any], declared: dict[str, Any],
-              arts: dict[str, list[str]], outputs: dict[str, str], files: dict[str, str]) -> str:
-        def one(m: re.Match[str]) -> str:
-            body = m.group("body")
-            if body in (".pipeline_job_name", ".pipeline_job_uuid"):
-                return self.job_name
-            if body == ".pipeline_task_uuid":
-                return "-".join([task, *map(str, index)])
-            if body == ".pipeline_root":
-                return self.root
-            if body == ".pipeline_task_name":
-                return task
-            io = _IO.match(body)
-            if not io:
-                raise EmulationError(f"task {task!r}: placeholder {m.group(0)!r} is not emulated")
-            direction, kind, key, attr = io.group("dir", "kind", "name", "attr")
-            if direction == "inputs" and kind == "parameters" and attr is None:
-                if key not in params:
-                    if declared.get(key, {}).get("isOptional"):
-                        return ""
-                    raise EmulationError(f"task {task!r} has no input parameter {key!r}")
-                return _render(params[key], declared.get(key, {}).get("parameterType", "STRING"))
-            if direction == "inputs" and kind == "artifacts" and attr == "uri":
-                if key not in arts or not arts[key]:
-                    raise EmulationError(f"task {task!r} has no input artifact {key!r}")
-                return arts[key][0]
-            if direction == "outputs" and kind == "artifacts" and attr == "uri":
-                return outputs[key]
-            if direction == "outputs" and kind == "parameters" and attr == "output_file":
-                return files[key]
+    def output_uri(self, task: str, index: Index, output: str) -> str:
+        """Where an output goes; the layout of a local run, so run readers find meta, logs and artifacts."""
+        base = "/".join([self.run.run_prefix, self.tasks.get(task, task), *(str(i) for i in index)])
+        return f"{base}/{META}" if output == META_OUTPUT else f"{base}/{output}"
+
+
+@dataclass
+class _Filler:
+    """Fills one task's placeholders, as the backend's launcher would."""
+
+    emulator: SpecEmulator
+    task: str
+    index: Index
+    params: dict[str, Any]
+    declared: dict[str, Any]
+    arts: dict[str, list[str]]
+    outputs: dict[str, str]
+    files: dict[str, str]
+
+    def __call__(self, text: str) -> str:
+        return _PLACEHOLDER.sub(self.one, text)
+
+    def one(self, m: re.Match[str]) -> str:
+        body, task = m.group("body"), self.task
+        if body in (".pipeline_job_name", ".pipeline_job_uuid"):
+            return self.emulator.run.run_id
+        if body == ".pipeline_task_uuid":
+            return "-".join([task, *map(str, self.index)])
+        if body == ".pipeline_root":
+            return self.emulator.run.artifact_root.rstrip("/")
+        if body == ".pipeline_task_name":
+            return task
+        io = _IO.match(body)
+        if not io:
             raise EmulationError(f"task {task!r}: placeholder {m.group(0)!r} is not emulated")
-
-        return _PLACEHOLDER.sub(one, text)
+        direction, kind, key, attr = io.group("dir", "kind", "name", "attr")
+        if direction == "inputs" and kind == "parameters" and attr is None:
+            if key not in self.params:
+                if self.declared.get(key, {}).get("isOptional"):
+                    return ""
+                raise EmulationError(f"task {task!r} has no input parameter {key!r}")
+            return _render(self.params[key], self.declared.get(key, {}).get("parameterType", "STRING"))
+        if direction == "inputs" and kind == "artifacts" and attr == "uri":
+            if not self.arts.get(key):
+                raise EmulationError(f"task {task!r} has no input artifact {key!r}")
+            return self.arts[key][0]
+        if direction == "outputs" and kind == "artifacts" and attr == "uri" and key in self.outputs:
+            return self.outputs[key]
+        if direction == "outputs" and kind == "parameters" and attr == "output_file" and key in self.files:
+            return self.files[key]
+        raise EmulationError(f"task {task!r}: placeholder {m.group(0)!r} is not emulated")
 
 
 def _producers(task: dict[str, Any]) -> list[str]:

@@ -1,4 +1,4 @@
-"""What the Vertex and Kubeflow adapters share after compile: emulation and reading task details.
+"""What the Vertex and Kubeflow adapters share after compile: staging the run spec and reading task details.
 
 Both backends report a run as tasks named like the PipelineSpec's; these helpers turn them
 into stackhop's StepStates (loop iterations become `step[i]` in the order the backend lists
@@ -10,17 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackhop.adapters.pipelinespec.compiler import CODE_PARAM, META_OUTPUT, task_name
-from stackhop.core import run_files
-from stackhop.core.adapter import BackendRef, Compiled, RunRequest
+from stackhop.core.adapter import Compiled, RunRequest
 from stackhop.core.artifacts import ArtifactStore
-from stackhop.core.resolve import RunView, instance_key
-from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
-from stackhop.errors import StackhopError
+from stackhop.core.runs import ArtifactRef, RunState, StepState, StepStatus
 
 SPEC_FILE = "stackhop-spec.json"
 
@@ -49,57 +45,6 @@ def shape(pipeline: dict[str, Any]) -> dict[str, Any]:
 
 def step_names(pipeline: dict[str, Any]) -> dict[str, str]:
     return {task_name(s["name"]): s["name"] for s in pipeline["steps"]}
-
-
-def emulate(adapter: str, spec: dict[str, Any], compiled: Compiled, request: RunRequest) -> BackendRef:
-    """Run the compiled PipelineSpec here, blocking, and leave a state.json that every run reader understands."""
-    from stackhop.adapters.pipelinespec.emulate import EmulationError, SpecEmulator
-
-    store_run_spec(compiled, request.artifact_root)
-    store = ArtifactStore(request.artifact_root)
-    name = request.pipeline["name"]
-    prefix = store.run_prefix(name, request.run_id)
-    started = time.time()
-    names = step_names(request.pipeline)
-    try:
-        emulator = SpecEmulator(spec, parameter_values(request), request.run_id, store.root, run_prefix=prefix, steps=names)
-        emulator.run()
-    except EmulationError as exc:
-        raise StackhopError(f"emulating pipeline {name!r} failed: {exc}") from None
-    steps: dict[str, dict[str, Any]] = {}
-    for rec in emulator.records:
-        key = instance_key(names.get(rec.task, rec.task), rec.index)
-        status = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED"}.get(rec.state, "SKIPPED")
-        steps[key] = {"status": status, "native": rec.state, "attempts": rec.attempts, "started_at": rec.started_at,
-                      "finished_at": rec.finished_at, "exit_code": None, "message": rec.message, "backend_name": rec.task}
-    view = RunView({"run_id": request.run_id, "pipeline": request.pipeline, "parameters": request.parameters,
-                    "artifact_root": request.artifact_root})
-    order = []
-    for step in view.steps:
-        try:
-            indexes = view.instances(step)
-        except (KeyError, ValueError):
-            indexes = [()]
-        for index in indexes:
-            key = instance_key(step, index)
-            order.append(key)
-            steps.setdefault(key, {"status": "SKIPPED", "native": "NOT_TRIGGERED", "attempts": 0, "started_at": None,
-                                   "finished_at": None, "exit_code": None, "message": "", "backend_name": task_name(step)})
-    failed = [k for k in order if steps[k]["status"] == "FAILED"]
-    status = "FAILED" if failed else "SUCCEEDED"
-    state = {"status": status, "native": f"emulated PIPELINE_STATE_{status}", "pid": os.getpid(), "order": order,
-             "message": f"step {failed[0]} failed: {steps[failed[0]]['message']}" if failed else "",
-             "started_at": started, "finished_at": time.time(), "steps": steps}
-    state_uri = prefix + "/_stackhop/state.json"
-    store.write_json(state_uri, state)
-    return BackendRef(adapter, {"emulated": True, "state": state_uri, "run_prefix": prefix})
-
-
-def emulated_state(ref: BackendRef) -> RunState:
-    state = run_files.read_state(ref.data["state"])
-    if state is None:
-        return RunState(RunStatus.UNKNOWN, native="emulation left no state")
-    return run_files.to_run_state(state, ref.data["run_prefix"])
 
 
 @dataclass

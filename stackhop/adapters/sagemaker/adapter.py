@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from typing import Any, ClassVar
 
 from stackhop.adapters.sagemaker.definition import CODE_PARAM, MAX_INLINE_BYTES, compile_definition, instance_names
+from stackhop.adapters.sagemaker.emulate import DefinitionEmulator
 from stackhop.adapters.sagemaker.settings import SageMakerSettings
 from stackhop.core import run_files
-from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Compiled, RunRequest
 from stackhop.core.canonical import canonical_json
 from stackhop.core.ir import Pipeline, Step
 from stackhop.core.artifacts import ArtifactStore
@@ -18,14 +18,23 @@ from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, Step
 from stackhop.errors import ConfigError, StackhopError
 
 
+class SageMakerRef(RefData):
+    execution_arn: str
+    pipeline_name: str
+    run_prefix: str
+    steps: dict[str, str] = {}
+    """SageMaker step name -> stackhop's instance key."""
+
 class SageMakerAdapter(Adapter):
     name: ClassVar[str] = "sagemaker"
     Settings = SageMakerSettings
+    Ref = SageMakerRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RETRIES, Capability.CACHING,
         Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS,
     })
     poll_seconds = (5.0, 30.0)
+    emulator = DefinitionEmulator
     settings: SageMakerSettings
 
     def pipeline_name(self, ir: Pipeline) -> str:
@@ -84,11 +93,7 @@ class SageMakerAdapter(Adapter):
         from botocore.exceptions import ClientError
 
         definition = compiled.files["sagemaker-pipeline.json"]
-        spec_text = compiled.files["stackhop-spec.json"]
-        store = ArtifactStore(request.artifact_root)
-        spec_uri = store.root + "/_stackhop/specs/" + hashlib.sha256(spec_text).hexdigest() + ".json"
-        if not store.exists(spec_uri):
-            store.write_bytes(spec_uri, spec_text)
+        store = _stage_spec(compiled, request.artifact_root)
         name = f"{self.settings.pipeline_name_prefix}{request.pipeline['name']}"
         sm = self.client("sagemaker")
         try:
@@ -111,8 +116,7 @@ class SageMakerAdapter(Adapter):
         prefix = f"{store.root}/{request.pipeline['name']}/{execution_id}"
         compiled_names = {d["Name"] for d in _all_steps(json.loads(definition)) if d["Type"] != "Condition"}
         keys = {sm: key for sm, key in instance_names(request.pipeline).items() if sm in compiled_names}
-        return BackendRef(self.name, {"execution_arn": arn, "pipeline_name": name, "run_prefix": prefix,
-                                      "state": prefix + "/_stackhop/state.json", "steps": keys})
+        return SageMakerRef(execution_arn=arn, pipeline_name=name, run_prefix=prefix, steps=keys).ref(self.name)
 
     def _upsert(self, sm: Any, name: str, definition: bytes, store: ArtifactStore) -> str:
         """Create the pipeline or update its definition; definitions over 1 MB go through S3. Returns its ARN."""
@@ -143,10 +147,7 @@ class SageMakerAdapter(Adapter):
 
         kept = super().deploy(compiled, label)
         spec_text = compiled.files["stackhop-spec.json"]
-        store = ArtifactStore(self.stack.artifact_root)
-        spec_uri = store.root + "/_stackhop/specs/" + hashlib.sha256(spec_text).hexdigest() + ".json"
-        if not store.exists(spec_uri):
-            store.write_bytes(spec_uri, spec_text)
+        store = _stage_spec(compiled, self.stack.artifact_root)
         name = f"{self.settings.pipeline_name_prefix}{json.loads(spec_text)['pipeline']['name']}"
         try:
             arn = self._upsert(self.client("sagemaker"), name, compiled.files["sagemaker-pipeline.json"], store)
@@ -155,38 +156,8 @@ class SageMakerAdapter(Adapter):
             raise StackhopError(f"SageMaker refused pipeline {name!r}: {error.get('Code')}: {error.get('Message')}") from None
         return {**kept, "pipeline_arn": arn}
 
-    def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
-        """Run the compiled definition locally against the stack's S3, as SageMaker would."""
-        import tempfile
-        import time
-
-        from stackhop.adapters.sagemaker.emulate import DefinitionEmulator, EmulationError, state_document
-
-        store = ArtifactStore(request.artifact_root)
-        spec_text = compiled.files["stackhop-spec.json"]
-        spec_uri = store.root + "/_stackhop/specs/" + hashlib.sha256(spec_text).hexdigest() + ".json"
-        if not store.exists(spec_uri):
-            store.write_bytes(spec_uri, spec_text)
-        definition = json.loads(compiled.files["sagemaker-pipeline.json"])
-        parameters = {k: v if isinstance(v, str) else json.dumps(v) for k, v in request.parameters.items()}
-        if request.code.archive_uri:
-            parameters[CODE_PARAM] = f"{request.code.archive_uri}#{request.code.digest}"
-        started = time.time()
-        logs = tempfile.mkdtemp(prefix="stackhop-emulate-")
-        try:
-            emulator = DefinitionEmulator(definition, parameters, request.run_id, log_dir=logs)
-            emulator.run()
-        except EmulationError as exc:
-            raise StackhopError(f"emulating pipeline {request.pipeline['name']!r} failed: {exc}") from None
-        keys = {sm: key for sm, key in instance_names(request.pipeline).items() if sm in emulator.steps}
-        prefix = f"{store.root}/{request.pipeline['name']}/{request.run_id}"
-        for sm_name, key in keys.items():
-            path = f"{logs}/{sm_name}.log"
-            if os.path.exists(path):
-                store.put_file(path, run_files.log_uri(prefix, key))
-        state_uri = prefix + "/_stackhop/state.json"
-        store.write_json(state_uri, state_document(emulator, keys, started))
-        return BackendRef(self.name, {"emulated": True, "state": state_uri, "run_prefix": prefix, "steps": keys})
+    def stage(self, compiled: Compiled, request: RunRequest) -> None:
+        _stage_spec(compiled, request.artifact_root)
 
     def _steps(self, arn: str) -> list[dict[str, Any]]:
         sm = self.client("sagemaker")
@@ -203,30 +174,26 @@ class SageMakerAdapter(Adapter):
                 return steps
 
     def status(self, ref: BackendRef) -> RunState:
-        if ref.data.get("emulated"):
-            state = run_files.read_state(ref.data["state"])
-            if state is None:
-                return RunState(RunStatus.UNKNOWN, native="emulation left no state")
-            return run_files.to_run_state(state, ref.data["run_prefix"])
+        r = SageMakerRef.of(ref)
         sm = self.client("sagemaker")
-        execution = sm.describe_pipeline_execution(PipelineExecutionArn=ref.data["execution_arn"])
+        execution = sm.describe_pipeline_execution(PipelineExecutionArn=r.execution_arn)
         word = execution.get("PipelineExecutionStatus", "")
         run = RUN_STATUS.get(word, RunStatus.UNKNOWN)
         seen: dict[str, StepState] = {}
-        for step in self._steps(ref.data["execution_arn"]):
+        for step in self._steps(r.execution_arn):
             name = step.get("StepName", "")
-            if name not in ref.data.get("steps", {}):
+            if name not in r.steps:
                 continue
             native = step.get("StepStatus", "")
             job = next(iter((step.get("Metadata") or {}).values()), {}) or {}
             seen[name] = StepState(
-                name=ref.data["steps"][name], status=STEP_STATUS.get(native, StepStatus.UNKNOWN), native=native,
+                name=r.steps[name], status=STEP_STATUS.get(native, StepStatus.UNKNOWN), native=native,
                 attempts=int(step.get("AttemptCount") or 1), started_at=_ts(step.get("StartTime")),
                 finished_at=_ts(step.get("EndTime")), message=step.get("FailureReason", ""),
                 log_uri=job.get("Arn"),
             )
         steps = {}
-        for name, key in ref.data.get("steps", {}).items():
+        for name, key in r.steps.items():
             state = seen.get(name)
             if state is None:  # never started: a false condition, an upstream failure, or not yet
                 final = StepStatus.SKIPPED if run.terminal else StepStatus.PENDING
@@ -236,8 +203,6 @@ class SageMakerAdapter(Adapter):
                         _ts(execution.get("LastModifiedTime")) if run.terminal else None)
 
     def logs(self, ref: BackendRef, step: str) -> str:
-        if ref.data.get("emulated"):
-            return run_files.read_log(ref.data["run_prefix"], step) or ""
         from botocore.exceptions import ClientError
 
         job_arn = next((s.log_uri for s in self.status(ref).steps.values() if s.name == step), None)
@@ -258,19 +223,28 @@ class SageMakerAdapter(Adapter):
         return "\n".join(lines) + ("\n" if lines else "")
 
     def cancel(self, ref: BackendRef) -> None:
-        if ref.data.get("emulated"):
-            return  # an emulated run has finished by the time its handle exists
+        arn = SageMakerRef.of(ref).execution_arn
         self.client("sagemaker").stop_pipeline_execution(
-            PipelineExecutionArn=ref.data["execution_arn"], ClientRequestToken=_token("stop", ref.data["execution_arn"]))
+            PipelineExecutionArn=arn, ClientRequestToken=_token("stop", arn))
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
-        return run_files.list_artifacts(ref.data["run_prefix"])
+        return run_files.list_artifacts(SageMakerRef.of(ref).run_prefix)
 
 
 RUN_STATUS = {"Executing": RunStatus.RUNNING, "Stopping": RunStatus.CANCELLING, "Stopped": RunStatus.CANCELLED,
               "Failed": RunStatus.FAILED, "Succeeded": RunStatus.SUCCEEDED, "CompletedWithFailures": RunStatus.FAILED}
 STEP_STATUS = {"Starting": StepStatus.PENDING, "Executing": StepStatus.RUNNING, "Stopping": StepStatus.CANCELLING,
                "Stopped": StepStatus.CANCELLED, "Failed": StepStatus.FAILED, "Succeeded": StepStatus.SUCCEEDED}
+
+
+def _stage_spec(compiled: Compiled, artifact_root: str) -> ArtifactStore:
+    """Every step reads the run spec from the store, under its content hash: upload it once."""
+    store = ArtifactStore(artifact_root)
+    spec_text = compiled.files["stackhop-spec.json"]
+    spec_uri = store.root + "/_stackhop/specs/" + hashlib.sha256(spec_text).hexdigest() + ".json"
+    if not store.exists(spec_uri):
+        store.write_bytes(spec_uri, spec_text)
+    return store
 
 
 def _token(*parts: str) -> str:

@@ -1,6 +1,7 @@
 """IR -> SageMaker pipeline definition JSON (Version 2020-12-01), emitted directly, deterministically.
 
-One Processing step per IR step runs `python -m stackhop.entrypoint` in the step's image.
+One Processing step per IR step runs `python -m stackhop.entrypoint` in the step's image,
+with `--wiring` naming `SageMakerWiring` (runtime.py), which parses the arguments after it.
 What differs between executions reaches the step through SageMaker's own expressions:
 `Execution.PipelineExecutionId` is the run id, pipeline parameters arrive with `Get`, and the
 code archive is the `StackhopCode` parameter. Each step writes `outputs.json` both to the
@@ -18,9 +19,11 @@ import hashlib
 import math
 from typing import Any
 
+from stackhop.adapters.sagemaker.runtime import SageMakerWiring
 from stackhop.adapters.sagemaker.settings import SageMakerSettings
 from stackhop.core import ir
 from stackhop.core.canonical import canonical_json
+from stackhop.core.wiring import wiring_ref
 from stackhop.errors import PipelineDefinitionError
 
 VERSION = "2020-12-01"
@@ -29,6 +32,7 @@ OUTPUT_NAME = "stackhop"
 PROPERTY_FILE = "StackhopOutputs"
 LOCAL_META = "/opt/ml/processing/stackhop"
 MAX_INLINE_BYTES = 1_000_000
+WIRING = wiring_ref(SageMakerWiring)
 _PARAM_TYPES = {"str": "String", "int": "Integer", "float": "Float", "bool": "Boolean", "list": "String", "dict": "String"}
 _COMPARE = {"==": "Equals", "!=": "NotEquals", "<": "LessThan", "<=": "LessThanOrEqualTo", ">": "GreaterThan",
             ">=": "GreaterThanOrEqualTo"}
@@ -241,9 +245,10 @@ class _Compiler:
             raise PipelineDefinitionError(
                 f"pipeline {self.p.name!r}: SageMaker needs an execution role; set settings.role_arn on the stack."
             )
-        args: list[Any] = ["--spec", self.spec_uri, "--run-id", _execution_id(), "--step", step.name]
+        args: list[Any] = ["--spec", self.spec_uri, "--step", step.name]
         if index:
             args += ["--index", ",".join(str(i) for i in index)]
+        args += ["--wiring", WIRING, "--run-id", _execution_id()]
         for param in self.p.parameters:
             args += ["--param", _join(param.name, {"Get": f"Parameters.{param.name}"}, on="=")]
         args += ["--code", {"Get": f"Parameters.{CODE_PARAM}"}]

@@ -1,11 +1,12 @@
 """Run a compiled SageMaker pipeline definition on this machine, as SageMaker would.
 
-This reads the definition JSON, not the IR, so it proves the document we would upload:
-it resolves `Get` (Parameters, Execution variables, step properties), `Std:Join` and
-`Std:JsonGet`, evaluates ConditionSteps, and runs each Processing step's ContainerEntrypoint
-and ContainerArguments as a local process with its Environment. Each LocalPath is a local
-directory; ProcessingInputs are downloaded into it first and ProcessingOutputs uploaded from it
-afterwards, as SageMaker does. The image is not used: the step runs with this Python.
+This reads the definition JSON, not the IR, so it proves the document we would upload: it
+resolves `Get` (Parameters, Execution variables, step properties), `Std:Join` and
+`Std:JsonGet`, evaluates each ConditionStep for the steps in its branches, and runs each
+Processing or Training step's ContainerEntrypoint and ContainerArguments with its Environment.
+Each LocalPath is a directory of the attempt; ProcessingInputs are downloaded into it first and
+ProcessingOutputs uploaded from it afterwards, as SageMaker does. The image is not used: the
+step runs with this Python. The core scheduler decides when each step runs.
 """
 
 from __future__ import annotations
@@ -13,52 +14,44 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from typing import Any
 
+from stackhop.adapters.sagemaker.definition import CODE_PARAM, instance_names
 from stackhop.core.artifacts import ArtifactStore
-from stackhop.core.graph import stable_topological
+from stackhop.core.emulation import Command, EmulatedRun, EmulationError, Emulator, Index
+from stackhop.core.resolve import instance_key
 
 _STEP_REF = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.(.+)$")
 _OUTPUT_URI = re.compile(r"^ProcessingOutputConfig\.Outputs\['([^']+)'\]\.S3Output\.S3Uri$")
 _COMPARE = {"Equals": lambda a, b: a == b, "NotEquals": lambda a, b: a != b, "GreaterThan": lambda a, b: a > b,
             "GreaterThanOrEqualTo": lambda a, b: a >= b, "LessThan": lambda a, b: a < b,
             "LessThanOrEqualTo": lambda a, b: a <= b}
+DEFINITION_FILE = "sagemaker-pipeline.json"
 
 
-class EmulationError(Exception):
-    pass
+class DefinitionEmulator(Emulator):
+    """One pipeline execution of a definition, a step at a time."""
 
-
-class DefinitionEmulator:
-    """Executes one pipeline execution of a definition; `run()` returns "Succeeded" or "Failed".
-
-    Processing and Training steps run; Condition and Fail steps are evaluated.
-    """
-    def __init__(self, definition: dict[str, Any], parameters: dict[str, Any], execution_id: str,
-                 env: dict[str, str] | None = None, log_dir: str | None = None):
-        self.definition = definition
-        self.execution_id = execution_id
-        self.env = dict(env or {})
-        self.log_dir = log_dir or tempfile.mkdtemp(prefix="stackhop-emulate-")
-        self.params = self._parameters(parameters)
+    def __init__(self, files: dict[str, bytes], run: EmulatedRun):
+        super().__init__(files, run)
+        self.definition = json.loads(files[DEFINITION_FILE])
+        self._params: dict[str, Any] | None = None
         self.steps: dict[str, dict[str, Any]] = {}
         self.branch_of: dict[str, tuple[str, bool]] = {}
-        for step in definition["Steps"]:
+        for step in self.definition["Steps"]:
             self.steps[step["Name"]] = step
             if step["Type"] == "Condition":
                 for branch, taken in (("IfSteps", True), ("ElseSteps", False)):
                     for inner in step["Arguments"].get(branch, []):
                         self.steps[inner["Name"]] = inner
                         self.branch_of[inner["Name"]] = (step["Name"], taken)
-        self.status: dict[str, str] = {}
-        self.messages: dict[str, str] = {}
-        self.outputs: dict[str, dict[str, str]] = {}
-        self.outcomes: dict[str, bool] = {}
+        self.names = {key: sm for sm, key in instance_names(run.pipeline).items()}
+
+    @property
+    def params(self) -> dict[str, Any]:
+        if self._params is None:
+            self._params = self._parameters(_execution_parameters(self.run))
+        return self._params
 
     def _parameters(self, given: dict[str, Any]) -> dict[str, Any]:
         casts = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
@@ -71,6 +64,13 @@ class DefinitionEmulator:
             else:
                 raise EmulationError(f"pipeline parameter {p['Name']!r} has no default and no value was given")
         return out
+
+    def _named(self, step: str, index: Index) -> dict[str, Any]:
+        key = instance_key(step, index)
+        name = self.names.get(key)
+        if name is None or name not in self.steps:
+            raise EmulationError(f"the compiled definition has no SageMaker step for {key}")
+        return self.steps[name]
 
     # -------------------------------------------------------------- expressions
     def resolve(self, value: Any) -> Any:
@@ -89,171 +89,137 @@ class DefinitionEmulator:
 
     def _get(self, path: str) -> Any:
         if path.startswith("Parameters."):
-            return self.params[path.split(".", 1)[1]]
+            name = path.split(".", 1)[1]
+            if name not in self.params:
+                raise EmulationError(f"{{'Get': {path!r}}} names a parameter the definition does not declare")
+            return self.params[name]
         if path == "Execution.PipelineExecutionId":
-            return self.execution_id
-        if path.startswith("Execution."):
-            return {"Execution.PipelineExecutionArn": f"arn:aws:sagemaker:local:0:pipeline/x/execution/{self.execution_id}"}.get(path, "")
+            return self.run.run_id
+        if path == "Execution.PipelineExecutionArn":
+            return f"arn:aws:sagemaker:local:000000000000:pipeline/{self.run.pipeline['name']}/execution/{self.run.run_id}"
         m = _STEP_REF.match(path)
         if m:
             step, rest = m.groups()
             out = _OUTPUT_URI.match(rest)
-            if out and step in self.outputs:
-                return self.outputs[step][out.group(1)]
-        raise EmulationError(f"cannot resolve {{'Get': {path!r}}} at this point of the execution")
+            if out and step in self.steps:
+                return self._output_uri(step, out.group(1))
+        raise EmulationError(f"cannot resolve {{'Get': {path!r}}}")
+
+    def _output_uri(self, step: str, output: str) -> str:
+        """A step property is what the step's own definition says, evaluated for this execution."""
+        outputs = self.steps[step].get("Arguments", {}).get("ProcessingOutputConfig", {}).get("Outputs", [])
+        for out in outputs:
+            if out["OutputName"] == output:
+                return str(self.resolve(out["S3Output"]["S3Uri"]))
+        raise EmulationError(f"step {step!r} has no processing output {output!r}")
 
     def _json_get(self, spec: dict[str, Any]) -> Any:
         ref = spec["PropertyFile"]["Get"]
         m = re.match(r"^Steps\.([A-Za-z0-9_-]+)\.PropertyFiles\.(.+)$", ref)
-        if not m:
+        if not m or m.group(1) not in self.steps:
             raise EmulationError(f"Std:JsonGet needs a step property file, got {ref!r}")
         step, file_name = m.groups()
-        prop = next(p for p in self.steps[step].get("PropertyFiles", []) if p["PropertyFileName"] == file_name)
-        uri = self.outputs[step][prop["OutputName"]].rstrip("/") + "/" + prop["FilePath"]
-        value: Any = ArtifactStore.for_uri(uri).read_json(uri)
-        for part in re.findall(r"[^.\[\]]+|\[\d+\]", spec["Path"]):
-            value = value[int(part[1:-1])] if part.startswith("[") else value[part]
+        prop = next((p for p in self.steps[step].get("PropertyFiles", []) if p["PropertyFileName"] == file_name), None)
+        if prop is None:
+            raise EmulationError(f"step {step!r} has no property file {file_name!r}")
+        uri = self._output_uri(step, prop["OutputName"]).rstrip("/") + "/" + prop["FilePath"]
+        try:
+            value: Any = ArtifactStore.for_uri(uri).read_json(uri)
+            for part in re.findall(r"[^.\[\]]+|\[\d+\]", spec["Path"]):
+                value = value[int(part[1:-1])] if part.startswith("[") else value[part]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise EmulationError(f"Std:JsonGet found no {spec['Path']!r} in {uri}: {exc}") from None
+        except Exception as exc:
+            raise EmulationError(f"Std:JsonGet could not read {uri}: {exc}") from None
         return value
 
-    def condition(self, cond: dict[str, Any]) -> bool:
+    def _holds(self, cond: dict[str, Any]) -> bool:
         kind = cond["Type"]
         if kind in _COMPARE:
             return bool(_COMPARE[kind](self.resolve(cond["LeftValue"]), self.resolve(cond["RightValue"])))
         if kind == "In":
             return self.resolve(cond["QueryValue"]) in self.resolve(cond["Values"])
         if kind == "Not":
-            return not self.condition(cond["Expression"])
+            return not self._holds(cond["Expression"])
         if kind == "Or":
-            return any(self.condition(c) for c in cond["Conditions"])
+            return any(self._holds(c) for c in cond["Conditions"])
         raise EmulationError(f"condition type {kind!r} is not emulated")
 
-    # -------------------------------------------------------------- order
-    def _dependencies(self, name: str) -> set[str]:
-        step = self.steps[name]
-        deps = set(step.get("DependsOn", []))
-        deps |= {m for m in re.findall(r'"Get": "Steps\.([A-Za-z0-9_-]+)\.', json.dumps(step.get("Arguments", {})))}
-        if name in self.branch_of:
-            deps.add(self.branch_of[name][0])
-        if step["Type"] == "Condition":
-            deps -= {s["Name"] for b in ("IfSteps", "ElseSteps") for s in step["Arguments"].get(b, [])}
-        return deps - {name}
+    def condition(self, step: str, index: Index) -> bool | None:
+        name = self._named(step, index)["Name"]
+        if name not in self.branch_of:
+            return None
+        check, taken = self.branch_of[name]
+        outcome = all(self._holds(c) for c in self.steps[check]["Arguments"]["Conditions"])
+        return outcome == taken
 
-    def run(self) -> str:
-        deps = {n: self._dependencies(n) for n in self.steps}
-        order = stable_topological(list(self.steps), [(d, n) for n, ds in deps.items() for d in ds])
-        for name in order:
-            blocked = [d for d in deps[name] if self.status.get(d) != "Succeeded"]
-            if name in self.branch_of:
-                check, taken = self.branch_of[name]
-                if self.status.get(check) == "Succeeded" and self.outcomes.get(check) != taken:
-                    self.status[name] = "NotExecuted"
-                    continue
-            if blocked:
-                self.status[name] = "NotExecuted"
-                continue
-            step = self.steps[name]
-            try:
-                if step["Type"] == "Condition":
-                    self.outcomes[name] = all(self.condition(c) for c in step["Arguments"]["Conditions"])
-                elif step["Type"] == "Processing":
-                    self._processing(name, step)
-                elif step["Type"] == "Training":
-                    self._training(name, step)
-                elif step["Type"] == "Fail":
-                    raise EmulationError(str(self.resolve(step["Arguments"].get("ErrorMessage", "Fail step"))))
-                else:
-                    raise EmulationError(f"step type {step['Type']!r} is not emulated")
-                self.status[name] = "Succeeded"
-            except (EmulationError, OSError) as exc:
-                self.status[name], self.messages[name] = "Failed", str(exc)
-        return "Failed" if "Failed" in self.status.values() else "Succeeded"
-
-    # -------------------------------------------------------------- processing
-    def _run(self, name: str, argv: list[str], env: dict[str, str], timeout: int | None, cwd: str) -> None:
-        """Run a job's container command here, with this Python standing in for the image's."""
-        if argv and argv[0] in ("python", "python3"):
-            argv = [sys.executable, *argv[1:]]
-        log_path = os.path.join(self.log_dir, f"{name}.log")
-        with open(log_path, "ab") as log:
-            try:
-                proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env={**os.environ, **self.env, **env}, timeout=timeout, cwd=cwd)
-            except subprocess.TimeoutExpired:
-                raise EmulationError(f"step {name} exceeded MaxRuntimeInSeconds={timeout}") from None
-        if proc.returncode != 0:
-            tail = open(log_path, errors="replace").read().strip().splitlines()[-1:]
-            raise EmulationError(f"step {name} exited with code {proc.returncode}: {' '.join(tail)}")
-
-    def _training(self, name: str, step: dict[str, Any]) -> None:
-        """Channels and model upload are not emulated: stackhop's steps read and write the artifact store."""
-        args = self.resolve(step["Arguments"])
-        if args.get("InputDataConfig"):
-            raise EmulationError(f"step {name}: Training input channels are not emulated")
-        algo = args["AlgorithmSpecification"]
-        work = tempfile.mkdtemp(prefix=f"stackhop-{name}-")
-        try:
+    # -------------------------------------------------------------- jobs
+    def command(self, step: str, index: Index, workdir: str) -> Command:
+        doc = self._named(step, index)
+        kind = doc["Type"]
+        if kind == "Fail":
+            raise EmulationError(str(self.resolve(doc.get("Arguments", {}).get("ErrorMessage", "a Fail step ran"))))
+        if kind not in ("Processing", "Training"):
+            raise EmulationError(f"step type {kind!r} is not emulated")
+        args = self.resolve(doc["Arguments"])
+        limit = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        if kind == "Training":
+            if args.get("InputDataConfig"):
+                raise EmulationError(f"step {doc['Name']}: Training input channels are not emulated")
+            algo = args["AlgorithmSpecification"]
             argv = [_text(x) for x in (*algo.get("ContainerEntrypoint", []), *algo.get("ContainerArguments", []))]
-            env = {k: _text(v) for k, v in args.get("Environment", {}).items()}
-            self._run(name, argv, env, args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"), work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        self.outputs[name] = {}
+            return Command(argv, {k: _text(v) for k, v in args.get("Environment", {}).items()}, limit)
+        local = self._local_paths(args, workdir)
+        for inp in args.get("ProcessingInputs", []):
+            s3 = inp["S3Input"]
+            ArtifactStore.for_uri(s3["S3Uri"]).get(s3["S3Uri"].rstrip("/"), local[s3["LocalPath"]])
 
-    def _processing(self, name: str, step: dict[str, Any]) -> None:
-        args = self.resolve(step["Arguments"])
-        work = tempfile.mkdtemp(prefix=f"stackhop-{name}-")
-        try:
-            local = {}
-            for inp in args.get("ProcessingInputs", []):
-                s3 = inp["S3Input"]
-                path = local.setdefault(s3["LocalPath"], os.path.join(work, f"in{len(local)}"))
-                ArtifactStore.for_uri(s3["S3Uri"]).get(s3["S3Uri"].rstrip("/"), path)
-            outputs = args.get("ProcessingOutputConfig", {}).get("Outputs", [])
-            for out in outputs:
-                path = local.setdefault(out["S3Output"]["LocalPath"], os.path.join(work, f"out{len(local)}"))
-                os.makedirs(path, exist_ok=True)
+        def localize(text: Any) -> str:
+            text = _text(text)
+            for container_path, host_path in sorted(local.items(), key=lambda kv: -len(kv[0])):
+                text = text.replace(container_path, host_path)
+            return text
 
-            def localize(text: Any) -> str:
-                text = _text(text)
-                for container_path, host_path in sorted(local.items(), key=lambda kv: -len(kv[0])):
-                    text = text.replace(container_path, host_path)
-                return text
+        app = args["AppSpecification"]
+        argv = [localize(x) for x in (*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", []))]
+        return Command(argv, {k: localize(v) for k, v in args.get("Environment", {}).items()}, limit)
 
-            app = args["AppSpecification"]
-            argv = [localize(x) for x in (*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", []))]
-            env = {k: localize(v) for k, v in args.get("Environment", {}).items()}
-            self._run(name, argv, env, args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"), work)
-            self.outputs[name] = {}
-            for out in outputs:
-                s3 = out["S3Output"]
-                store = ArtifactStore.for_uri(s3["S3Uri"])
-                for root, _, files in os.walk(local[s3["LocalPath"]]):
-                    for fn in files:
-                        full = os.path.join(root, fn)
-                        rel = os.path.relpath(full, local[s3["LocalPath"]]).replace(os.sep, "/")
-                        store.put_file(full, s3["S3Uri"].rstrip("/") + "/" + rel)
-                self.outputs[name][out["OutputName"]] = s3["S3Uri"]
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    @staticmethod
+    def _local_paths(args: dict[str, Any], workdir: str) -> dict[str, str]:
+        """Container path -> a directory of this attempt, for every LocalPath the job names."""
+        local: dict[str, str] = {}
+        for inp in args.get("ProcessingInputs", []):
+            local.setdefault(inp["S3Input"]["LocalPath"], os.path.join(workdir, f"in{len(local)}"))
+        for out in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
+            path = local.setdefault(out["S3Output"]["LocalPath"], os.path.join(workdir, f"out{len(local)}"))
+            os.makedirs(path, exist_ok=True)
+        return local
+
+    def collect(self, step: str, index: Index, workdir: str) -> None:
+        doc = self._named(step, index)
+        if doc["Type"] != "Processing":
+            return
+        args = self.resolve(doc["Arguments"])
+        local = self._local_paths(args, workdir)
+        for out in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
+            s3 = out["S3Output"]
+            store = ArtifactStore.for_uri(s3["S3Uri"])
+            for root, _, files in os.walk(local[s3["LocalPath"]]):
+                for fn in files:
+                    full = os.path.join(root, fn)
+                    rel = os.path.relpath(full, local[s3["LocalPath"]]).replace(os.sep, "/")
+                    store.put_file(full, s3["S3Uri"].rstrip("/") + "/" + rel)
+
+
+def _execution_parameters(run: EmulatedRun) -> dict[str, Any]:
+    """What StartPipelineExecution would be given: strings, and the code archive as its own parameter."""
+    values: dict[str, Any] = {k: v if isinstance(v, str) else json.dumps(v) for k, v in run.parameters.items()}
+    if run.code.get("archive_uri"):
+        values[CODE_PARAM] = f"{run.code['archive_uri']}#{run.code.get('digest') or ''}"
+    return values
 
 
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-
-
-def state_document(emulator: DefinitionEmulator, instance_keys: dict[str, str], started: float) -> dict[str, Any]:
-    """The emulated execution as the scheduler's state.json, so every reader of runs understands it."""
-    words = {"Succeeded": "SUCCEEDED", "Failed": "FAILED", "NotExecuted": "SKIPPED"}
-    steps = {}
-    for sm_name, key in instance_keys.items():
-        word = emulator.status.get(sm_name, "NotExecuted")
-        steps[key] = {"status": words[word], "native": word, "attempts": 1 if word != "NotExecuted" else 0,
-                      "started_at": None, "finished_at": None, "exit_code": None,
-                      "message": emulator.messages.get(sm_name, ""), "backend_name": sm_name}
-    failed = [k for k, s in steps.items() if s["status"] == "FAILED"]
-    status = "FAILED" if failed else "SUCCEEDED"
-    return {"status": status, "native": f"emulated {status.lower()}", "pid": os.getpid(), "order": list(steps),
-            "message": f"step {failed[0]} failed: {steps[failed[0]]['message']}" if failed else "",
-            "started_at": started, "finished_at": time.time(), "steps": steps}

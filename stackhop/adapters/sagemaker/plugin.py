@@ -10,3 +10,10 @@ def stackhop_adapters() -> list[type]:
     from stackhop.adapters.sagemaker.adapter import SageMakerAdapter
 
     return [SageMakerAdapter]
+
+
+@hookimpl
+def stackhop_wirings() -> list[type]:
+    from stackhop.adapters.sagemaker.runtime import SageMakerWiring
+
+    return [SageMakerWiring]

@@ -11,9 +11,10 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from stackhop.adapters.pipelinespec import runs
+from stackhop.adapters.pipelinespec.emulate import SpecEmulator
 from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec
 from stackhop.adapters.vertex.settings import VertexSettings
-from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Compiled, RunRequest
 from stackhop.core.ir import Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
 from stackhop.errors import ConfigError, PipelineDefinitionError, StackhopError
@@ -59,14 +60,23 @@ def label_value(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", text.lower())[:63]
 
 
+class VertexRef(RefData):
+    resource_name: str
+    job_id: str
+    dashboard: str
+    pipeline: dict[str, Any]
+    """The IR's shape (steps and groups), to map task details to steps."""
+
 class VertexAdapter(Adapter):
     name: ClassVar[str] = "vertex"
     Settings = VertexSettings
+    Ref = VertexRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
         Capability.CACHING, Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS,
     })
     poll_seconds = (5.0, 30.0)
+    emulator = SpecEmulator
     settings: VertexSettings
 
     def target(self) -> Target:
@@ -167,18 +177,18 @@ class VertexAdapter(Adapter):
             os.unlink(path)
         console = (f"https://console.cloud.google.com/vertex-ai/locations/{self.settings.location}/pipelines/runs/"
                    f"{job}?project={self.settings.project}")
-        return BackendRef(self.name, {"resource_name": self.resource_name(job), "job_id": job, "dashboard": console,
-                                      "pipeline": runs.shape(request.pipeline)})
+        return VertexRef(resource_name=self.resource_name(job), job_id=job, dashboard=console,
+                         pipeline=runs.shape(request.pipeline)).ref(self.name)
 
-    def emulate(self, compiled: Compiled, request: RunRequest) -> BackendRef:
-        return runs.emulate(self.name, json.loads(compiled.files[PIPELINE_FILE]), compiled, request)
+    def stage(self, compiled: Compiled, request: RunRequest) -> None:
+        runs.store_run_spec(compiled, request.artifact_root)
 
     def _job(self, ref: BackendRef) -> Any:
         """The PipelineJob resource, read once (its `state` and `task_details` properties would each GET again)."""
         from google.auth.exceptions import DefaultCredentialsError
 
         try:
-            return self._aiplatform().PipelineJob.get(resource_name=ref.data["resource_name"]).gca_resource
+            return self._aiplatform().PipelineJob.get(resource_name=VertexRef.of(ref).resource_name).gca_resource
         except DefaultCredentialsError:
             raise ConfigError(_NO_CREDENTIALS.format(stack=self.stack.name)) from None
 
@@ -191,40 +201,28 @@ class VertexAdapter(Adapter):
         return tasks
 
     def status(self, ref: BackendRef) -> RunState:
-        if ref.data.get("emulated"):
-            return runs.emulated_state(ref)
         job = self._job(ref)
         word = job.state.name if job.state is not None else "PIPELINE_STATE_UNSPECIFIED"
         run = RUN_STATUS.get(word, RunStatus.UNKNOWN)
-        pipeline = ref.data["pipeline"]
+        pipeline = VertexRef.of(ref).pipeline
         steps = runs.step_states(self._tasks(job), runs.step_names(pipeline), STEP_STATUS, run.terminal, pipeline)
         message = job.error.message if job.error and job.error.message else ""
         return RunState(run, word, steps, message, _ts(job.start_time), _ts(job.end_time) if run.terminal else None)
 
     def logs(self, ref: BackendRef, step: str) -> str:
-        if ref.data.get("emulated"):
-            from stackhop.core import run_files
-
-            return run_files.read_log(ref.data["run_prefix"], step) or ""
         text = runs.read_log(self.status(ref), step)
         if text is not None:
             return text
         query = (f'resource.type="aiplatform.googleapis.com/PipelineJob" '
-                 f'labels."ml.googleapis.com/pipeline_job_id"="{ref.data["job_id"]}"')
+                 f'labels."ml.googleapis.com/pipeline_job_id"="{VertexRef.of(ref).job_id}"')
         return (f"no log stored for step {step} yet; Cloud Logging has the container's output: "
                 f"gcloud logging read '{query}' --project {self.settings.project}\n")
 
     def cancel(self, ref: BackendRef) -> None:
-        if ref.data.get("emulated"):
-            return
-        self._aiplatform().PipelineJob.get(resource_name=ref.data["resource_name"]).cancel()
+        self._aiplatform().PipelineJob.get(resource_name=VertexRef.of(ref).resource_name).cancel()
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
-        if ref.data.get("emulated"):
-            from stackhop.core import run_files
-
-            return run_files.list_artifacts(ref.data["run_prefix"])
-        pipeline = ref.data["pipeline"]
+        pipeline = VertexRef.of(ref).pipeline
         return runs.artifacts(self._tasks(self._job(ref)), runs.step_names(pipeline), pipeline)
 
 

@@ -10,3 +10,10 @@ def stackhop_adapters() -> list[type]:
     from stackhop.adapters.vertex.adapter import VertexAdapter
 
     return [VertexAdapter]
+
+
+@hookimpl
+def stackhop_wirings() -> list[type]:
+    from stackhop.adapters.pipelinespec.runtime import PipelineSpecWiring
+
+    return [PipelineSpecWiring]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -383,22 +382,14 @@ def _condition(job: dict[str, Any], *types: str) -> dict[str, Any] | None:
 
 
 def _api_client(settings: KanikoSettings, spec: "BuildSpec") -> Any:
-    """An official-client ApiClient from the builder's own connection settings."""
-    from kubernetes import client, config
+    """The cluster the builder settings name, reached the way the Kubernetes adapter reaches its own."""
+    from stackhop.adapters.kubernetes.client import KubeconfigError, load_api_client
 
-    if settings.in_cluster or (
-        os.environ.get("KUBERNETES_SERVICE_HOST") and not settings.kubeconfig and not os.environ.get("KUBECONFIG")
-    ):
-        config.load_incluster_config()
-        return client.ApiClient()
-    cfg = client.Configuration()
     try:
-        config.load_kube_config(config_file=settings.kubeconfig, context=settings.context, client_configuration=cfg)
-    except (config.ConfigException, FileNotFoundError, TypeError) as exc:
-        where = settings.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        return load_api_client(settings.kubeconfig, settings.context, in_cluster=settings.in_cluster)
+    except KubeconfigError as exc:
         raise ImageError(
-            f"The kaniko builder cannot build image {spec.reference}: kubeconfig {where!r} "
-            f"(context {settings.context or 'current'}) does not load ({exc}); "
+            f"The kaniko builder cannot build image {spec.reference}: kubeconfig {exc.path!r} "
+            f"(context {exc.context or 'current'}) does not load ({exc.reason}); "
             "set kubeconfig/context in the kaniko builder_settings or export KUBECONFIG."
         ) from None
-    return client.ApiClient(cfg)

@@ -8,27 +8,21 @@ race a request.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import logging
-import threading
-import traceback
-from types import TracebackType
 from typing import Any, Callable, TypeVar
 
 from aiohttp import web
 
 from .server import ApiServer
 from .service import Service
-from stackhop.testing.loop import serve_forever, start_loopback_site
+from stackhop.testing.loopback import AsyncioServer, StandIn
 
 __all__ = ["FakeKFP"]
 
-_log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-class FakeKFP:
+class FakeKFP(StandIn):
     """A strict loopback stand-in for a self-hosted Kubeflow Pipelines API server (v2beta1 REST).
 
     Usage::
@@ -44,57 +38,23 @@ class FakeKFP:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._service = Service()
         self._requests: list[tuple[str, str, Any]] = []
-        self._errors: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._host: str | None = None
-        self._startup_error: BaseException | None = None
+        self._server = AsyncioServer("FakeKFP", self._app, thread_name="fake-kfp", timeout=10)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakeKFP":
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        if exc_type is None and self._errors:
-            raise RuntimeError("FakeKFP hit internal errors:\n" + "\n".join(self._errors))
-
     def start(self) -> "FakeKFP":
         """Start serving on 127.0.0.1 and a free port (idempotent)."""
-        if self._thread is not None:
-            return self
-        self._check_dependencies()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-kfp", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("FakeKFP failed to start") from self._startup_error
+        if not self._server.running:
+            self._check_dependencies()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, close open connections and join the server thread; the state stays readable."""
-        if self._thread is None or self._loop is None:
-            return
-        loop, thread = self._loop, self._thread
-        try:
-            if self._runner is not None:
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            self._thread = None
-            self._loop = None
-            self._runner = None
-            self._host = None
+        self._server.stop()
 
     @staticmethod
     def _check_dependencies() -> None:
@@ -107,38 +67,19 @@ class FakeKFP:
                 f"FakeKFP needs kfp-pipeline-spec (and protobuf) to check pipeline specs: {exc}."
             ) from exc
 
-    def _serve(self, ready: threading.Event) -> None:
-        serve_forever(self._startup, ready, on_loop=lambda loop: setattr(self, "_loop", loop),
-                      on_error=lambda exc: setattr(self, "_startup_error", exc))
-
-    async def _startup(self) -> None:
-        server = ApiServer(self._service, self._requests, self._report)
-        self._runner, self._host = await start_loopback_site(server.app())
-
-    def _report(self, exc: BaseException) -> None:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        _log.error("FakeKFP internal error: %s", text)
-        self._errors.append(text)
+    async def _app(self) -> web.Application:
+        return ApiServer(self._service, self._requests, self._report).app()
 
     def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run `fn` on the server loop while it serves (directly once stopped) and return its result."""
-        loop = self._loop
-        if loop is None:
-            return fn(*args)
-
-        async def run() -> _T:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=10)
+        return self._server.call(fn, *args) if self._server.running else fn(*args)
 
     # -- connecting ----------------------------------------------------------------------------
 
     @property
     def host(self) -> str:
         """Base URL for `kfp.Client(host=...)`, e.g. "http://127.0.0.1:PORT"."""
-        if self._host is None:
-            raise RuntimeError("FakeKFP is not running; use it as a context manager or call start()")
-        return self._host
+        return self._server.url
 
     # -- inspecting ----------------------------------------------------------------------------
 
@@ -165,11 +106,6 @@ class FakeKFP:
     def requests(self) -> list[tuple[str, str, Any]]:
         """(method, path without query, parsed JSON body or None) of every request, in order."""
         return self._call(lambda: copy.deepcopy(self._requests))
-
-    @property
-    def errors(self) -> list[str]:
-        """Tracebacks of the stand-in's own failures (the context manager raises on them)."""
-        return list(self._errors)
 
     def output_uris(self, run_id: str, display_name: str) -> dict[str, list[str]]:
         """A reported task's outputs as URIs (output name -> URIs), resolved through `artifacts`."""

@@ -9,18 +9,13 @@ the API's rules except where a test must play the role of a controller (`set_sta
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
-import threading
-import traceback
 import weakref
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import yaml
@@ -38,11 +33,10 @@ from .resources import Registry
 from .server import ApiServer
 from .store import Store
 from .validation import Validator, parse_version
-from stackhop.testing.loop import serve_forever
+from stackhop.testing.loopback import AsyncioServer, StandIn
 
 __all__ = ["FakeKubernetes"]
 
-_log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
@@ -56,7 +50,7 @@ def _kill_process_groups(groups: set[int]) -> None:
     groups.clear()
 
 
-class FakeKubernetes:
+class FakeKubernetes(StandIn):
     """A strict, in-process stand-in for a Kubernetes cluster, served over real HTTP.
 
     Usage::
@@ -83,6 +77,7 @@ class FakeKubernetes:
         watch_history: int = 1000,
         seed: int = 0,
     ) -> None:
+        super().__init__()
         self._version = parse_version(version)
         self._clock = Clock(time_scale)
         if watch_history < 1:
@@ -93,65 +88,39 @@ class FakeKubernetes:
         self._watch_history = watch_history
         self._seed = seed
         self._requests: list[tuple[str, str, str]] = []
-        self._errors: list[str] = []
         self._pod_failures = PodFailureInjector()
         self._api_errors = ApiErrorInjector()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._url: str | None = None
+        self._http = AsyncioServer(
+            "FakeKubernetes", self._startup, thread_name="fake-kubernetes", before_stop=self._shutdown,
+            shutdown_timeout=2.0,
+        )
         self._workdir: Path | None = None
-        self._startup_error: BaseException | None = None
         self._process_groups: set[int] = set()
         weakref.finalize(self, _kill_process_groups, self._process_groups)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakeKubernetes":
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        if exc_type is None and self._errors:
-            raise RuntimeError("FakeKubernetes hit internal errors:\n" + "\n".join(self._errors))
-
     def start(self) -> "FakeKubernetes":
         """Start serving (idempotent); `with FakeKubernetes(...)` does this for you."""
-        if self._thread is not None:
+        if self._http.running:
             return self
         self._workdir = Path(tempfile.mkdtemp(prefix="fake-kubernetes-"))
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-kubernetes", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("FakeKubernetes failed to start") from self._startup_error
+        self._http.start()
+        self._server.server_address = self._http.address
         return self
 
     def stop(self) -> None:
         """Stop serving, kill every pod process and remove the pods' scratch directories."""
-        if self._thread is None or self._loop is None:
+        if not self._http.running:
             return
-        loop, thread = self._loop, self._thread
         try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=30)
+            self._http.stop()
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
             _kill_process_groups(self._process_groups)
-            self._thread = None
-            self._loop = None
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def _serve(self, ready: threading.Event) -> None:
-        serve_forever(self._startup, ready, on_loop=lambda loop: setattr(self, "_loop", loop),
-                      on_error=lambda exc: setattr(self, "_startup_error", exc))
-
-    async def _startup(self) -> None:
+    async def _startup(self) -> web.Application:
         loop = asyncio.get_running_loop()
         assert self._workdir is not None
         self._store = Store(self._watch_history, report_error=self._report)
@@ -193,44 +162,22 @@ class FakeKubernetes:
             self._requests,
             self._report,
         )
-        self._runner = web.AppRunner(self._server.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        site = web.SockSite(self._runner, sock)
-        await site.start()
-        port = sock.getsockname()[1]
-        self._url = f"http://127.0.0.1:{port}"
-        self._server.server_address = f"127.0.0.1:{port}"
+        return self._server.app()
 
     async def _shutdown(self) -> None:
         await self._server.close_streams()
         await self._jobs.stop()
         await self._kubelet.shutdown()
-        await self._runner.cleanup()
-
-    def _report(self, exc: BaseException) -> None:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        _log.error("FakeKubernetes internal error: %s", text)
-        self._errors.append(text)
 
     def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run `fn` on the server loop (the store's only thread) and return its result."""
-        if self._loop is None:
-            raise RuntimeError("FakeKubernetes is not running; use it as a context manager or call start()")
-
-        async def run() -> _T:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+        return self._http.call(fn, *args)
 
     # -- connecting ----------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        if self._url is None or self._thread is None:
-            raise RuntimeError("FakeKubernetes is not running")
-        return self._url
+        return self._http.url
 
     def api_client(self) -> Any:
         """A `kubernetes.client.ApiClient` for this server (no authentication)."""
@@ -277,11 +224,6 @@ class FakeKubernetes:
     def requests(self) -> list[tuple[str, str, str]]:
         """(method, path, query string) of every HTTP request received, in order."""
         return list(self._requests)
-
-    @property
-    def errors(self) -> list[str]:
-        """Tracebacks of internal failures of the fake itself (the context manager raises on them)."""
-        return list(self._errors)
 
     # -- steering ------------------------------------------------------------------------------
 

@@ -145,9 +145,9 @@ def _index(container: list[Any], token: str, allow_end: bool) -> int:
     return index
 
 
-def _parent(doc: Any, parts: list[str], path: str) -> Any:
+def _walk(doc: Any, tokens: list[str], path: str) -> Any:
     current = doc
-    for token in parts[:-1]:
+    for token in tokens:
         if isinstance(current, dict) and token in current:
             current = current[token]
         elif isinstance(current, list):
@@ -155,18 +155,14 @@ def _parent(doc: Any, parts: list[str], path: str) -> Any:
         else:
             raise PatchError(f"doc is missing path: {path!r}")
     return current
+
+
+def _parent(doc: Any, parts: list[str], path: str) -> Any:
+    return _walk(doc, parts[:-1], path)
 
 
 def _get(doc: Any, path: str) -> Any:
-    current = doc
-    for token in _pointer(path):
-        if isinstance(current, dict) and token in current:
-            current = current[token]
-        elif isinstance(current, list):
-            current = current[_index(current, token, False)]
-        else:
-            raise PatchError(f"doc is missing path: {path!r}")
-    return current
+    return _walk(doc, _pointer(path), path)
 
 
 def _add(doc: Any, path: str, value: Any) -> Any:

@@ -1,10 +1,10 @@
 """A SageMaker Pipelines stand-in for tests: moto's real server, plus what moto does not model.
 
-`FakeSageMaker` starts moto's `ThreadedMotoServer` on 127.0.0.1 in the test process, so the code
+`FakeSageMaker` serves moto's server app on 127.0.0.1 in the test process, so the code
 under test talks to it with botocore's real serialization over real HTTP (boto3 clients from
 `aws.client(...)`, s3fs, or a subprocess given `aws.env()`), and tests script the service's side
-through moto's in-process backends. Requires `boto3` and `moto[s3,sagemaker,logs]` with `flask`
-and `flask-cors` (moto's server); test dependencies of stackhop.
+through moto's in-process backends. Requires moto's server (`moto[server]`, which
+brings `boto3`), from stackhop's `testing` extra.
 
 What moto serves as is: S3 (buckets, objects, multipart), CloudWatch Logs (groups, streams,
 GetLogEvents, FilterLogEvents), and the rest of SageMaker's API as moto implements it.

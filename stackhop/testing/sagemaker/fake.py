@@ -1,8 +1,8 @@
 """`FakeSageMaker`: moto's server on a loopback port, with the pipeline operations it lacks.
 
-The server is moto's own `ThreadedMotoServer`, started in this process, so every client
-(boto3 here, s3fs/aiobotocore, a subprocess given `env()`) goes through botocore's real
-serialization and real HTTP, while tests reach the same in-process backends to script what
+The server is moto's own WSGI app, served in this process (`stackhop.testing.moto_server`), so
+every client (boto3 here, s3fs/aiobotocore, a subprocess given `env()`) goes through botocore's
+real serialization and real HTTP, while tests reach the same in-process backends to script what
 only the service could do (an execution failing, a step finishing, a log line appearing).
 
 Two things are added around moto's WSGI app, on this server only:
@@ -18,44 +18,33 @@ Two things are added around moto's WSGI app, on this server only:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import re
-import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
-import boto3
-from botocore.config import Config
 from botocore.validate import ParamValidator
 from botocore.utils import parse_to_aware_datetime
-from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.utils import utcnow
 from moto.logs.models import logs_backends
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.utilities.utils import get_partition
 
 from . import operations
 from .definition import step_names
+from stackhop.testing.moto_server import MotoStandIn, WSGIApp
 
 __all__ = ["FakeSageMaker"]
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/,\s]+)/aws4_request")
 
 
-class FakeSageMaker:
+class FakeSageMaker(MotoStandIn):
     """A loopback AWS (S3, SageMaker, CloudWatch Logs, and whatever else moto serves) for tests.
 
     ```python
@@ -76,111 +65,20 @@ class FakeSageMaker:
     still report "Stopping" before the execution reports "Stopped" (0: stopped at once).
     """
 
-    #: The fake credentials every client made here signs with; moto accepts any.
-    ACCESS_KEY_ID = "testing"
-    SECRET_ACCESS_KEY = "testing"
-
     def __init__(self, region: str = "us-east-1", *, stop_after_polls: int = 1) -> None:
         if stop_after_polls < 0:
             raise ValueError("stop_after_polls must be 0 or more")
-        self.region = region
-        self.account_id = os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
+        super().__init__(region, thread_name="fake-sagemaker")
         self._state = operations.PipelineState(stop_after_polls=stop_after_polls)
-        self._server: ThreadedMotoServer | None = None
         self._recorder: _Recorder | None = None
-        self._uninstall: Callable[[], None] | None = None
-        self._endpoint_url: str | None = None
         self._last_log_ms = 0
 
-    # ------------------------------------------------------------------ lifecycle
+    def _install(self) -> Callable[[], None]:
+        return operations.install(self._state)  # refuses a second concurrent instance
 
-    def start(self) -> FakeSageMaker:
-        """Install the pipeline operations, start moto's server on 127.0.0.1:<free port>, reset moto."""
-        if self._server is not None:
-            raise RuntimeError("this FakeSageMaker is already running")
-        self._uninstall = operations.install(self._state)  # refuses a second concurrent instance
-        try:
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            server.start()
-            self._server = server
-            self._recorder = _wrap_server(server)
-            host, port = server.get_host_and_port()
-            self._endpoint_url = f"http://{host}:{port}"
-            self._reset_moto()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Reset moto, stop the server and restore moto's SageMaker response class. Idempotent."""
-        try:
-            if self._server is not None:
-                try:
-                    if self._endpoint_url is not None:
-                        self._reset_moto()
-                finally:
-                    _stop_promptly(self._server)
-        finally:
-            self._server = None
-            self._endpoint_url = None
-            if self._uninstall is not None:
-                self._uninstall()
-                self._uninstall = None
-
-    def __enter__(self) -> FakeSageMaker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _reset_moto(self) -> None:
-        # moto's documented reset endpoint: empties every backend in this process.
-        # No proxy: an HTTP(S)_PROXY in the environment must not capture a loopback call.
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST")
-        with opener.open(request, timeout=30) as response:
-            response.read()
-
-    # ------------------------------------------------------------------ clients
-
-    @property
-    def endpoint_url(self) -> str:
-        """`http://127.0.0.1:PORT`, the one endpoint for every service."""
-        if self._endpoint_url is None:
-            raise RuntimeError("FakeSageMaker is not running; use it as a context manager")
-        return self._endpoint_url
-
-    def client(self, service: str) -> Any:
-        """A boto3 client for `service` against this server, signed with the fake credentials.
-
-        One attempt per call (`total_max_attempts=1`): an error reaches the test at once instead
-        of after botocore's back-off. (`retries={"max_attempts": 1}` would still send two
-        requests: that key counts retries, not attempts.) S3 uses path-style addressing, since
-        bucket subdomains of 127.0.0.1 do not resolve.
-        """
-        session = boto3.session.Session(
-            aws_access_key_id=self.ACCESS_KEY_ID,
-            aws_secret_access_key=self.SECRET_ACCESS_KEY,
-            region_name=self.region,
-        )
-        config = Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"})
-        return session.client(service, endpoint_url=self.endpoint_url, config=config)
-
-    def env(self) -> dict[str, str]:
-        """Environment variables that point any AWS SDK (e.g. in a subprocess) at this server."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ENDPOINT_URL_S3": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": self.SECRET_ACCESS_KEY,
-            "AWS_DEFAULT_REGION": self.region,
-        }
+    def _wrap(self, app: WSGIApp) -> WSGIApp:
+        self._recorder = _Recorder(app)
+        return self._recorder
 
     @property
     def requests(self) -> list[tuple[str, str]]:
@@ -286,45 +184,7 @@ class FakeSageMaker:
             raise ValueError(str(exc)) from None
 
 
-def _stop_promptly(server: ThreadedMotoServer) -> None:
-    """`server.stop()`, without waiting up to half a second for it.
-
-    The server thread sits in `serve_forever`, which notices a shutdown request only when its
-    select() returns: on a connection, or after its 0.5 s poll interval. Per test that adds up,
-    so while `stop()` waits we open (and drop) connections to wake it.
-    """
-    address = server.get_host_and_port()
-    stopper = threading.Thread(target=server.stop, name="fake-sagemaker-stop", daemon=True)
-    stopper.start()
-    while stopper.is_alive():
-        with contextlib.suppress(OSError):
-            socket.create_connection(address, timeout=0.2).close()
-        stopper.join(0.01)
-
-
 # --------------------------------------------------------------------------- the WSGI wrapper
-
-
-class _QuietRequestHandler(MotoRequestHandler):
-    """moto's request handler without the access-log line per request (errors are still logged)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-def _wrap_server(server: ThreadedMotoServer) -> _Recorder:
-    """Put the recorder around the running server's app and silence its access log.
-
-    ThreadedMotoServer exposes no hook for either, so this reaches its werkzeug server
-    (`_server`); the check makes a moto upgrade that renames it fail loudly, not silently.
-    """
-    wsgi_server = getattr(server, "_server", None)
-    if wsgi_server is None or not hasattr(wsgi_server, "app"):
-        raise RuntimeError("moto's ThreadedMotoServer changed shape: no werkzeug server to wrap")
-    recorder = _Recorder(wsgi_server.app)
-    wsgi_server.app = recorder
-    wsgi_server.RequestHandlerClass = _QuietRequestHandler
-    return recorder
 
 
 class _Recorder:

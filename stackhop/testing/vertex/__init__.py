@@ -5,7 +5,7 @@
 `AnonymousCredentials()`) runs unmodified against it; `fake.patch_client(monkeypatch)` stubs the
 client's Cloud Storage bucket creation and shortens `PipelineJob.wait`'s 5 s poll. Requires
 `aiohttp`, `google-cloud-aiplatform` (its v1 protos define the wire format) and
-`kfp-pipeline-spec` (the PipelineSpec proto); test dependencies of stackhop.
+`kfp-pipeline-spec` (the PipelineSpec proto), all in stackhop's `testing` extra.
 
 What is modelled:
 

@@ -6,28 +6,21 @@ blocking `google.cloud.aiplatform` client from the main thread over a real socke
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import threading
-import traceback
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .server import Request, VertexServer
 from .service import PipelineService
-from stackhop.testing.loop import serve_forever, start_loopback_site
+from stackhop.testing.loopback import AsyncioServer, StandIn
 
 if TYPE_CHECKING:
     import pytest
 
 __all__ = ["FakeVertex"]
 
-_log = logging.getLogger(__name__)
 
-
-class FakeVertex:
+class FakeVertex(StandIn):
     """A strict stand-in for Vertex AI Pipelines' v1 REST API (PipelineJobs), on 127.0.0.1.
 
     Usage::
@@ -49,78 +42,31 @@ class FakeVertex:
     ) -> None:
         if not project_number.isdigit():
             raise ValueError("project_number must be digits, as Google Cloud project numbers are")
+        super().__init__()
         self._service = PipelineService(project, project_number, location)
         self._requests: list[Request] = []
-        self._errors: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._endpoint: str | None = None
-        self._startup_error: BaseException | None = None
+        self._server = AsyncioServer("FakeVertex", self._app, thread_name="fake-vertex")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakeVertex":
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        if exc_type is None and self._errors:
-            raise RuntimeError("FakeVertex hit internal errors:\n" + "\n".join(self._errors))
-
     def start(self) -> "FakeVertex":
         """Start serving (idempotent); `with FakeVertex(...)` does this for you."""
-        if self._thread is not None:
-            return self
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-vertex", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("FakeVertex failed to start") from self._startup_error
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Close every connection, stop the loop and join its thread."""
-        if self._thread is None or self._loop is None:
-            return
-        loop, thread = self._loop, self._thread
-        try:
-            if self._runner is not None:
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(timeout=30)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
-            self._thread = None
-            self._loop = None
-            self._runner = None
-            self._endpoint = None
+        self._server.stop()
 
-    def _serve(self, ready: threading.Event) -> None:
-        serve_forever(self._startup, ready, on_loop=lambda loop: setattr(self, "_loop", loop),
-                      on_error=lambda exc: setattr(self, "_startup_error", exc))
-
-    async def _startup(self) -> None:
-        server = VertexServer(self._service, self._requests, self._report)
-        self._runner, self._endpoint = await start_loopback_site(server.app())
-
-    def _report(self, exc: BaseException) -> None:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        _log.error("FakeVertex internal error: %s", text)
-        self._errors.append(text)
+    async def _app(self) -> web.Application:
+        return VertexServer(self._service, self._requests, self._report).app()
 
     # -- connecting ----------------------------------------------------------------------------
 
     @property
     def endpoint(self) -> str:
         """"http://127.0.0.1:PORT": give it to aiplatform as api_endpoint, with api_transport="rest"."""
-        if self._endpoint is None:
-            raise RuntimeError("FakeVertex is not running; use it as a context manager or call start()")
-        return self._endpoint
+        return self._server.url
 
     @property
     def project(self) -> str:
@@ -167,11 +113,6 @@ class FakeVertex:
     def requests(self) -> list[Request]:
         """(method, path without query, parsed JSON body or None) of every request, in order."""
         return list(self._requests)
-
-    @property
-    def errors(self) -> list[str]:
-        """Tracebacks of the stand-in's own failures (the context manager raises on them)."""
-        return list(self._errors)
 
     # -- scripting -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from stackhop.core import ir, tracing
+from stackhop.core.user_frames import located
 from stackhop.core.validate import validate
 from stackhop.errors import PipelineDefinitionError, StackhopError, UserCodeError
 
@@ -23,8 +24,6 @@ def build_ir(pdef: "PipelineDef") -> ir.Pipeline:
     except StackhopError:
         raise
     except (Exception, SystemExit) as exc:
-        from stackhop.core.user_frames import located
-
         at, details = located(exc)
         what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}: {exc}"
         raise UserCodeError(f"pipeline {pdef.name!r} {what}{at} while it was traced; fix the pipeline function "

@@ -1,0 +1,148 @@
+"""What a PipelineSpec step process (Vertex AI, Kubeflow Pipelines) needs beyond the run layout.
+
+The KFP launcher fills the command's placeholders: scalar inputs as text, artifact inputs and
+outputs as URIs it chose (so the backend records lineage), scalar outputs as local files it
+reads back, and a hidden `stackhop_meta` artifact for `outputs.json`, `error.json` and the
+step's log. Imported at step start, so it stays light: no pydantic, no protobuf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import TYPE_CHECKING, Any, Callable
+
+from stackhop.core.artifacts import ArtifactStore
+from stackhop.core.wiring import SharedSpecWiring, StepError, check_scalar, name_value
+
+if TYPE_CHECKING:
+    from stackhop.core.resolve import Index, RunView
+
+_TEE_CHILD = "STACKHOP_ENTRYPOINT_TEED"
+FINAL_STATUS_ENV = "STACKHOP_PIPELINE_TASK_FINAL_STATUS"
+
+
+class PipelineSpecWiring(SharedSpecWiring):
+    name = "pipelinespec"
+
+    def __init__(self, *, meta: str | None = None, meta_mirror: str | None = None,
+                 input: list[tuple[str, str]] | None = None, input_artifact: list[tuple[str, str]] | None = None,
+                 output_artifact: list[tuple[str, str]] | None = None,
+                 output_parameter: list[tuple[str, str]] | None = None, final_status: str | None = None,
+                 **shared: Any) -> None:
+        super().__init__(**shared)
+        self.meta = meta.rstrip("/") if meta else None
+        self.mirror = meta_mirror.rstrip("/") if meta_mirror else None
+        self.inputs = dict(input or [])
+        self.input_artifacts = dict(input_artifact or [])
+        self.output_artifacts = dict(output_artifact or [])
+        self.output_parameters = dict(output_parameter or [])
+        self.final_status = final_status
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--meta", help="URI for this step instance's outputs.json, error.json and log.txt")
+        parser.add_argument("--meta-mirror", help="a second URI that receives the same files")
+        parser.add_argument("--input", action="append", type=name_value, metavar="NAME=TEXT",
+                            help="a scalar input's value")
+        parser.add_argument("--input-artifact", action="append", type=name_value, metavar="NAME=URI",
+                            help="an artifact input")
+        parser.add_argument("--output-artifact", action="append", type=name_value, metavar="NAME=URI",
+                            help="where to write an artifact output")
+        parser.add_argument("--output-parameter", action="append", type=name_value, metavar="NAME=PATH",
+                            help="a local file the backend reads a scalar output from")
+        parser.add_argument("--final-status", help="the pipeline task final status an exit step receives (JSON)")
+
+    def execute(self, argv: list[str], run: Callable[[], int]) -> int:
+        if self.final_status:
+            os.environ[FINAL_STATUS_ENV] = self.final_status
+        if self.meta and not os.environ.get(_TEE_CHILD):
+            return _tee(argv, [m for m in (self.meta, self.mirror) if m])
+        return run()
+
+    def input(self, view: "RunView", spec: dict[str, Any], step: str, index: "Index") -> Any:
+        name = spec["name"]
+        if name in self.inputs:
+            return _parse_input(step, name, spec["type"], self.inputs[name])
+        if name in self.input_artifacts:
+            try:
+                record = dict(view.value(spec["value"], step, index))
+            except Exception:  # no producer record reachable: the URI alone still names the data
+                record = {"type": spec["type"], "metadata": {}, "materializer": None}
+            record["uri"] = self.input_artifacts[name]
+            return record
+        return super().input(view, spec, step, index)
+
+    def output_uri(self, view: "RunView", step: str, output: str, index: "Index") -> str:
+        if output in self.output_artifacts:
+            return self.output_artifacts[output].rstrip("/")
+        return super().output_uri(view, step, output, index)
+
+    def deliver(self, view: "RunView", step: dict[str, Any], index: "Index", record: dict[str, Any]) -> None:
+        for name, path in self.output_parameters.items():
+            if name not in record["scalars"]:
+                raise StepError(f"step {step['name']!r} has no scalar output {name!r} to hand the backend.")
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            value = record["scalars"][name]
+            with open(path, "w") as f:
+                f.write(value if isinstance(value, str) else json.dumps(value))
+
+    def write_meta(self, view: "RunView", step: str, index: "Index", name: str, data: Any) -> None:
+        if not self.meta:
+            super().write_meta(view, step, index, name, data)
+            return
+        for base in filter(None, (self.mirror, self.meta)):  # the backend's own location last: it commits
+            ArtifactStore.for_uri(base).write_json(f"{base}/{name}", data)
+
+
+def _parse_input(step: str, name: str, type_name: str, text: str) -> Any:
+    """A placeholder's text as the declared type: strings verbatim, everything else as JSON."""
+    if type_name == "str":
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise StepError(f"step {step!r}: input {name!r} is {type_name}, and the backend passed {text[:80]!r}.") from None
+    if type_name == "int" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return check_scalar(step, name, type_name, value)
+
+
+def _tee(argv: list[str], metas: list[str]) -> int:
+    """Run the entrypoint as a child and copy its output to our stdout and to `log.txt` in each meta folder.
+
+    The backend keeps its own log (Cloud Logging, pod logs); this copy lives beside the step's
+    outputs, so `stackhop logs` reads it the same way for every backend.
+    """
+    env = {**os.environ, _TEE_CHILD: "1"}
+    child = subprocess.Popen([sys.executable, "-m", "stackhop.entrypoint", *argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+    def forward(signum: int, frame: Any) -> None:
+        child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    with tempfile.NamedTemporaryFile(prefix="stackhop-log-", suffix=".txt", delete=False) as log:
+        assert child.stdout is not None
+        for chunk in iter(lambda: child.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            log.write(chunk)
+    code = child.wait()
+    for meta in metas:
+        try:
+            uri = meta.rstrip("/") + "/log.txt"
+            ArtifactStore.for_uri(uri).put_file(log.name, uri)
+        except Exception as exc:  # the step's result stands even if its log copy cannot be stored
+            print(f"stackhop: could not store the step log at {meta}: {exc}", file=sys.stderr)
+    os.unlink(log.name)
+    return code

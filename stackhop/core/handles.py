@@ -1,0 +1,177 @@
+"""`RunHandle` and the run store's readers: one run, or all of them, whatever backend ran them."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+from stackhop.core.adapter import Adapter, BackendRef
+from stackhop.core.plugins import adapter_class
+from stackhop.core.progress import html_table, shown_in_this_cell
+from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState
+from stackhop.core.stack import LoadedConfig, Stack, StackConfig, load_config, load_stack
+from stackhop.core.store import RunRecord, RunStore, store_path
+from stackhop.errors import ArtifactError, StackhopError
+
+
+def get_run(run_id: str, *, config: str | LoadedConfig | None = None) -> "RunHandle":
+    """A handle on any recorded run, from any process."""
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    store = RunStore(store_path(loaded.project_dir), create=False)
+    rec = store.get(run_id)
+    try:
+        stk = load_stack(rec.stack, config=loaded)
+        if stk.config.adapter != rec.adapter:
+            raise StackhopError("stack changed adapter")
+    except StackhopError:
+        cls = adapter_class(rec.adapter, where=f"run {rec.run_id}")
+        stk = Stack(rec.stack, StackConfig(adapter=rec.adapter, artifact_root=rec.artifact_root),
+                    loaded.project_dir, rec.stack_source, cls.Settings())
+    cls = adapter_class(rec.adapter, where=f"run {rec.run_id}")
+    ref_data = dict(rec.backend_ref)
+    ref = BackendRef(ref_data.pop("adapter", rec.adapter), ref_data)
+    return RunHandle(rec.run_id, rec.pipeline, stk, cls(stk), ref, store)
+
+
+class RunHandle:
+    """One run, on whichever backend: status, steps, logs, artifacts, wait and cancel."""
+
+    @property
+    def store(self) -> RunStore:
+        """The run store that records this run, for reading its record (parameters, times, stack source)."""
+        return self._store
+
+    def __init__(self, run_id: str, pipeline: str, stack: Stack, adapter: Adapter, ref: BackendRef, store: RunStore):
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.stack = stack
+        self.adapter = adapter
+        self.ref = ref
+        self._store = store
+        self._runs = adapter if ref.adapter == adapter.name else _adapter_for(ref, stack)
+        """Who reads the run: the stack's adapter, or (for an emulated run) the runtime that ran it."""
+        self._last: RunState | None = None
+        self._shown_live: int | None = None
+
+    def __repr__(self) -> str:
+        status = self._last.status.value if self._last else "?"
+        return f"<RunHandle {self.run_id} {self.pipeline} on {self.stack.name}: {status}>"
+
+    def _repr_html_(self) -> str | None:
+        """What a notebook shows for a handle: the run and every step's status (once: not again under its live view)."""
+        if shown_in_this_cell(self):
+            return None
+        try:
+            state = self.refresh()
+        except StackhopError:
+            state = self._last
+        return html_table(self.run_id, self.pipeline, self.stack.name, state)
+
+    def refresh(self) -> RunState:
+        state = self._runs.status(self.ref)
+        if self._last is None or state.status != self._last.status or state.steps != self._last.steps:
+            _record_state(self._store, self.run_id, state)
+        self._last = state
+        return state
+
+    @property
+    def status(self) -> RunStatus:
+        return self.refresh().status
+
+    def steps(self) -> dict[str, StepState]:
+        return dict(self.refresh().steps)
+
+    def wait(
+        self, timeout: float | None = None, *, on_update: Callable[[RunState], None] | None = None
+    ) -> RunStatus:
+        """Block until the run ends. Ctrl-C cancels the run, waits for that, then re-raises."""
+        deadline = time.time() + timeout if timeout else None
+        delay, longest = self._runs.poll_seconds
+        try:
+            while True:
+                state = self.refresh()
+                if on_update:
+                    on_update(state)
+                if state.status.terminal:
+                    return state.status
+                if deadline and time.time() > deadline:
+                    raise TimeoutError(f"run {self.run_id} is still {state.status.value} after {timeout}s")
+                time.sleep(delay)
+                delay = min(delay * 1.5, longest)
+        except KeyboardInterrupt as exc:
+            print(f"stackhop: interrupted; cancelling run {self.run_id}", file=sys.stderr)
+            self.cancel()
+            self.wait(timeout=60, on_update=on_update)
+            print(f"stackhop: run {self.run_id} {self._last.status.value if self._last else 'CANCELLED'}", file=sys.stderr)
+            exc.run_id = self.run_id  # type: ignore[attr-defined]
+            raise
+
+    def cancel(self) -> None:
+        self._runs.cancel(self.ref)
+
+    def logs(self, step: str) -> str:
+        """The log of one step (or loop iteration, `train[2]`) of this run, and of no other."""
+        steps = self.steps()
+        if step not in steps:
+            shown = ", ".join(list(steps)[:12]) + (" ..." if len(steps) > 12 else "")
+            raise ArtifactError(f"run {self.run_id} has no step {step!r}; its steps are {shown or 'none yet'}.")
+        return self._runs.logs(self.ref, step)
+
+    def artifacts(self) -> list[ArtifactRef]:
+        return self._runs.artifacts(self.ref)
+
+    def artifact(self, step: str, output: str) -> ArtifactRef:
+        found = [a for a in self.artifacts() if a.step == step and a.output == output]
+        if not found:
+            have = sorted({f"{a.step}.{a.output}" for a in self.artifacts()})
+            raise ArtifactError(
+                f"run {self.run_id} has no output {output!r} of step {step!r}"
+                + (f"; it has {', '.join(have)}." if have else " (no step has finished yet).")
+            )
+        return found[0]
+
+    @property
+    def failed(self) -> bool:
+        return (self._last or self.refresh()).status == RunStatus.FAILED
+
+    def state(self) -> RunState:
+        return self.refresh()
+
+
+def _adapter_for(ref: BackendRef, stack: Stack) -> Adapter:
+    cls = adapter_class(ref.adapter, where=f"stack {stack.name!r}")
+    return cls(Stack(stack.name, StackConfig(adapter=ref.adapter, artifact_root=stack.artifact_root),
+                     stack.project_dir, stack.source, cls.Settings()))
+
+
+def _record_state(store: RunStore, run_id: str, state: RunState) -> None:
+    store.set_status(
+        run_id, state.status.value, finished=state.status.terminal, message=state.message,
+        steps={k: {"status": v.status.value, "native": v.native} for k, v in state.steps.items()},
+    )
+
+
+def list_runs(store: RunStore, *, pipeline: str | None = None, stack: str | None = None, limit: int = 50) -> list[RunRecord]:
+    """The store's runs, newest first; an unfinished one whose end this machine can see (its local
+    runner died) is recorded as it ended first, so a listing never shows a dead run as RUNNING."""
+    records = store.list(pipeline=pipeline, stack=stack, limit=limit)
+    out = []
+    for rec in records:
+        if not RunStatus.parse(rec.status).terminal:
+            try:
+                runs = rec.backend_ref.get("adapter", rec.adapter)
+                state = adapter_class(runs, where=f"run {rec.run_id}").settled_offline(rec.backend_ref)
+            except (StackhopError, OSError, ValueError):  # the listing stands; `runs show` reports the problem
+                state = None
+            if state is not None:
+                _record_state(store, rec.run_id, state)
+                rec = store.get(rec.run_id)
+        out.append(rec)
+    return out
+
+
+def project_store(config: str | LoadedConfig | None = None, *, create: bool = False) -> RunStore:
+    """The run store of the project found from here (or from `config`); reading it creates nothing."""
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    return RunStore(store_path(loaded.project_dir), create=create)
