@@ -233,3 +233,63 @@ def test_a_stack_whose_adapter_cannot_emulate_says_so_before_recording_a_run(pro
     with pytest.raises(StackhopError, match=r"stack 'k8s': adapter 'kubernetes' cannot emulate"):
         stackhop.run(single, "k8s", emulate=True, progress=False)
     assert project_store().list() == []
+
+
+def test_this_python_stands_in_for_the_images_python_and_other_commands_run_as_named() -> None:
+    import sys
+
+    from stackhop.core.emulation import this_python
+
+    assert this_python(["python3", "-m", "stackhop.entrypoint"]) == [sys.executable, "-m", "stackhop.entrypoint"]
+    assert this_python(["/usr/local/bin/python3.11", "x.py"])[0] == sys.executable
+    assert this_python(["busybox", "echo", "hi"]) == ["busybox", "echo", "hi"]
+    assert this_python(["python3-config"]) == ["python3-config"]
+
+
+LIMITS = """
+    from stackhop import pipeline, step
+
+    @step(timeout=1)
+    def sleepy() -> int:
+        import time
+        time.sleep(60)
+        return 1
+
+    @step(retries=2)
+    def flaky(marker: str) -> int:
+        import os
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("the first attempt fails")
+        return 7
+
+    @pipeline
+    def limits(marker: str):
+        sleepy()
+        flaky(marker=marker)
+"""
+
+
+@pytest.mark.parametrize("stack", ["sagemaker", "vertex"])
+def test_an_emulated_step_is_killed_at_its_timeout_and_a_flaky_one_retried(stacks, write_pipeline, stack) -> None:
+    limits = write_pipeline(LIMITS).limits
+    handle = stackhop.run(limits, stack, {"marker": str(stacks / "marker")}, emulate=True, progress=False)
+    steps = handle.steps()
+    assert steps["sleepy"].status == StepStatus.FAILED and "timed out after 1s" in steps["sleepy"].message
+    assert steps["flaky"].status == StepStatus.SUCCEEDED and steps["flaky"].attempts == 2
+    assert handle.artifact("flaky", "output").load() == 7
+    assert handle.status == RunStatus.FAILED
+
+
+def test_an_emulated_run_whose_runner_is_killed_is_failed_by_the_next_reader(stacks, write_pipeline) -> None:
+    import os
+    import signal
+
+    hold = write_pipeline(HELD).hold
+    handle = stackhop.run(hold, "sagemaker", {"folder": str(stacks)}, emulate=True, wait=False, progress=False)
+    _until(lambda: (stacks / "started").exists())
+    os.kill(handle.ref.data["pid"], signal.SIGKILL)
+    _until(lambda: handle.status.terminal)
+    assert handle.status == RunStatus.FAILED
+    assert "died while step held ran" in handle.state().message
+    assert stackhop.get_run(handle.run_id).status == RunStatus.FAILED

@@ -14,6 +14,7 @@ emulation happens once, at submit, and the run is then watched like any local ru
 from __future__ import annotations
 
 import os
+import re
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class Emulator(ABC):
 
 def this_python(argv: list[str]) -> list[str]:
     """This interpreter stands in for the image's: the image itself is not run here."""
-    if argv and os.path.basename(argv[0]) in ("python", "python3") or (argv and argv[0].startswith("python3.")):
+    name = os.path.basename(argv[0]) if argv else ""
+    if name in ("python", "python3") or re.fullmatch(r"python3\.\d+", name):
         return [sys.executable, *argv[1:]]
     return argv
