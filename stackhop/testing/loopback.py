@@ -14,6 +14,7 @@ import socket
 import socketserver
 import threading
 import traceback
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Self, TypeVar
 
@@ -37,7 +38,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class StandIn:
+class StandIn(ABC):
     """What every stand-in does around its server: context-manager use, and its own bugs surfaced.
 
     A bug in a stand-in answers 500, which the code under test may retry or handle; raising the
@@ -49,11 +50,13 @@ class StandIn:
     def __init__(self) -> None:
         self._errors: list[str] = []
 
+    @abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Start serving (idempotent) and return self."""
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop serving (idempotent)."""
 
     def __enter__(self) -> Self:
         return self.start()
@@ -131,11 +134,13 @@ class LoopbackServer(StandIn):
     def _not_running(self) -> RuntimeError:
         return RuntimeError(f"{self.name} is not running; use it as a context manager or call start().")
 
+    @abstractmethod
     def _open(self) -> int:
-        raise NotImplementedError
+        """Bind and serve on 127.0.0.1; return the port."""
 
+    @abstractmethod
     def _close(self) -> None:
-        raise NotImplementedError
+        """Stop serving and release the port."""
 
 
 class ThreadedServer(LoopbackServer):

@@ -154,9 +154,10 @@ class Runner(Scheduler):
         workdir = tempfile.mkdtemp(prefix="stackhop-emulate-")
         try:
             command = self.emulator.command(inst.step, inst.index, workdir)
-        except EmulationError as exc:
+        except Exception as exc:  # a document or store problem fails this step, never the runner
             shutil.rmtree(workdir, ignore_errors=True)
-            self.settle(inst, "FAILED", "not_emulated", str(exc))
+            message = str(exc) if isinstance(exc, EmulationError) else f"{type(exc).__name__}: {exc}"
+            self.settle(inst, "FAILED", "not_emulated", message)
             return
         self._workdirs[inst.key] = workdir
         env = {**os.environ, **command.env, "STACKHOP_ATTEMPT": str(inst.attempts)}
@@ -189,8 +190,8 @@ class Runner(Scheduler):
         try:
             if ok and self.emulator is not None and workdir is not None:
                 self.emulator.collect(inst.step, inst.index, workdir)
-        except (EmulationError, OSError) as exc:
-            return str(exc)
+        except Exception as exc:  # on the thread that saw the exit: the step must still end
+            return str(exc) if isinstance(exc, EmulationError) else f"{type(exc).__name__}: {exc}"
         finally:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
