@@ -15,16 +15,25 @@ _EXPORTS: dict[str, str] = {
     # authoring
     "step": "stackhop.core.dsl",
     "pipeline": "stackhop.core.dsl",
-    "container_step": "stackhop.core.dsl",
+    "container_step": "stackhop.core.containers",
+    "container_component": "stackhop.core.containers",
+    "ContainerSpec": "stackhop.core.containers",
+    "load_component": "stackhop.components",
+    "load_component_from_text": "stackhop.components",
+    "export_component": "stackhop.components",
     "resource_op": "stackhop.core.dsl",
     "fail_step": "stackhop.core.dsl",
     "If": "stackhop.core.dsl",
     "Condition": "stackhop.core.dsl",
     "ParallelFor": "stackhop.core.dsl",
     "ExitHandler": "stackhop.core.dsl",
-    "InputPath": "stackhop.core.dsl",
-    "InputValue": "stackhop.core.dsl",
-    "OutputPath": "stackhop.core.dsl",
+    "InputPath": "stackhop.core.containers",
+    "InputValue": "stackhop.core.containers",
+    "InputUri": "stackhop.core.containers",
+    "OutputPath": "stackhop.core.containers",
+    "OutputUri": "stackhop.core.containers",
+    "Concat": "stackhop.core.containers",
+    "IfPresent": "stackhop.core.containers",
     "ImageSettings": "stackhop.core.image_settings",
     "Materializer": "stackhop.core.materializers",
     "materializer": "stackhop.core.materializers",
@@ -71,10 +80,12 @@ if TYPE_CHECKING:
     from stackhop.core.artifact_types import (
         HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output,
     )
-    from stackhop.core.dsl import (
-        Condition, ExitHandler, If, InputPath, InputValue, OutputPath, ParallelFor,
-        container_step, fail_step, pipeline, resource_op, step,
+    from stackhop.components import export_component, load_component, load_component_from_text
+    from stackhop.core.containers import (
+        Concat, ContainerSpec, IfPresent, InputPath, InputUri, InputValue, OutputPath, OutputUri,
+        container_component, container_step,
     )
+    from stackhop.core.dsl import Condition, ExitHandler, If, ParallelFor, fail_step, pipeline, resource_op, step
     from stackhop.core.materializers import Materializer, materializer
     from stackhop.core.runs import ArtifactRef, RunStatus, StepStatus
     from stackhop.errors import StackhopError

@@ -355,17 +355,25 @@ def _as_text(value: Any) -> str:
 
 def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[str, Any]:
     """Run the command on this host with placeholders filled; the image is the backend's business."""
+    from stackhop.core import ir
+    from stackhop.core.container_args import argv_items, placeholders, render
+
     name = step["name"]
     types = {i["name"]: i["type"] for i in step["inputs"]}
     out_types = {o["name"]: o["type"] for o in step["outputs"]}
+    spec = ir.ContainerSpec.model_validate(step["container"])
+    by_uri = {p.name for p in placeholders(argv_items(spec)) if p.placeholder == "output_uri"}
+    by_path = {p.name for p in placeholders(argv_items(spec)) if p.placeholder == "output_path"}
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="stackhop-step-"))
         values: dict[str, Any] = {}
-        for spec in step["inputs"]:
-            if spec.get("value") is not None:
-                values[spec["name"]] = view.input_value(spec, name, index)
-            elif spec.get("has_default"):
-                values[spec["name"]] = spec.get("default")
+        present: set[str] = set()
+        for spec_in in step["inputs"]:
+            if spec_in.get("value") is not None:
+                values[spec_in["name"]] = view.input_value(spec_in, name, index)
+                present.add(spec_in["name"]) if values[spec_in["name"]] is not None else None
+            elif spec_in.get("has_default"):
+                values[spec_in["name"]] = spec_in.get("default")
         staged: dict[str, str] = {}
         uris: dict[str, str] = {}
         for out in step["outputs"]:
@@ -376,16 +384,16 @@ def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[st
                 uris[out["name"]] = view.output_uri(name, out["name"], index)
                 staged[out["name"]] = view.store.staging_path(uris[out["name"]])
 
-        def fill(item: Any) -> str:
-            if isinstance(item, str):
-                return item
-            key, kind = item["name"], item["placeholder"]
+        def fill(item: ir.Placeholder) -> str:
+            key, kind = item.name, item.placeholder
             if kind == "output_path":
                 return staged[key]
+            if kind == "output_uri":
+                return uris[key]
             value = values[key]
+            if kind == "input_uri":
+                return value["uri"]
             if kind == "input_value":
-                if types[key] not in SCALARS:
-                    raise StepError(f"step {name!r}: InputValue({key!r}) is an artifact; use InputPath({key!r}).")
                 return _as_text(value)
             if types[key] in SCALARS:
                 path = os.path.join(scratch, "inputs", key)
@@ -395,24 +403,41 @@ def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[st
                 return path
             return stack.enter_context(view.store.local_copy(value["uri"]))
 
-        spec = step["container"]
-        argv = [fill(x) for x in (*spec["command"], *spec["args"])]
+        argv = render(argv_items(spec), present, fill)
         sys.stdout.flush()
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL)
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise StepError(f"step {name!r}: command {argv[0]!r} cannot start ({exc.strerror}); check the command "
+                            "is installed and on PATH.") from None
         if proc.returncode != 0:
             err = StepError(f"command {argv[0]!r} exited with code {proc.returncode}")
             err.exit_code = proc.returncode if 0 < proc.returncode < 126 else 1  # type: ignore[attr-defined]
             raise err
-        record: dict[str, Any] = {"scalars": {}, "artifacts": {}}
-        for key, type_name in out_types.items():
-            path = staged[key]
-            if type_name in SCALARS:
-                if not os.path.exists(path):
-                    raise StepError(f"step {name!r} did not write scalar output {key!r} at its OutputPath.")
-                record["scalars"][key] = _parse_scalar(name, key, type_name, open(path).read())
-            else:
-                record["artifacts"][key] = _commit_artifact(view, name, ARTIFACT_CLASSES[type_name](key, uris[key], path), uris[key])
-        return record
+        return collect_container_outputs(view, name, out_types, staged, uris, by_uri - by_path)
+
+
+def collect_container_outputs(view: RunView, name: str, out_types: dict[str, str], staged: dict[str, str],
+                              uris: dict[str, str], written_at_uri: set[str]) -> dict[str, Any]:
+    """The step record of a finished command: scalars parsed from their files, artifacts committed to the store."""
+    record: dict[str, Any] = {"scalars": {}, "artifacts": {}}
+    for key, type_name in out_types.items():
+        path = staged[key]
+        if type_name in SCALARS:
+            if not os.path.exists(path):
+                raise StepError(f"step {name!r} did not write scalar output {key!r} at its OutputPath.")
+            with open(path) as f:
+                record["scalars"][key] = _parse_scalar(name, key, type_name, f.read())
+        elif key in written_at_uri:
+            if not view.store.exists(uris[key]):
+                raise StepError(f"step {name!r} did not write output {key!r} at its OutputUri {uris[key]}.")
+            with view.store.local_copy(uris[key]) as local:
+                digest = content_digest(local)
+            record["artifacts"][key] = {"uri": uris[key], "type": type_name, "digest": digest, "metadata": {},
+                                        "materializer": None}
+        else:
+            record["artifacts"][key] = _commit_artifact(view, name, ARTIFACT_CLASSES[type_name](key, uris[key], path), uris[key])
+    return record
 
 
 def _parse_scalar(step: str, key: str, type_name: str, text: str) -> Any:

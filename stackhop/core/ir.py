@@ -201,10 +201,35 @@ class Toleration(_Frozen):
 
 
 class Placeholder(_Frozen):
-    """Stands in a container command for an input's value or path, or an output's path."""
+    """Stands in a container command for an input's value, path or URI, or an output's path or URI."""
 
-    placeholder: Literal["input_value", "input_path", "output_path"]
+    placeholder: Literal["input_value", "input_path", "input_uri", "output_path", "output_uri"]
     name: str
+
+    @property
+    def is_output(self) -> bool:
+        return self.placeholder.startswith("output_")
+
+
+class Concat(_Frozen):
+    """One argument made of several parts joined with nothing between (KFP's `concat`)."""
+
+    concat: tuple["Arg", ...]
+
+
+class IfPresent(_Frozen):
+    """`then` where the step is given input `if_present`, else `otherwise` (KFP's `if`/`isPresent`).
+
+    Whether an input is given is known when the pipeline is built, so backends may resolve
+    this at compile time; a reusable component keeps it for its own document."""
+
+    if_present: str
+    then: tuple["Arg", ...] = ()
+    otherwise: tuple["Arg", ...] = ()
+
+
+Arg = Union[str, Placeholder, Concat, IfPresent]
+"""One item of a container command: text, a placeholder, or a construct of them."""
 
 
 class PythonCall(_Frozen):
@@ -229,16 +254,24 @@ class PythonCall(_Frozen):
     """A by-value step that imports project modules still needs the source tree shipped."""
     script: str | None = None
     """For a script run directly: its path in the source tree, the `__file__` its shipped lines see."""
+    packages: tuple[str, ...] = ()
+    """pip requirements installed when the step starts (KFP's packages_to_install), for iterating without a build."""
 
     @property
     def by_value(self) -> bool:
         return self.source is not None or self.pickled is not None
 
 
+Concat.model_rebuild()
+IfPresent.model_rebuild()
+
+
 class ContainerSpec(_Frozen):
+    """A step that runs an image's own command as written: nothing of stackhop enters the image."""
+
     image: Reference
-    command: tuple[str | Placeholder, ...]
-    args: tuple[str | Placeholder, ...] = ()
+    command: tuple[Arg, ...]
+    args: tuple[Arg, ...] = ()
 
 
 class FieldCondition(_Frozen):

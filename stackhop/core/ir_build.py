@@ -113,20 +113,12 @@ def _step(t: tracing.Task, where: str) -> dict[str, Any]:
         data["python"] = t.python
     if t.container:
         c = t.container
-        data["container"] = {
-            "image": c["image"],
-            "command": [_placeholder(x) for x in c["command"]],
-            "args": [_placeholder(x) for x in c["args"]],
-        }
+        data["container"] = {"image": c["image"], "command": c["command"], "args": c["args"]}
     if t.resource:
         data["resource"] = t.resource
     if t.fail:
         data["fail"] = t.fail
     return data
-
-
-def _placeholder(x: Any) -> Any:
-    return x if isinstance(x, str) else {"placeholder": x.kind, "name": x.name}
 
 
 def construct(model: type[pydantic.BaseModel], data: Any, where: str) -> Any:

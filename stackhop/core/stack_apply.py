@@ -1,7 +1,8 @@
 """Folding a stack into an IR: every step's settings as that stack runs them.
 
 Layers, lowest first: the stack's `defaults`, the pipeline's defaults, the step's own settings,
-`overrides.all_steps`, then `overrides.steps.<name>`. Each setting has one merge rule, kept in
+`overrides.all_steps`, then `overrides.steps.<name>`. A container step runs its own image: only
+its own settings and `overrides.steps.<name>` may replace it. Each setting has one merge rule, kept in
 one table (mappings merge key by key, resources field by field, an image reference and image
 settings replace each other), so what a stack does to a setting is read in one place.
 """
@@ -34,11 +35,18 @@ def apply_stack(ir: "irm.Pipeline", stack: "Stack") -> "irm.Pipeline":
     low, high = _override_layer(cfg.defaults, stack), _override_layer(cfg.overrides.all_steps, stack)
     pipeline_defaults = _settings_layer(ir.defaults)
     steps = tuple(
-        _step_on_stack(s, [low, pipeline_defaults, _settings_layer(s.settings), high,
+        _step_on_stack(s, [*_shared(s, [low, pipeline_defaults]), _settings_layer(s.settings), *_shared(s, [high]),
                            _override_layer(cfg.overrides.steps.get(s.name), stack)])
         for s in ir.steps
     )
     return ir.model_copy(update={"steps": steps})
+
+
+def _shared(step: "irm.Step", layers: list[Layer]) -> list[Layer]:
+    """Layers set for every step; a container step's image is its own, so their image settings pass it by."""
+    if step.kind != "container":
+        return layers
+    return [{k: v for k, v in layer.items() if k not in ("image", "image_build")} for layer in layers]
 
 
 def _check_override_names(ir: "irm.Pipeline", stack: "Stack") -> None:
@@ -58,6 +66,8 @@ def _step_on_stack(step: "irm.Step", layers: list[Layer]) -> "irm.Step":
     from stackhop.core.ir_build import construct
 
     merged = _merge_layers(layers)
+    if step.container is not None and "image" not in merged and "image_build" not in merged:
+        merged["image"] = step.container.image
     secrets = {**{r.env: r for r in step.secrets}, **merged.pop(_SECRETS, {})}
     return step.model_copy(update={"settings": construct(irm.StepSettings, merged, f"step {step.name!r}"),
                                    "secrets": tuple(secrets[e] for e in sorted(secrets))})

@@ -236,15 +236,41 @@ def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[st
     if s.resource:
         _manifest_parameters(p, s.resource, where)
     if s.container:
-        declared_in = {i.name for i in s.inputs}
-        declared_out = {o.name for o in s.outputs}
-        for item in (*s.container.command, *s.container.args):
-            if isinstance(item, ir.Placeholder):
-                pool = declared_out if item.placeholder == "output_path" else declared_in
-                if item.name not in pool:
-                    raise ValidationError(f"{where}: placeholder {item.placeholder}({item.name!r}) names nothing declared.")
-        if not s.container.command:
-            raise ValidationError(f"{where}: a container step needs a command.")
+        _container(s, where)
+
+
+def _container(s: ir.Step, where: str) -> None:
+    """Every placeholder names what the step declares, fits its type, and an absent input is only read under IfPresent."""
+    from stackhop.core.container_args import argv_items, presence_names, present_inputs, unguarded
+
+    assert s.container is not None
+    items = argv_items(s.container)
+    if not items:
+        raise ValidationError(f"{where}: a container step needs a command.")
+    inputs = {i.name: i for i in s.inputs}
+    outputs = {o.name: o for o in s.outputs}
+    present = present_inputs(s)
+    for name in presence_names(items):
+        if name not in inputs:
+            raise ValidationError(f"{where}: IfPresent({name!r}) names no declared input.")
+    for ph, guarded in unguarded(items):
+        pool = outputs if ph.is_output else inputs
+        if ph.name not in pool:
+            raise ValidationError(f"{where}: placeholder {ph.placeholder}({ph.name!r}) names nothing declared.")
+        spec_type = pool[ph.name].type
+        if ph.placeholder == "input_value" and ir.is_artifact_type(spec_type):
+            raise ValidationError(f"{where}: InputValue({ph.name!r}) is a {spec_type} artifact; use InputPath({ph.name!r}) "
+                                  f"or InputUri({ph.name!r}).")
+        if ph.placeholder in ("input_uri", "output_uri") and not ir.is_artifact_type(spec_type):
+            raise ValidationError(f"{where}: {'InputUri' if ph.placeholder == 'input_uri' else 'OutputUri'}({ph.name!r}) "
+                                  f"is a {spec_type} value, which has no URI; use "
+                                  f"{'InputValue' if ph.placeholder == 'input_uri' else 'OutputPath'}({ph.name!r}).")
+        if not ph.is_output and ph.name not in present and ph.name not in guarded:
+            spec = inputs[ph.name]
+            if spec.default is None:
+                raise ValidationError(
+                    f"{where} reads input {ph.name!r}, which is optional and not given; pass it, or put the placeholder "
+                    f"inside IfPresent({ph.name!r}, then=[...]).")
 
 
 def _artifact_fed_a_value(i: ir.InputSpec, where: str) -> None:

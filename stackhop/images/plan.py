@@ -160,7 +160,15 @@ def explain_images(p: irm.Pipeline, stack: Stack, code_root: Path | None) -> dic
         elif s.name in plan.given:
             ref = plan.given[s.name]
             mapped = "" if ref == s.settings.image else f" (short name {s.settings.image!r} mapped by images.registries)"
-            out[s.name] = [f"image {ref} given{mapped}"]
+            if ref in lock:
+                mapped += f", pinned to {lock[ref]} by the lock file"
+            if s.container is not None:
+                own = s.settings.image == s.container.image
+                source = "the container step's own image" if own else (
+                    f"replacing the container step's own {s.container.image!r} (set on the step or in overrides.steps)")
+                out[s.name] = [f"image {ref}: {source}{mapped}"]
+            else:
+                out[s.name] = [f"image {ref} given{mapped}"]
     return out
 
 
