@@ -1,21 +1,21 @@
-"""A container step beside Python steps: the command gets its input and output paths as placeholders.
+"""A plain image beside Python steps: busybox counts the long words, with nothing of stackhop inside it.
 
     stackhop run examples/container_pipeline.py
 
-On the local stack the command runs on this machine (the image is used by remote backends).
+The container step's command runs as written: remote backends run it in `busybox:1.36` and move
+its files their own way (KFP's launcher, SageMaker Processing inputs and outputs, an init
+container and a sidecar on Kubernetes); on the local stack it runs on this machine's `sh` and
+`awk`, or in the image with `settings.container_runtime: podman` (or docker).
 """
 
 from __future__ import annotations
 
-
 from stackhop import Dataset, Input, InputPath, InputValue, Markdown, Output, OutputPath, container_step, pipeline, step
 
-COUNT_SCRIPT = """
-import sys
-source, min_len, report, count = sys.argv[1:5]
-words = [w for w in open(source).read().split() if len(w) >= int(min_len)]
-open(report, "w").write("# Long words\\n\\n" + "\\n".join(f"- {w}" for w in sorted(set(words))) + "\\n")
-open(count, "w").write(str(len(words)))
+COUNT_SCRIPT = """set -e
+long='{for (i = 1; i <= NF; i++) if (length($i) >= n) print $i}'
+{ echo '# Long words'; echo; awk -v n="$1" "$long" "$0" | sort -u | sed 's/^/- /'; } > "$2"
+awk -v n="$1" "$long" "$0" | wc -l | tr -d ' ' > "$3"
 """
 
 
@@ -37,8 +37,8 @@ def container_pipeline(min_len: int = 8):
     text = write_text()
     counted = container_step(
         "count-words",
-        image="python:3.11-slim",
-        command=["python3", "-c", COUNT_SCRIPT],
+        image="busybox:1.36",
+        command=["sh", "-c", COUNT_SCRIPT],
         args=[InputPath("source"), InputValue("min_len"), OutputPath("report"), OutputPath("count")],
         inputs={"source": text.outputs["text"], "min_len": min_len},
         outputs={"report": Markdown, "count": int},

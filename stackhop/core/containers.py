@@ -318,7 +318,7 @@ class ContainerComponent:
 
     def __init__(self, fn: Callable[..., ContainerSpec], name: str | None = None):
         self.fn = fn
-        self.name = (name or fn.__name__).replace("_", "-")
+        self.name = name or fn.__name__
         self._params: list[ComponentParam] | None = None
         self._spec: ContainerSpec | None = None
         functools.update_wrapper(self, fn)
