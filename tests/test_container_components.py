@@ -201,3 +201,31 @@ def test_a_component_that_returns_no_container_spec_says_what_to_return(write_pi
     with pytest.raises(PipelineDefinitionError, match=r"component 'c' returned list; a @container_component returns "
                                                       r"ContainerSpec\(image=..., command=\[...\], args=\[...\]\)"):
         module.p.build()
+
+
+PINNING = """
+stacks:
+  prod:
+    adapter: kubernetes
+    artifact_root: s3://ml/stackhop
+    defaults: {image: "registry.example.com/ml/train@sha256:%s"}
+    images: {require_digest: true}
+""" % ("a" * 64)
+
+
+def test_a_container_steps_own_image_is_pinned_by_the_lock_file_like_any_other(components, write_config) -> None:
+    write_config(PINNING)
+    from stackhop.core.stack import load_stack
+    from stackhop.images.plan import write_lock
+
+    with pytest.raises(stackhop.StackhopError, match=r"step 'train': image 'gcr.io/my-project/ml-trainer:v1.2.0' is a tag, "
+                                                     r"and stack 'prod' requires digests; run `stackhop build"):
+        stackhop.compile(components.first, "prod")
+    write_lock(load_stack("prod"), {"gcr.io/my-project/ml-trainer:v1.2.0": "sha256:" + "b" * 64,
+                                    "busybox:1.36": "sha256:" + "c" * 64})
+    explained = stackhop.core.api.explain(components.first, "prod")
+    assert explained["train"][0] == (f"image gcr.io/my-project/ml-trainer:v1.2.0: the container step's own image, pinned "
+                                     f"to sha256:{'b' * 64} by the lock file")
+    text = "".join(v if isinstance(v, str) else v.decode() for v in stackhop.compile(components.first, "prod").files.values())
+    assert f"gcr.io/my-project/ml-trainer@sha256:{'b' * 64}" in text
+    assert f"busybox@sha256:{'c' * 64}" in text
