@@ -212,3 +212,49 @@ def test_a_mutated_ir_is_refused_or_compiles_everywhere(fuzz_project, path, valu
     original = json.loads(base.build().to_json())
     mutated = json.dumps(_mutate(original, path, value), allow_nan=True)
     compiles_everywhere_or_refuses(lambda: Pipeline.from_json(mutated))
+
+
+NAMES = st.sampled_from(["text", "n", "out"] * 4 + ["data", "model", "ghost"])
+PLACEHOLDER_KINDS = st.sampled_from(["InputValue", "InputPath", "OutputPath"] * 3 + ["InputUri", "OutputUri"])
+command_text = st.one_of(st.text(max_size=10), st.sampled_from(
+    ["$(HOME)", "$$(X)", "{{$.inputs.parameters['n']}}", "{{stackhop:input_value:n}}", "'", "\"", "a\nb", "}}", ""]))
+
+
+def _command_item(draw_kind: str, name: str) -> Any:
+    import stackhop as s
+
+    return getattr(s, draw_kind)(name)
+
+
+command_items = st.recursive(
+    st.one_of(command_text, command_text, st.builds(_command_item, PLACEHOLDER_KINDS, NAMES), st.integers()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda xs: stackhop.Concat(*xs)),
+        st.builds(lambda name, then, otherwise: stackhop.IfPresent(name, then, otherwise), NAMES,
+                  st.lists(inner, max_size=2), st.lists(inner, max_size=2))),
+    max_leaves=6)
+
+
+@PROFILE
+@given(command=st.lists(command_items, max_size=4), args=st.lists(command_items, max_size=4),
+       image=st.sampled_from(["busybox:1.36"] * 4 + ["gcr.io/p/tool@sha256:" + "a" * 64, "Busy Box", ""]),
+       given_inputs=st.sets(st.sampled_from(["text", "n", "data", "model"]), min_size=2, max_size=4),
+       output_types=st.dictionaries(st.sampled_from(["out", "model"]),
+                                    st.sampled_from(["int", "str", "Dataset", "Model", "bool"]), min_size=1, max_size=2))
+def test_container_steps_with_any_command_compile_everywhere_or_refuse(
+        fuzz_project, command, args, image, given_inputs, output_types) -> None:
+    from stackhop import Dataset, Model, container_step, pipeline
+
+    kinds = {"int": int, "str": str, "bool": bool, "Dataset": Dataset, "Model": Model}
+
+    def build() -> Any:
+        @pipeline
+        def contained(n: int = 2):
+            made = fuzz_project.make()
+            sources = {"text": "words", "n": n, "data": made.outputs["data"], "model": made.output}
+            container_step("tool", image, command, args, inputs={k: sources[k] for k in sorted(given_inputs)},
+                           outputs={k: kinds[v] for k, v in output_types.items()})
+
+        return contained
+
+    compiles_everywhere_or_refuses(build)
