@@ -229,3 +229,22 @@ def test_a_container_steps_own_image_is_pinned_by_the_lock_file_like_any_other(c
     text = "".join(v if isinstance(v, str) else v.decode() for v in stackhop.compile(components.first, "prod").files.values())
     assert f"gcr.io/my-project/ml-trainer@sha256:{'b' * 64}" in text
     assert f"busybox@sha256:{'c' * 64}" in text
+
+
+def test_a_scalar_input_annotated_input_path_reaches_the_command_as_a_file(write_pipeline) -> None:
+    module = write_pipeline("""
+        from stackhop import ContainerSpec, InputPath, OutputPath, container_component, pipeline
+
+        @container_component
+        def double(n: InputPath(int), out: OutputPath(int)):
+            return ContainerSpec(image="busybox", command=["sh", "-c", 'echo $(( $(cat "$0") * 2 )) > "$1"', n, out])
+
+        @pipeline
+        def p(n: int = 21):
+            double(n=n)
+    """)
+    (step,) = module.p.build().steps
+    assert step.container.command[3] == ir.Placeholder(placeholder="input_path", name="n")
+    handle = stackhop.run(module.p)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("double", "out").load() == 42

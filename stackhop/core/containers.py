@@ -247,6 +247,8 @@ class ComponentParam:
     default: Any = None
     has_default: bool = False
     optional: bool = False
+    as_path: bool = False
+    """Annotated InputPath(...)/OutputPath(...): the command gets a file, even for a scalar."""
 
 
 class _ArtifactPlaceholders:
@@ -295,7 +297,7 @@ def component_params(fn: Callable[..., Any], name: str) -> list[ComponentParam]:
                 raise PipelineDefinitionError(
                     f"component {name!r}: parameter {p.name!r} is {hint!r}; give it a type, e.g. {type(hint).__name__}(Dataset) "
                     f"or {type(hint).__name__}(int).")
-            out.append(ComponentParam(p.name, kind, direction))
+            out.append(ComponentParam(p.name, kind, direction, as_path=True))
         elif origin in (Input, Output):
             (arg,) = typing.get_args(hint)
             kind = _artifact_type_of(arg) if isinstance(arg, type) else None
@@ -335,7 +337,8 @@ class ContainerComponent:
             placeholders: dict[str, Any] = {}
             for p in self.params:
                 if p.type in ("str", "int", "float", "bool", "list", "dict"):
-                    placeholders[p.name] = (OutputPath if p.direction == "out" else InputValue)(p.name)
+                    kind = OutputPath if p.direction == "out" else InputPath if p.as_path else InputValue
+                    placeholders[p.name] = kind(p.name)
                 else:
                     placeholders[p.name] = _ArtifactPlaceholders(p.name, p.direction == "out")
             spec = self.fn(**placeholders)

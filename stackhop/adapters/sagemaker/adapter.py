@@ -6,7 +6,8 @@ import hashlib
 import json
 from typing import Any, ClassVar
 
-from stackhop.adapters.sagemaker.definition import CODE_PARAM, MAX_INLINE_BYTES, compile_definition, instance_names
+from stackhop.adapters.sagemaker.definition import (CODE_PARAM, MAX_INLINE_BYTES, compile_definition, instance_names,
+                                                    record_names, step_names)
 from stackhop.adapters.sagemaker.emulate import DefinitionEmulator
 from stackhop.adapters.sagemaker.settings import SageMakerSettings
 from stackhop.core import run_files
@@ -24,6 +25,8 @@ class SageMakerRef(RefData):
     run_prefix: str
     steps: dict[str, str] = {}
     """SageMaker step name -> stackhop's instance key."""
+    records: dict[str, str] = {}
+    """The SageMaker step recording a container step's outputs -> that container step's SageMaker name."""
 
 class SageMakerAdapter(Adapter):
     name: ClassVar[str] = "sagemaker"
@@ -68,8 +71,10 @@ class SageMakerAdapter(Adapter):
             raise ConfigError(
                 f"stack {self.stack.name!r}: SageMaker reads and writes artifacts on S3; set artifact_root to an s3:// "
                 f"URI (it is {root!r}).")
+        default = self.stack.config.defaults.image if self.stack.config.defaults else None
         definition, spec_text, spec_uri = compile_definition(ir, self.settings, self.stack.artifact_root,
-                                                             self.instance_type)
+                                                             self.instance_type,
+                                                             default if isinstance(default, str) else None)
         text = json.dumps(definition, sort_keys=True, indent=1)
         notes = []
         if len(canonical_json(definition).encode()) > MAX_INLINE_BYTES:
@@ -116,7 +121,11 @@ class SageMakerAdapter(Adapter):
         prefix = f"{store.root}/{request.pipeline['name']}/{execution_id}"
         compiled_names = {d["Name"] for d in _all_steps(json.loads(definition)) if d["Type"] != "Condition"}
         keys = {sm: key for sm, key in instance_names(request.pipeline).items() if sm in compiled_names}
-        return SageMakerRef(execution_arn=arn, pipeline_name=name, run_prefix=prefix, steps=keys).ref(self.name)
+        ir = Pipeline.model_validate(request.pipeline)
+        names, _checks = step_names(ir)
+        records = {rec: names[instance] for instance, rec in record_names(ir).items() if rec in compiled_names}
+        return SageMakerRef(execution_arn=arn, pipeline_name=name, run_prefix=prefix, steps=keys,
+                            records=records).ref(self.name)
 
     def _upsert(self, sm: Any, name: str, definition: bytes, store: ArtifactStore) -> str:
         """Create the pipeline or update its definition; definitions over 1 MB go through S3. Returns its ARN."""
@@ -182,16 +191,21 @@ class SageMakerAdapter(Adapter):
         seen: dict[str, StepState] = {}
         for step in self._steps(r.execution_arn):
             name = step.get("StepName", "")
-            if name not in r.steps:
+            key = r.steps.get(name) or (r.steps.get(r.records[name]) if name in r.records else None)
+            if key is None:
                 continue
             native = step.get("StepStatus", "")
             job = next(iter((step.get("Metadata") or {}).values()), {}) or {}
             seen[name] = StepState(
-                name=r.steps[name], status=STEP_STATUS.get(native, StepStatus.UNKNOWN), native=native,
+                name=key, status=STEP_STATUS.get(native, StepStatus.UNKNOWN), native=native,
                 attempts=int(step.get("AttemptCount") or 1), started_at=_ts(step.get("StartTime")),
                 finished_at=_ts(step.get("EndTime")), message=step.get("FailureReason", ""),
                 log_uri=job.get("Arn"),
             )
+        for record, owner in r.records.items():
+            merged = _with_record(seen.get(owner), seen.get(record), run.terminal)
+            if merged is not None:
+                seen[owner] = merged
         steps = {}
         for name, key in r.steps.items():
             state = seen.get(name)
@@ -235,6 +249,21 @@ RUN_STATUS = {"Executing": RunStatus.RUNNING, "Stopping": RunStatus.CANCELLING, 
               "Failed": RunStatus.FAILED, "Succeeded": RunStatus.SUCCEEDED, "CompletedWithFailures": RunStatus.FAILED}
 STEP_STATUS = {"Starting": StepStatus.PENDING, "Executing": StepStatus.RUNNING, "Stopping": StepStatus.CANCELLING,
                "Stopped": StepStatus.CANCELLED, "Failed": StepStatus.FAILED, "Succeeded": StepStatus.SUCCEEDED}
+
+
+def _with_record(own: StepState | None, record: StepState | None, terminal: bool) -> StepState | None:
+    """A container step is done when its outputs are recorded: until then it runs, and their failure is its own."""
+    from dataclasses import replace
+
+    if own is None or own.status != StepStatus.SUCCEEDED or (record is None and terminal):
+        return own
+    if record is None:
+        return replace(own, status=StepStatus.RUNNING, native="recording outputs", finished_at=None)
+    if record.status == StepStatus.SUCCEEDED:
+        return replace(own, finished_at=record.finished_at or own.finished_at)
+    status = StepStatus.RUNNING if record.status == StepStatus.PENDING else record.status
+    return replace(own, status=status, native=f"outputs {record.native}", finished_at=record.finished_at,
+                   message=record.message)
 
 
 def _stage_spec(compiled: Compiled, artifact_root: str) -> ArtifactStore:

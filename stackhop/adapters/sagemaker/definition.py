@@ -11,6 +11,16 @@ files through `Steps.<name>.ProcessingOutputConfig...S3Uri`, so a step SageMaker
 from its cache still hands the right location on. The run spec (IR and settings) is a
 second compiled file, stored under its own content hash, so the definition stays the same
 bytes for the same IR and stack.
+
+A container step is two Processing steps. The first runs the step's own image with the user's
+command and args, nothing of stackhop in it: artifact inputs and scalars a command reads from a
+file arrive as ProcessingInputs under `/opt/ml/processing/input/<input>/`, values as arguments
+(`Get`, `Std:Join`, `Std:JsonGet`), and each OutputPath is `/opt/ml/processing/output/<name>/<name>`,
+whose directory a ProcessingOutput uploads beside the step's other outputs, so the file or
+directory the command wrote is the artifact at `{step}/<name>` in the run layout. The second,
+`<step>-outputs`, runs in the stackhop image and turns those files into the step's record and
+PropertyFile (`stackhop.adapters.sagemaker.record`), which SageMaker cannot do from a raw text
+file; conditions and downstream steps read the container step through it.
 """
 
 from __future__ import annotations
@@ -31,6 +41,10 @@ CODE_PARAM = "StackhopCode"
 OUTPUT_NAME = "stackhop"
 PROPERTY_FILE = "StackhopOutputs"
 LOCAL_META = "/opt/ml/processing/stackhop"
+CONTAINER_INPUT = "/opt/ml/processing/input"
+CONTAINER_OUTPUT = "/opt/ml/processing/output"
+RECORD_SUFFIX = "-outputs"
+RECORD_MODULE = "stackhop.adapters.sagemaker.record"
 MAX_INLINE_BYTES = 1_000_000
 WIRING = wiring_ref(SageMakerWiring)
 _PARAM_TYPES = {"str": "String", "int": "Integer", "float": "Float", "bool": "Boolean", "list": "String", "dict": "String"}
@@ -132,9 +146,31 @@ def step_names(p: ir.Pipeline) -> tuple[dict[tuple[str, Index], str], dict[tuple
     return names, checks
 
 
+def record_names(p: ir.Pipeline) -> dict[tuple[str, Index], str]:
+    """The SageMaker name of the step that records each container step instance's outputs: `<name>-outputs`,
+    or the first `<name>-outputs-<n>` no other step uses; a function of the IR alone, like `step_names`."""
+    names, checks = step_names(p)
+    taken = set(names.values()) | set(checks.values())
+    out: dict[tuple[str, Index], str] = {}
+    for (step, index), name in names.items():
+        if p.step(step).kind != "container":
+            continue
+        n = 1
+        while True:
+            candidate = _candidate(name + RECORD_SUFFIX + ("" if n == 1 else f"-{n}"), (), 0)
+            if candidate not in taken:
+                break
+            n += 1
+        taken.add(candidate)
+        out[(step, index)] = candidate
+    return out
+
+
 class _Compiler:
-    def __init__(self, p: ir.Pipeline, settings: SageMakerSettings, artifact_root: str, instance_type: Any):
+    def __init__(self, p: ir.Pipeline, settings: SageMakerSettings, artifact_root: str, instance_type: Any,
+                 stack_image: str | None = None):
         self.p = p
+        self.stack_image = stack_image
         self.settings = settings
         self.root = artifact_root
         self.instance_type = instance_type
@@ -142,6 +178,11 @@ class _Compiler:
         self.spec_text, self.spec_uri = spec_document(p, settings, artifact_root)
         self.names: dict[tuple[str, tuple[int, ...]], str] = {}
         self.check_names: dict[tuple[tuple[str, ...], tuple[int, ...]], str] = {}
+        self.record_names: dict[tuple[str, tuple[int, ...]], str] = {}
+
+    def record_of(self, step: str, index: tuple[int, ...]) -> str:
+        """The SageMaker step whose `stackhop` output and PropertyFile hold this instance's record."""
+        return self.record_names.get((step, index)) or self.names[(step, index)]
 
     def where(self, step: str) -> str:
         return f"pipeline {self.p.name!r}, step {step!r}"
@@ -171,7 +212,7 @@ class _Compiler:
             common = 0
             while common < min(len(mine), len(theirs)) and mine[common] == theirs[common]:
                 common += 1
-            out += [self.names[(up, ix)] for ix in self.instances(self.p.step(up)) if ix[:common] == index[:common]]
+            out += [self.record_of(up, ix) for ix in self.instances(self.p.step(up)) if ix[:common] == index[:common]]
         return sorted(set(out))
 
     def loop_item(self, step: ir.Step, ref: ir.LoopItemRef, index: tuple[int, ...]) -> Any:
@@ -193,11 +234,18 @@ class _Compiler:
                 "runs as a Training job; SageMaker conditions read Processing steps' property files, so remove it "
                 "from settings.training_steps."
             )
-        name = self.names[(up.name, index[: len(self.instances(up)[0])])]
-        out = up.output(ref.output)
-        assert out is not None
-        return {"Std:JsonGet": {"PropertyFile": {"Get": f"Steps.{name}.PropertyFiles.{PROPERTY_FILE}"},
-                                "Path": f"scalars.{ref.output}"}}
+        return self.record_value(ref, index, f"scalars.{ref.output}")
+
+    def record_value(self, ref: ir.OutputRef, index: tuple[int, ...], path: str) -> dict[str, Any]:
+        """A value of an upstream step's record, read from its PropertyFile as SageMaker does."""
+        up = self.p.step(ref.step)
+        name = self.record_of(up.name, index[: len(self.instances(up)[0])])
+        return {"Std:JsonGet": {"PropertyFile": {"Get": f"Steps.{name}.PropertyFiles.{PROPERTY_FILE}"}, "Path": path}}
+
+    def record_uri(self, up: str, index: tuple[int, ...]) -> dict[str, Any]:
+        """Where an upstream step's `_stackhop` files are: its record step's `stackhop` output."""
+        name = self.record_of(up, index[: len(self.instances(self.p.step(up))[0])])
+        return {"Get": f"Steps.{name}.ProcessingOutputConfig.Outputs['{OUTPUT_NAME}'].S3Output.S3Uri"}
 
     def operand(self, v: Any, consumer: ir.Step, index: tuple[int, ...]) -> Any:
         if isinstance(v, ir.Const):
@@ -245,6 +293,8 @@ class _Compiler:
             raise PipelineDefinitionError(
                 f"pipeline {self.p.name!r}: SageMaker needs an execution role; set settings.role_arn on the stack."
             )
+        if step.container is not None:
+            return self.container_step(step, index)
         args: list[Any] = ["--spec", self.spec_uri, "--step", step.name]
         if index:
             args += ["--index", ",".join(str(i) for i in index)]
@@ -255,11 +305,10 @@ class _Compiler:
         for up in self.upstream_of(step):
             up_step = self.p.step(up)
             up_index = index[: len(self.instances(up_step)[0])]
-            up_name = self.names[(up, up_index)]
             if up in self.settings.training_steps:  # no processing outputs to point at: use its path
                 uri: Any = self.meta_uri(up, up_index)
             else:
-                uri = {"Get": f"Steps.{up_name}.ProcessingOutputConfig.Outputs['{OUTPUT_NAME}'].S3Output.S3Uri"}
+                uri = self.record_uri(up, up_index)
             args += ["--upstream", _join(up, uri, on="=")]
         training = step.name in self.settings.training_steps
         if not training:
@@ -291,6 +340,94 @@ class _Compiler:
                                "PropertyFiles": [{"PropertyFileName": PROPERTY_FILE, "OutputName": OUTPUT_NAME,
                                                   "FilePath": "outputs.json"}]}
         return self.common(step, index, doc)
+
+    def container_step(self, step: ir.Step, index: tuple[int, ...]) -> dict[str, Any]:
+        """The step's own image running the user's command; see the module docstring for how data moves."""
+        from stackhop.adapters.sagemaker.container import ContainerArgs
+
+        if step.name in self.settings.training_steps:
+            raise PipelineDefinitionError(
+                f"{self.where(step.name)} is a container step, which SageMaker runs as a Processing job; remove it from "
+                "settings.training_steps.")
+        built = ContainerArgs(self, step, index)
+        app: dict[str, Any] = {"ImageUri": step.settings.image}
+        if built.command:
+            app["ContainerEntrypoint"] = built.command
+        if built.args:
+            app["ContainerArguments"] = built.args
+        volume = self.settings.volume_size_gb
+        st = step.settings
+        if st.resources and st.resources.disk_bytes:
+            volume = max(volume, math.ceil(st.resources.disk_bytes / 2**30))
+        arguments: dict[str, Any] = {
+            "ProcessingResources": {"ClusterConfig": {"InstanceType": self.instance_type(step), "InstanceCount": 1,
+                                                      "VolumeSizeInGB": volume}},
+            "AppSpecification": app,
+            "RoleArn": self.settings.role_arn,
+        }
+        if built.inputs:
+            arguments["ProcessingInputs"] = built.inputs
+        if built.outputs:
+            arguments["ProcessingOutputConfig"] = {"Outputs": built.outputs}
+        if st.env:
+            arguments["Environment"] = dict(sorted(st.env.items()))
+        if st.timeout_seconds:
+            arguments["StoppingCondition"] = {"MaxRuntimeInSeconds": int(math.ceil(st.timeout_seconds))}
+        doc: dict[str, Any] = {"Name": self.names[(step.name, index)], "Type": "Processing", "Arguments": arguments}
+        return self.common(step, index, doc)
+
+    def record_step(self, step: ir.Step, index: tuple[int, ...], outputs: dict[str, Any]) -> dict[str, Any]:
+        """The container step's outputs as a stackhop record and PropertyFile, made in the stackhop image."""
+        name = self.names[(step.name, index)]
+        image = self.record_image(step)
+        args: list[Any] = ["--spec", self.spec_uri, "--step", step.name]
+        if index:
+            args += ["--index", ",".join(str(i) for i in index)]
+        args += ["--wiring", WIRING, "--run-id", _execution_id(), "--property-dir", LOCAL_META]
+        for out, uri in outputs.items():
+            args += ["--output", _join(out, uri, on="=")]
+        quiet = step.model_copy(update={"settings": step.settings.model_copy(update={"resources": None})})
+        arguments: dict[str, Any] = {
+            "ProcessingResources": {"ClusterConfig": {"InstanceType": self.instance_type(quiet), "InstanceCount": 1,
+                                                      "VolumeSizeInGB": self.settings.volume_size_gb}},
+            "AppSpecification": {"ImageUri": image, "ContainerEntrypoint": [self.settings.python, "-m", RECORD_MODULE],
+                                 "ContainerArguments": args},
+            "RoleArn": self.settings.role_arn,
+            "ProcessingOutputConfig": {"Outputs": [{
+                "OutputName": OUTPUT_NAME,
+                "S3Output": {"S3Uri": self.meta_uri(step.name, index), "LocalPath": LOCAL_META,
+                             "S3UploadMode": "EndOfJob"},
+            }]},
+            "Environment": {"STACKHOP_STEP": step.name},
+        }
+        doc: dict[str, Any] = {"Name": self.record_names[(step.name, index)], "Type": "Processing",
+                               "Arguments": arguments, "DependsOn": [name],
+                               "PropertyFiles": [{"PropertyFileName": PROPERTY_FILE, "OutputName": OUTPUT_NAME,
+                                                  "FilePath": "outputs.json"}]}
+        if step.display_name:
+            doc["DisplayName"] = f"{step.display_name[:56]} outputs"
+        doc["CacheConfig"] = {"Enabled": step.settings.caching is not False,
+                              "ExpireAfter": self.settings.cache_expire_after}
+        return doc
+
+    def record_image(self, step: ir.Step) -> str:
+        """The image that records container steps' outputs: it needs stackhop, so it is never the step's own.
+
+        A Python step's image has stackhop in it and has been through the stack's registry mapping
+        and digest pinning, so it is preferred over the stack's default reference."""
+        if self.settings.record_image:
+            return self.settings.record_image
+        image = next((s.settings.image for s in self.p.steps if s.kind == "python" and s.settings.image),
+                     self.stack_image)
+        if image is None:
+            raise PipelineDefinitionError(
+                f"{self.where(step.name)} is a container step, and SageMaker needs an image with stackhop in it to "
+                "record its outputs; set settings.record_image (or defaults.image) on the stack.")
+        return image
+
+    def step_dir(self, step: str, index: tuple[int, ...]) -> dict[str, Any]:
+        """`{root}/{pipeline}/{execution}/{step}[/{index}...]`: the run layout's prefix of one step instance."""
+        return _join(f"{self.root}/{self.p.name}", _execution_id(), "/".join([step, *(str(i) for i in index)]))
 
     def meta_uri(self, step: str, index: tuple[int, ...]) -> dict[str, Any]:
         return _join(f"{self.root}/{self.p.name}", _execution_id(), "/".join([step, *(str(i) for i in index), "_stackhop"]))
@@ -337,6 +474,7 @@ class _Compiler:
         for s in self.p.steps:
             self.instances(s)  # a loop over a runtime list is an error before anything is named
         self.names, self.check_names = step_names(self.p)
+        self.record_names = record_names(self.p)
         top: list[dict[str, Any]] = []
         # SageMaker cannot nest ConditionSteps, so each distinct chain of enclosing If blocks
         # (per loop index) becomes one ConditionStep whose conditions are ANDed.
@@ -345,10 +483,14 @@ class _Compiler:
             chain = _condition_chain(self.p, s)
             for index in self.instances(s):
                 doc = self.processing_step(s, index)
-                if chain:
-                    conditional.setdefault((chain, index), []).append((s, doc))
-                else:
-                    top.append(doc)
+                docs = [doc]
+                if s.container is not None:
+                    docs.append(self.record_step(s, index, self.container_outputs(doc, s, index)))
+                for d in docs:
+                    if chain:
+                        conditional.setdefault((chain, index), []).append((s, d))
+                    else:
+                        top.append(d)
         for (chain, index), members in conditional.items():
             consumer = members[0][0]
             conditions = [c for gid in chain for c in self.condition(self.groups[gid].condition, consumer, index)]
@@ -357,6 +499,18 @@ class _Compiler:
         parameters = [self.parameter(x) for x in self.p.parameters]
         parameters.append({"Name": CODE_PARAM, "Type": "String", "DefaultValue": ""})
         return {"Version": VERSION, "Metadata": {}, "Parameters": parameters, "Steps": top}
+
+    def container_outputs(self, doc: dict[str, Any], step: ir.Step, index: tuple[int, ...]) -> dict[str, Any]:
+        """Where each output of a compiled container step is, as its record step reads it (a cache hit included)."""
+        uploaded = {o["OutputName"] for o in doc["Arguments"].get("ProcessingOutputConfig", {}).get("Outputs", [])}
+        out: dict[str, Any] = {}
+        for o in step.outputs:
+            if o.name in uploaded:
+                got = {"Get": f"Steps.{doc['Name']}.ProcessingOutputConfig.Outputs['{o.name}'].S3Output.S3Uri"}
+                out[o.name] = _join(got, o.name, on="/")
+            else:
+                out[o.name] = _join(self.step_dir(step.name, index), o.name, on="/")
+        return out
 
     def parameter(self, x: ir.Parameter) -> dict[str, Any]:
         out: dict[str, Any] = {"Name": x.name, "Type": _PARAM_TYPES[x.type]}
@@ -377,8 +531,9 @@ def instance_names(pipeline: dict[str, Any]) -> dict[str, str]:
 
 
 def compile_definition(
-    p: ir.Pipeline, settings: SageMakerSettings, artifact_root: str, instance_type: Any
+    p: ir.Pipeline, settings: SageMakerSettings, artifact_root: str, instance_type: Any, stack_image: str | None = None
 ) -> tuple[dict[str, Any], str, str]:
-    """(definition, spec text, spec URI). `instance_type(step) -> str` picks each step's type."""
-    compiler = _Compiler(p, settings, artifact_root, instance_type)
+    """(definition, spec text, spec URI). `instance_type(step) -> str` picks each step's type; `stack_image`, the
+    stack's default image, records container steps' outputs when no Python step's image (or setting) says otherwise."""
+    compiler = _Compiler(p, settings, artifact_root, instance_type, stack_image)
     return compiler.compile(), compiler.spec_text, compiler.spec_uri

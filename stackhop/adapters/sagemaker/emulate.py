@@ -5,8 +5,14 @@ resolves `Get` (Parameters, Execution variables, step properties), `Std:Join` an
 `Std:JsonGet`, evaluates each ConditionStep for the steps in its branches, and runs each
 Processing or Training step's ContainerEntrypoint and ContainerArguments with its Environment.
 Each LocalPath is a directory of the attempt; ProcessingInputs are downloaded into it first and
-ProcessingOutputs uploaded from it afterwards, as SageMaker does. The image is not used: the
-step runs with this Python. The core scheduler decides when each step runs.
+ProcessingOutputs uploaded from it afterwards, as SageMaker does: the object or directory an
+input's S3Uri names lands at `<LocalPath>/<its last segment>`. The image is not used: a Python
+step runs with this Python, and a container step's command runs with this machine's binaries
+(`sh`, `awk` ... in place of the image's). That needs the emulation's one liberty: the
+`/opt/ml/processing/...` paths in a container's argv and environment are rewritten to the host
+directories standing in for them. After a container step, its `-outputs` record step runs too,
+as SageMaker would run it next, so the step counts as done only once its outputs are recorded.
+The core scheduler decides when each step runs.
 """
 
 from __future__ import annotations
@@ -14,11 +20,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from typing import Any
 
-from stackhop.adapters.sagemaker.definition import CODE_PARAM, instance_names
+from stackhop.adapters.sagemaker.definition import CODE_PARAM, instance_names, record_names
 from stackhop.core.artifacts import ArtifactStore
-from stackhop.core.emulation import Command, EmulatedRun, EmulationError, Emulator, Index
+from stackhop.core.emulation import Command, EmulatedRun, EmulationError, Emulator, Index, this_python
 from stackhop.core.resolve import instance_key
 
 _STEP_REF = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.(.+)$")
@@ -46,6 +53,10 @@ class DefinitionEmulator(Emulator):
                         self.steps[inner["Name"]] = inner
                         self.branch_of[inner["Name"]] = (step["Name"], taken)
         self.names = {key: sm for sm, key in instance_names(run.pipeline).items()}
+        from stackhop.core import ir
+
+        self.records = {instance_key(step, index): name
+                        for (step, index), name in record_names(ir.Pipeline.model_validate(run.pipeline)).items()}
 
     @property
     def params(self) -> dict[str, Any]:
@@ -172,7 +183,21 @@ class DefinitionEmulator(Emulator):
         local = self._local_paths(args, workdir)
         for inp in args.get("ProcessingInputs", []):
             s3 = inp["S3Input"]
-            ArtifactStore.for_uri(s3["S3Uri"]).get(s3["S3Uri"].rstrip("/"), local[s3["LocalPath"]])
+            uri = str(s3["S3Uri"]).rstrip("/")
+            store = ArtifactStore.for_uri(uri)
+            if not store.exists(uri):
+                raise EmulationError(f"step {doc['Name']}: ProcessingInput {inp.get('InputName')!r} names {uri}, "
+                                     "which does not exist")
+            store.get(uri, os.path.join(local[s3["LocalPath"]], uri.rsplit("/", 1)[-1]))
+        app = args["AppSpecification"]
+        if not app.get("ContainerEntrypoint"):
+            raise EmulationError(f"step {doc['Name']} runs its image's own entrypoint, which emulation cannot know; "
+                                 "give the container step a command")
+        return self._localized(args, local, limit)
+
+    @staticmethod
+    def _localized(args: dict[str, Any], local: dict[str, str], limit: Any = None) -> Command:
+        """The job's argv and environment with each container path replaced by its host directory."""
 
         def localize(text: Any) -> str:
             text = _text(text)
@@ -189,7 +214,8 @@ class DefinitionEmulator(Emulator):
         """Container path -> a directory of this attempt, for every LocalPath the job names."""
         local: dict[str, str] = {}
         for inp in args.get("ProcessingInputs", []):
-            local.setdefault(inp["S3Input"]["LocalPath"], os.path.join(workdir, f"in{len(local)}"))
+            path = local.setdefault(inp["S3Input"]["LocalPath"], os.path.join(workdir, f"in{len(local)}"))
+            os.makedirs(path, exist_ok=True)
         for out in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
             path = local.setdefault(out["S3Output"]["LocalPath"], os.path.join(workdir, f"out{len(local)}"))
             os.makedirs(path, exist_ok=True)
@@ -199,7 +225,27 @@ class DefinitionEmulator(Emulator):
         doc = self._named(step, index)
         if doc["Type"] != "Processing":
             return
-        args = self.resolve(doc["Arguments"])
+        self._upload(self.resolve(doc["Arguments"]), workdir)
+        record = self.records.get(instance_key(step, index))
+        if record is not None:
+            self._record(record, os.path.join(workdir, "record"))
+
+    def _record(self, name: str, workdir: str) -> None:
+        """Run a container step's record step as SageMaker would next; its failure is the container step's."""
+        if name not in self.steps:
+            raise EmulationError(f"the compiled definition has no record step {name!r}")
+        args = self.resolve(self.steps[name]["Arguments"])
+        command = self._localized(args, self._local_paths(args, workdir))
+        done = subprocess.run(this_python(command.argv), env={**os.environ, **command.env}, cwd=workdir,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if done.returncode != 0:
+            said = [line for line in done.stderr.splitlines() if line.strip()]
+            reason = next((line.split(" failed: ", 1)[1] for line in reversed(said) if " failed: " in line),
+                          said[-1] if said else f"exit code {done.returncode}")
+            raise EmulationError(reason)
+        self._upload(args, workdir)
+
+    def _upload(self, args: dict[str, Any], workdir: str) -> None:
         local = self._local_paths(args, workdir)
         for out in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
             s3 = out["S3Output"]

@@ -4,7 +4,9 @@ The definition shares one run spec among all executions, so each step's command 
 execution's id, parameters and code through SageMaker expressions, and points at upstream
 steps' processing outputs (`Steps.<name>.ProcessingOutputConfig...`), which stay right when
 SageMaker serves a step from its cache. A Processing step also writes `outputs.json` into its
-processing output directory, which SageMaker uploads and reads as the step's PropertyFile.
+processing output directory, which SageMaker uploads and reads as the step's PropertyFile, and
+each scalar output as text in `values/<name>` there, the S3 object a container step's
+InputPath of that scalar downloads.
 """
 
 from __future__ import annotations
@@ -38,3 +40,8 @@ class SageMakerWiring(SharedSpecWiring):
         os.makedirs(self.property_dir, exist_ok=True)
         with open(os.path.join(self.property_dir, "outputs.json"), "w") as f:
             json.dump(record, f, sort_keys=True)
+        values = os.path.join(self.property_dir, "values")
+        for name, value in record.get("scalars", {}).items():
+            os.makedirs(values, exist_ok=True)
+            with open(os.path.join(values, name), "w") as f:
+                f.write(value if isinstance(value, str) else json.dumps(value))

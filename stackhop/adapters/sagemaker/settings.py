@@ -29,4 +29,7 @@ class SageMakerSettings(AdapterSettings):
         default_factory=lambda: ["SageMaker.JOB_INTERNAL_ERROR", "SageMaker.CAPACITY_ERROR", "Step.SERVICE_FAULT"])
     cache_expire_after: str = Field(default="P30D", pattern=r"^P")
     python: str = Field(default="python", description="Python executable inside step images.")
+    record_image: str | None = Field(
+        default=None, description="Image with stackhop in it that records container steps' outputs (their step "
+        "record and PropertyFile); default: the image of the pipeline's first Python step.")
     poll_seconds: float = Field(default=15.0, gt=0)
