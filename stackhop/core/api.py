@@ -57,6 +57,7 @@ def _prepare(ir: Pipeline, root: Path | None, stack: str | Stack | None, config:
     warnings = [*stk.warnings, *check_capabilities(effective, stk, cls)]
     adapter = cls(stk)
     warnings += adapter.notes_for(effective)
+    warnings += [_packages_warning(ir.name, s) for s in effective.steps if s.python is not None and s.python.packages]
     if cls.uses_images:
         for s in effective.steps:
             image = s.settings.image or (s.settings.image_build.parent_image if s.settings.image_build else None)
@@ -92,7 +93,16 @@ def explain(pipeline: Any, stack: str | Stack | None = None, *, config: str | Lo
                 out[step] = [*lines, *out.get(step, [])]
     for step, line in explain_code(ir).items():
         out[step] = [*out.get(step, []), line]
+    for s in ir.steps:
+        if s.python is not None and s.python.packages:
+            out[s.name] = [*out.get(s.name, []), "warning: " + _packages_warning(ir.name, s)]
     return out
+
+
+def _packages_warning(pipeline: str, step: Any) -> str:
+    return (f"pipeline {pipeline!r}, step {step.name!r} installs packages_to_install "
+            f"({', '.join(step.python.packages)}) when it starts, so its environment is not reproducible (the index "
+            "may serve other versions, or be unreachable); bake them into the step's image for production.")
 
 
 def run(

@@ -23,6 +23,8 @@ def material(step: dict[str, Any], settings: dict[str, Any], inputs: dict[str, A
         # The function by name, not by module: the same code run as a script (`__main__`) or
         # imported (`stackhop run`) is the same step, and shares cache entries.
         body: Any = {"call": python["qualname"], "code": dict(python.get("code_parts") or {})}
+        if python.get("packages"):
+            body["packages"] = sorted(python["packages"])
     else:
         body = step.get("container") or step.get("resource") or step.get("fail")
     return {
@@ -65,6 +67,8 @@ def changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
                 out.append(f"code removed: {label}")
             elif before[label] != after[label]:
                 out.append(f"code changed: {label}")
+        if ob.get("packages") != nb.get("packages"):
+            out.append(f"packages_to_install: {ob.get('packages') or []} -> {nb.get('packages') or []}")
     elif ob != nb:
         out.append(f"{new['kind']} definition changed")
     if old.get("image") != new.get("image"):

@@ -30,8 +30,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class StepDef:
     """A Python function that becomes one step each time a pipeline calls it."""
 
-    def __init__(self, fn: Callable[..., Any], name: str | None, settings: dict[str, Any], allow_pickle: bool):
+    def __init__(self, fn: Callable[..., Any], name: str | None, settings: dict[str, Any], allow_pickle: bool,
+                 packages: tuple[str, ...] = ()):
         self.fn = fn
+        self.packages = packages
         self.name = name or fn.__name__
         self.explicit_name = name is not None
         self._settings = settings
@@ -107,7 +109,7 @@ class StepDef:
                 **{n: (t, hint is not None) for n, t, hint in sig.returns},
             },
             materializers=self.materializers(trace),
-            python=self.code(trace),
+            python={**self.code(trace), "packages": list(self.packages)} if self.packages else self.code(trace),
             settings=_copy_settings(self._settings),
             allow_pickle=self.allow_pickle,
         )
@@ -199,6 +201,7 @@ def step(
     cache: bool | None = None,
     env: dict[str, str] | None = None,
     allow_pickle: bool = False,
+    packages_to_install: list[str] | None = None,
 ) -> Callable[[F], StepDef]: ...
 
 
@@ -213,8 +216,12 @@ def step(
     cache: bool | None = None,
     env: dict[str, str] | None = None,
     allow_pickle: bool = False,
+    packages_to_install: list[str] | None = None,
 ) -> Any:
-    """Turn a function into a step. `allow_pickle=True` lets return values no safer format fits be pickled."""
+    """Turn a function into a step. `allow_pickle=True` lets return values no safer format fits be pickled.
+
+    `packages_to_install` (KFP's name) are pip requirements the step installs when it starts, on every
+    backend, so a dependency can be tried without building an image; bake them into one for production."""
 
     def wrap(f: Callable[..., Any]) -> StepDef:
         if not callable(f):
@@ -226,9 +233,31 @@ def step(
         settings = _settings_from_kwargs(
             where, image=image, resources=resources, retries=retries, timeout=timeout, cache=cache, env=env
         )
-        return StepDef(f, name, settings, allow_pickle)
+        return StepDef(f, name, settings, allow_pickle, _requirements(where, packages_to_install))
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _requirements(where: str, packages: Any) -> tuple[str, ...]:
+    """pip requirement lines, checked where @step is written: one line each, and never a pip option."""
+    if packages is None:
+        return ()
+    if isinstance(packages, (str, bytes)) or not isinstance(packages, (list, tuple)):
+        raise PipelineDefinitionError(
+            f"{where}: packages_to_install must be a list of pip requirements, e.g. [\"pandas==2.2.2\"], got "
+            f"{type(packages).__name__} {packages!r}.")
+    out = []
+    for item in packages:
+        if not isinstance(item, str) or not item.strip() or "\n" in item or "\r" in item or "\0" in item:
+            raise PipelineDefinitionError(
+                f"{where}: packages_to_install item {item!r} is not a pip requirement; write one requirement per "
+                "string, e.g. \"scikit-learn>=1.4\".")
+        if item.strip().startswith("-"):
+            raise PipelineDefinitionError(
+                f"{where}: packages_to_install item {item!r} is a pip option, not a requirement; list packages only "
+                "and configure the index with PIP_INDEX_URL / PIP_FIND_LINKS in the step's env.")
+        out.append(item.strip())
+    return tuple(out)
 
 
 def _refuse_unrunnable(fn: Callable[..., Any], name: str) -> None:

@@ -1,6 +1,8 @@
 """Read a step function's signature into typed inputs and outputs.
 
 `Input[Dataset]` and `Output[Model]` are artifacts; str/int/float/bool/list/dict are scalars;
+`InputPath(...)`/`OutputPath(...)` (KFP's spelling) hand the function a local path str instead,
+so code written for KFP components runs unchanged and a scalar output may be written to a file;
 any other annotation (bytes, numpy arrays, DataFrames ...) is an artifact whose value a
 materializer loads and stores (chosen from the annotation when the pipeline is traced). The
 return value is the output `output`, or one output per field of a NamedTuple.
@@ -28,6 +30,8 @@ class ParamInfo:
     as_value: bool = False
     default: Any = None
     has_default: bool = False
+    path: bool = False
+    """Annotated InputPath/OutputPath: the function gets a local path str, not a value or an Artifact."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,28 @@ def scalar_type_name(annotation: Any) -> str | None:
 def value_type_name(value: Any) -> str | None:
     """The scalar type of a constant, or None when it is not JSON-able."""
     return _SCALARS.get(type(value))
+
+
+_KFP_NAMES = {"String": "str", "Integer": "int", "Float": "float", "Boolean": "bool", "Bool": "bool",
+              "JsonArray": "list", "List": "list", "JsonObject": "dict", "Dict": "dict",
+              "str": "str", "int": "int", "float": "float", "bool": "bool", "list": "list", "dict": "dict"}
+
+
+def path_type_name(type_arg: Any) -> str | None:
+    """The IR type an InputPath/OutputPath annotation names: a class or a type name (KFP's or Python's).
+
+    A type name no artifact class has (KFP files say "CSV", "TFModel" ...) is a plain Artifact."""
+    from stackhop.core.ir import ARTIFACT_TYPES
+
+    scalar = scalar_type_name(type_arg)
+    if scalar:
+        return scalar
+    if isinstance(type_arg, type) and issubclass(type_arg, Artifact):
+        return type_arg.type_name
+    if isinstance(type_arg, str) and type_arg.strip():
+        name = type_arg.strip()
+        return _KFP_NAMES.get(name) or (name if name in ARTIFACT_TYPES else "Artifact")
+    return None
 
 
 def read_signature(fn: Callable[..., Any], *, step: str) -> Signature:
@@ -98,8 +124,23 @@ def _artifact_class(step: str, name: str, arg: Any) -> type[Artifact]:
 
 
 def _param(step: str, p: inspect.Parameter, hint: Any) -> ParamInfo:
+    from stackhop.core.containers import InputPath, OutputPath  # lazy: containers reads this module
+
     has_default = p.default is not _NO_DEFAULT
     default = p.default if has_default else None
+    if isinstance(hint, (InputPath, OutputPath)):
+        kind = path_type_name(hint.name)
+        spelled = type(hint).__name__
+        if kind is None:
+            raise PipelineDefinitionError(
+                f"step {step!r}: parameter {p.name!r} is {spelled}({hint.name!r}); name what the path holds, e.g. "
+                f"{spelled}(Dataset), {spelled}(\"Model\") or {spelled}(int).")
+        if isinstance(hint, OutputPath):
+            if has_default:
+                raise PipelineDefinitionError(
+                    f"step {step!r}: parameter {p.name!r} is an OutputPath, which the step writes; remove its default.")
+            return ParamInfo(p.name, kind, "out", path=True)
+        return ParamInfo(p.name, kind, "in", default=default, has_default=has_default, path=True)
     origin = typing.get_origin(hint)
     if origin is Input:
         (arg,) = typing.get_args(hint)
