@@ -13,7 +13,7 @@ from stackhop.adapters.pipelinespec import runs
 from stackhop.adapters.pipelinespec.emulate import SpecEmulator
 from stackhop.adapters.pipelinespec.compiler import META_OUTPUT, Accelerator, Target, compile_pipeline_spec, mirror_uri
 from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Compiled, RunRequest
-from stackhop.core.ir import Pipeline
+from stackhop.core.ir import SCALAR_TYPES, Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
 from stackhop.errors import ConfigError, StackhopError
 
@@ -139,10 +139,17 @@ class KubeflowAdapter(Adapter):
                            t.error.message if t.error and t.error.message else "") for t in details]
         r = KubeflowRef.of(ref)
         pipeline = r.pipeline
+        root = self.stack.artifact_root.rstrip("/")
+        plain = {s["name"]: s["outputs"] for s in pipeline["steps"] if "outputs" in s}
         for task, step in runs.step_names(pipeline).items():
-            prefix = mirror_uri(self.stack.artifact_root.rstrip("/"), pipeline["name"], r.run_id, step, "")
-            folders = runs.list_folders(prefix)
-            for t, folder in zip([t for t in tasks if t.name == task], folders):
+            same = [t for t in tasks if t.name == task]
+            if step in plain:  # the launcher's own layout: {root}/{pipeline}/{run}/{task}/{execution salt}/{output}
+                artifacts = [n for n, type_name in plain[step].items() if type_name not in SCALAR_TYPES]
+                for t, folder in zip(same, runs.list_folders(f"{root}/{pipeline['name']}/{r.run_id}/{task}")):
+                    t.outputs.update({n: [f"{folder}/{n}"] for n in artifacts})
+                continue
+            prefix = mirror_uri(root, pipeline["name"], r.run_id, step, "")
+            for t, folder in zip(same, runs.list_folders(prefix)):
                 t.outputs[META_OUTPUT] = [folder]
         return tasks
 

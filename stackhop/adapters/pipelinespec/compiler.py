@@ -2,8 +2,8 @@
 
 Emitted as plain dicts in the protobuf JSON mapping, in one pass over steps and groups, so
 compile cost is linear in steps and needs no protobuf runtime (the tests parse every document
-strictly into `pipeline_spec_pb2.PipelineSpec`). Each step is one `comp-*`/`exec-*` pair whose
-container runs `python -m stackhop.entrypoint` with `--wiring` naming `PipelineSpecWiring`
+strictly into `pipeline_spec_pb2.PipelineSpec`). Each step is one `comp-*`/`exec-*` pair; a Python
+step's container runs `python -m stackhop.entrypoint` with `--wiring` naming `PipelineSpecWiring`
 (runtime.py), which parses the arguments after it; data moves through KFP's own wiring and
 placeholders, so the backend records lineage and chooses artifact URIs, and the entrypoint
 does the reading and writing:
@@ -14,6 +14,10 @@ does the reading and writing:
 * a hidden output artifact, `stackhop_meta`, receives the step's `outputs.json` (digests,
   metadata, materializers), `error.json` and its log; a consumer of artifacts also receives
   its producers' `stackhop_meta`, so it loads a stored value exactly as the local runner does.
+
+A container step is instead the plain component kfp compiles for `@dsl.container_component`:
+its own image, the user's command and args with the launcher's placeholders (`.path` and `.uri`
+of artifacts, parameter values, `output_file`s), no stackhop meta, nothing of stackhop inside.
 
 Groups become sub-DAGs the way kfp builds them: `If` is a task whose `triggerPolicy.condition`
 is CEL over `inputs.parameter_values[...]`, `ParallelFor` a task with a `parameterIterator`,
@@ -31,6 +35,7 @@ from typing import Any, Callable
 from stackhop.adapters.pipelinespec.runtime import PipelineSpecWiring
 from stackhop.core import ir
 from stackhop.core.canonical import canonical_json
+from stackhop.core.container_args import present_inputs, resolve_presence
 from stackhop.core.quantities import format_bytes, format_cpu
 from stackhop.core.wiring import wiring_ref
 from stackhop.errors import PipelineDefinitionError
@@ -278,6 +283,9 @@ class _Compiler:
 
     # -------------------------------------------------------------- steps
     def step(self, s: ir.Step) -> None:
+        if s.kind == "container":
+            self.container_step(s)
+            return
         name = self.names[s.name]
         task = self.dags[s.group].tasks.setdefault(name, {})
         comp: dict[str, Any] = {"executorLabel": f"exec-{name}"}
@@ -305,7 +313,8 @@ class _Compiler:
                 task_arts[inp.name] = self.bind(s.name, inp.value, produced.type, artifact=True)
                 in_arts[inp.name] = {"artifactType": artifact_type(produced.type)}
                 args += ["--input-artifact", f"{inp.name}={{{{$.inputs.artifacts['{inp.name}'].uri}}}}"]
-                upstream[inp.value.step] = None
+                if self.steps[inp.value.step].kind != "container":  # a container step writes no stackhop meta
+                    upstream[inp.value.step] = None
         for up in upstream:
             key = f"{META_OUTPUT}_{self.names[up].replace('-', '_')}"
             task_arts[key] = self.bind(s.name, ir.OutputRef(step=up, output=META_OUTPUT), "Artifact", artifact=True)
@@ -335,29 +344,93 @@ class _Compiler:
             args += ["--final-status", f"{{{{$.inputs.parameters['{FINAL_STATUS_INPUT}']}}}}"]
             self.depend(s.name, exit_of.id)
             task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
-        if in_params or in_arts:
-            comp["inputDefinitions"] = _drop_empty({"parameters": in_params, "artifacts": in_arts})
-        comp["outputDefinitions"] = _drop_empty({"parameters": out_params, "artifacts": out_arts})
+        self.finish(s, task, comp, {"parameters": in_params, "artifacts": in_arts},
+                    {"parameters": out_params, "artifacts": out_arts}, {"parameters": task_params, "artifacts": task_arts})
+        command = [self.t.python, "-m", "stackhop.entrypoint"]
+        self.executors[f"exec-{name}"] = {"container": self.container(s, command, [*own, "--wiring", WIRING, *args],
+                                                                      {"STACKHOP_STEP": s.name})}
+
+    def finish(self, s: ir.Step, task: dict[str, Any], comp: dict[str, Any], ins: dict[str, Any], outs: dict[str, Any],
+               task_inputs: dict[str, Any]) -> None:
+        """What a step's component and task carry whatever runs in its container."""
+        name = self.names[s.name]
+        if any(ins.values()):
+            comp["inputDefinitions"] = _drop_empty(ins)
+        if any(outs.values()):
+            comp["outputDefinitions"] = _drop_empty(outs)
         self.components[f"comp-{name}"] = comp
         task["componentRef"] = {"name": f"comp-{name}"}
         task["taskInfo"] = {"name": s.display_name or name}
-        task["inputs"] = _drop_empty({"parameters": task_params, "artifacts": task_arts})
+        if any(task_inputs.values()):
+            task["inputs"] = _drop_empty(task_inputs)
         task["cachingOptions"] = {"enableCache": s.settings.caching is not False}
         retry = s.settings.retry
         if retry and retry.max_retries:
             task["retryPolicy"] = {"maxRetryCount": retry.max_retries, "backoffDuration": f"{_number(retry.backoff_seconds)}s",
                                    "backoffFactor": retry.backoff_factor,
                                    "backoffMaxDuration": f"{_number(retry.max_backoff_seconds)}s"}
-        self.executors[f"exec-{name}"] = {"container": self.container(s, [*own, "--wiring", WIRING, *args])}
 
-    def container(self, s: ir.Step, args: list[str]) -> dict[str, Any]:
+    def container_step(self, s: ir.Step) -> None:
+        """A plain container component, as kfp compiles `@dsl.container_component`: the launcher moves the data."""
+        assert s.container is not None
+        name = self.names[s.name]
+        task = self.dags[s.group].tasks.setdefault(name, {})
+        given = present_inputs(s)
+        types = {i.name: i.type for i in s.inputs}
+        out_types = {o.name: o.type for o in s.outputs}
+        in_params: dict[str, Any] = {}
+        in_arts: dict[str, Any] = {}
+        task_params: dict[str, Any] = {}
+        task_arts: dict[str, Any] = {}
+        for inp in s.inputs:
+            scalar = inp.type in ir.SCALAR_TYPES
+            optional = {"isOptional": True} if inp.has_default or inp.name not in given else {}
+            if scalar:
+                in_params[inp.name] = {"parameterType": PARAM_TYPES[inp.type], **optional}
+                if inp.has_default and inp.default is not None:
+                    in_params[inp.name] = {"defaultValue": inp.default, **in_params[inp.name]}
+            else:
+                in_arts[inp.name] = {"artifactType": artifact_type(inp.type), **optional}
+            if inp.name not in given:
+                continue
+            assert inp.value is not None
+            if scalar:
+                task_params[inp.name] = self.bind(s.name, inp.value, inp.type, artifact=False)
+            else:
+                assert isinstance(inp.value, ir.OutputRef)
+                produced = self.steps[inp.value.step].output(inp.value.output)
+                assert produced is not None
+                task_arts[inp.name] = self.bind(s.name, inp.value, produced.type, artifact=True)
+        for after in s.after:
+            self.depend(s.name, after)
+        out_params = {o.name: {"parameterType": PARAM_TYPES[o.type]} for o in s.outputs if o.type in ir.SCALAR_TYPES}
+        out_arts = {o.name: {"artifactType": artifact_type(o.type)} for o in s.outputs if o.type not in ir.SCALAR_TYPES}
+        exit_of = next((g for g in self.p.groups if g.kind == "exit_handler" and g.exit_step == s.name), None)
+        if exit_of is not None:
+            self.depend(s.name, exit_of.id)
+            task["triggerPolicy"] = {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+        if s.settings.timeout_seconds:
+            raise PipelineDefinitionError(
+                f"{self.where(s.name)}: a container step's timeout cannot be enforced on {self.t.name} (a PipelineSpec task "
+                "has no time limit and nothing of stackhop runs in its container); remove timeout_seconds from it, or "
+                "bound the time in its own command (e.g. `timeout 600 ...`).")
+        translate = _KfpArgs(self.where(s.name), types, out_types, given)
+        self.finish(s, task, {"executorLabel": f"exec-{name}"}, {"parameters": in_params, "artifacts": in_arts},
+                    {"parameters": out_params, "artifacts": out_arts}, {"parameters": task_params, "artifacts": task_arts})
+        self.executors[f"exec-{name}"] = {"container": self.container(
+            s, translate.items(s.container.command), translate.items(s.container.args), {})}
+
+    def container(self, s: ir.Step, command: list[str], args: list[str], own_env: dict[str, str]) -> dict[str, Any]:
         st = s.settings
         if not st.image:
             raise PipelineDefinitionError(
                 f"{self.where(s.name)} has no image; set it on the step, the pipeline or the stack (defaults.image).")
-        out: dict[str, Any] = {"image": st.image, "command": [self.t.python, "-m", "stackhop.entrypoint"], "args": args}
-        env = {**st.env, "STACKHOP_STEP": s.name}
-        out["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+        out: dict[str, Any] = {"image": st.image, "command": command}
+        if args:
+            out["args"] = args
+        env = {**st.env, **own_env}
+        if env:
+            out["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
         resources = self.resources(s)
         if resources:
             out["resources"] = resources
@@ -533,6 +606,51 @@ class _Compiler:
             out["defaultValue"] = x.default
             out["isOptional"] = True
         return out
+
+
+class _KfpArgs:
+    """A container step's command items in the KFP launcher's placeholder language.
+
+    kfp's compiler writes IfPresent and Concat as JSON-string arguments, but the backends do not
+    all expand them: Kubeflow Pipelines resolves IfPresent only since 2.17 (input parameters only,
+    text branches only) and never expands Concat, and Vertex AI has been reported to pass IfPresent
+    through as text (googleapis/python-aiplatform#4164). Every launcher substitutes placeholders
+    inside a longer argument, and whether a step instance is given an input is known now, so an
+    IfPresent becomes its branch and a Concat one argument: the same run on every backend."""
+
+    def __init__(self, where: str, types: dict[str, str], out_types: dict[str, str], given: set[str]):
+        self.where, self.types, self.out_types, self.given = where, types, out_types, given
+
+    def items(self, items: tuple[ir.Arg, ...]) -> list[str]:
+        out = []
+        for item in resolve_presence(items, self.given):
+            if isinstance(item, ir.Concat):
+                out.append("".join(x if isinstance(x, str) else self.placeholder(x) for x in item.concat))
+            else:
+                out.append(item if isinstance(item, str) else self.placeholder(item))
+        return out
+
+    def placeholder(self, p: ir.Placeholder) -> str:
+        kind = p.placeholder
+        scalar = (self.out_types if p.is_output else self.types)[p.name] in ir.SCALAR_TYPES
+        if kind == "input_value":
+            if not scalar:
+                raise PipelineDefinitionError(
+                    f"{self.where}: InputValue({p.name!r}) names an artifact; use InputPath or InputUri for it.")
+            return f"{{{{$.inputs.parameters['{p.name}']}}}}"
+        if kind == "output_path" and scalar:
+            return f"{{{{$.outputs.parameters['{p.name}'].output_file}}}}"
+        if scalar:
+            fix = "InputValue" if kind.startswith("input") else "OutputPath"
+            raise PipelineDefinitionError(
+                f"{self.where}: {_PLACEHOLDER_NAMES[kind]}({p.name!r}) names a scalar, and the KFP launcher hands scalar "
+                f"inputs only as text and takes scalar outputs only from a file; use {fix}({p.name!r}) instead.")
+        side = "outputs" if p.is_output else "inputs"
+        return f"{{{{$.{side}.artifacts['{p.name}'].{'uri' if kind.endswith('uri') else 'path'}}}}}"
+
+
+_PLACEHOLDER_NAMES = {"input_value": "InputValue", "input_path": "InputPath", "input_uri": "InputUri",
+                      "output_path": "OutputPath", "output_uri": "OutputUri"}
 
 
 def _scalar_kind(v: Any) -> str:

@@ -5,10 +5,17 @@ starts it resolves the task's inputs through the nested DAGs (`componentInputPar
 `taskOutputParameter`, `runtimeValue`, artifacts, DAG outputs, `parameterExpressionSelector`,
 `taskFinalStatus`), picks the iteration's item from each enclosing `parameterIterator`,
 evaluates every enclosing `triggerPolicy.condition` (CEL), and runs the executor's command and
-args with their placeholders filled, against the stack's artifact store. Output parameters are
-read back from the files the placeholders named. The core scheduler decides when each task
-runs (dependencies, `ALL_UPSTREAM_TASKS_COMPLETED`, iteration parallelism, retries, caching).
-Not emulated: the image (this Python stands in for the image's).
+args with their placeholders filled, against the stack's artifact store. Like the KFP driver and
+launcher it resolves `{"IfPresent": ...}` arguments (and refuses `{"Concat": ...}`, which no
+backend expands), downloads input artifacts a `.path` names, uploads output artifacts written
+at one, and reads output parameters back from the files the placeholders named (our compiler
+emits neither JSON form; only hand-edited documents hold them). A container step's command is
+the user's own, so no stackhop writes its record: the emulator stores what the backend's
+metadata store would hold (its output values and artifact URIs) where run readers look for
+it. The core scheduler decides
+when each task runs (dependencies, `ALL_UPSTREAM_TASKS_COMPLETED`, iteration parallelism,
+retries, caching). Not emulated: the image (this Python stands in for the image's, and a plain
+image's commands are this machine's).
 """
 
 from __future__ import annotations
@@ -16,12 +23,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackhop.adapters.pipelinespec.cel import CelError, evaluate
-from stackhop.adapters.pipelinespec.compiler import CODE_PARAM, META_OUTPUT, task_name
-from stackhop.core.artifacts import META, ArtifactStore
+from stackhop.adapters.pipelinespec.compiler import CODE_PARAM, META_OUTPUT, PARAM_TYPES, task_name
+from stackhop.core.artifacts import META, ArtifactStore, content_digest
 from stackhop.core.emulation import Command, EmulatedRun, EmulationError, Emulator, Index
 
 _PLACEHOLDER = re.compile(r"\{\{\$(?P<body>[^}]*)\}\}")
@@ -50,6 +57,7 @@ class SpecEmulator(Emulator):
         self.components = self.spec["components"]
         self.executors = self.spec["deploymentSpec"]["executors"]
         self.tasks = {task_name(s["name"]): s["name"] for s in run.pipeline["steps"]}
+        self.plain = {task_name(s["name"]) for s in run.pipeline["steps"] if s["kind"] == "container"}
         self.paths: dict[str, list[_Level]] = {}
         self._walk(self.spec["root"]["dag"], [])
         self._root: dict[str, Any] | None = None
@@ -255,24 +263,52 @@ class SpecEmulator(Emulator):
         outputs = {k: self.output_uri(level.name, index, k) for k in out_defs.get("artifacts", {})}
         files = {k: os.path.join(workdir, "outputs", k) for k in out_defs.get("parameters", {})}
         os.makedirs(os.path.join(workdir, "outputs"), exist_ok=True)
-        self._files[(level.name, index)] = files
-        fill = _Filler(self, level.name, index, t_params, declared, t_arts, outputs, files)
-        argv = [fill(x) for x in (*container.get("command", []), *container.get("args", []))]
+        fill = _Filler(self, level.name, index, t_params, declared, t_arts, outputs, files, workdir)
+        present = {k for k, v in t_params.items() if v is not None}
+        argv = [fill(x) for x in _expand([*container.get("command", []), *container.get("args", [])], present, level.name)]
         env = {e["name"]: fill(e["value"]) for e in container.get("env", [])}
+        self._files[(level.name, index)] = {"parameters": files, "artifacts": fill.staged_outputs}
         return Command(argv, env)
 
     def collect(self, step: str, index: Index, workdir: str) -> None:
         name = task_name(step)
         comp = self.components[self._path(step, index)[-1].task["componentRef"]["name"]]
-        files = self._files.pop((name, index), {})
+        staged = self._files.pop((name, index), {})
+        files = staged.get("parameters", {})
         values: dict[str, Any] = {}
         for key, d in comp.get("outputDefinitions", {}).get("parameters", {}).items():
             path = files.get(key)
             if path is None or not os.path.exists(path):
                 raise EmulationError(f"task {name!r} wrote no value for output parameter {key!r}")
             with open(path, encoding="utf-8", errors="replace") as f:
-                values[key] = _parse(f.read(), d["parameterType"])
+                text = f.read()
+            values[key] = _parse_plain(step, key, text, d["parameterType"]) if name in self.plain else _parse(
+                text, d["parameterType"])
+        artifacts: dict[str, Any] = {}
+        for key, d in comp.get("outputDefinitions", {}).get("artifacts", {}).items():
+            if key == META_OUTPUT:
+                continue
+            uri = self.output_uri(name, index, key)
+            store = ArtifactStore.for_uri(uri)
+            local = staged.get("artifacts", {}).get(key)
+            if local is not None:
+                if not os.path.exists(local):
+                    raise EmulationError(f"task {name!r} wrote nothing at the path of output artifact {key!r}")
+                digest = content_digest(local)
+                store.commit(local, uri)
+            elif name in self.plain:
+                if not store.exists(uri):
+                    raise EmulationError(f"task {name!r} wrote nothing at the URI of output artifact {key!r}, {uri}")
+                with store.local_copy(uri) as copy:
+                    digest = content_digest(copy)
+            else:
+                continue
+            artifacts[key] = {"uri": uri, "type": d["artifactType"]["schemaTitle"].removeprefix("system."),
+                              "digest": digest, "metadata": {}, "materializer": None}
         self.outputs[(name, index)] = values
+        if name in self.plain:  # what the backend's metadata store would hold, where run readers look for a record
+            meta = self.output_uri(name, index, META_OUTPUT) + "/outputs.json"
+            ArtifactStore.for_uri(meta).write_json(meta, {"scalars": values, "artifacts": artifacts})
 
     def settled(self, step: str, index: Index, status: str, message: str) -> None:
         self.states[(task_name(step), index)] = (status, message)
@@ -295,6 +331,9 @@ class _Filler:
     arts: dict[str, list[str]]
     outputs: dict[str, str]
     files: dict[str, str]
+    workdir: str
+    staged_outputs: dict[str, str] = field(default_factory=dict)
+    staged_inputs: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, text: str) -> str:
         return _PLACEHOLDER.sub(self.one, text)
@@ -314,20 +353,89 @@ class _Filler:
             raise EmulationError(f"task {task!r}: placeholder {m.group(0)!r} is not emulated")
         direction, kind, key, attr = io.group("dir", "kind", "name", "attr")
         if direction == "inputs" and kind == "parameters" and attr is None:
+            declared = self.declared.get(key, {})
             if key not in self.params:
-                if self.declared.get(key, {}).get("isOptional"):
+                if "defaultValue" in declared:
+                    return _render(declared["defaultValue"], declared.get("parameterType", "STRING"))
+                if declared.get("isOptional"):
                     return ""
                 raise EmulationError(f"task {task!r} has no input parameter {key!r}")
-            return _render(self.params[key], self.declared.get(key, {}).get("parameterType", "STRING"))
-        if direction == "inputs" and kind == "artifacts" and attr == "uri":
+            return _render(self.params[key], declared.get("parameterType", "STRING"))
+        if direction == "inputs" and kind == "artifacts" and attr in ("uri", "path"):
             if not self.arts.get(key):
                 raise EmulationError(f"task {task!r} has no input artifact {key!r}")
-            return self.arts[key][0]
+            return self.arts[key][0] if attr == "uri" else self.input_path(key, self.arts[key][0])
         if direction == "outputs" and kind == "artifacts" and attr == "uri" and key in self.outputs:
             return self.outputs[key]
+        if direction == "outputs" and kind == "artifacts" and attr == "path" and key in self.outputs:
+            return self.output_path(key)
         if direction == "outputs" and kind == "parameters" and attr == "output_file" and key in self.files:
             return self.files[key]
         raise EmulationError(f"task {task!r}: placeholder {m.group(0)!r} is not emulated")
+
+    def input_path(self, key: str, uri: str) -> str:
+        """The artifact downloaded to this machine, as the launcher stages it before the command starts."""
+        if key not in self.staged_inputs:
+            store = ArtifactStore.for_uri(uri)
+            if not store.exists(uri):
+                raise EmulationError(f"task {self.task!r}: input artifact {key!r} does not exist at {uri}")
+            path = os.path.join(self.workdir, "inputs", key, os.path.basename(uri.rstrip("/")) or key)
+            store.get(uri, path)
+            self.staged_inputs[key] = path
+        return self.staged_inputs[key]
+
+    def output_path(self, key: str) -> str:
+        """A local path the command writes the artifact at; `collect` uploads it to the output's URI."""
+        if key not in self.staged_outputs:
+            store = ArtifactStore.for_uri(self.outputs[key])
+            if store.is_local:  # beside its target, so the upload is a rename
+                self.staged_outputs[key] = store.staging_path(self.outputs[key])
+            else:
+                folder = os.path.join(self.workdir, "artifacts", key)
+                os.makedirs(folder, exist_ok=True)
+                self.staged_outputs[key] = os.path.join(folder, key)
+        return self.staged_outputs[key]
+
+
+def _expand(items: list[Any], present: set[str], task: str) -> list[str]:
+    """The command as the Kubeflow Pipelines driver (2.17 and later) resolves it: a top-level
+    `{"IfPresent": ...}` argument becomes its branch, by whether the task is given that input parameter.
+
+    No backend expands `{"Concat": ...}` (and Vertex AI has been reported to pass IfPresent through
+    too, googleapis/python-aiplatform#4164), so a document relying on Concat would not run as written;
+    the emulator refuses it rather than run it."""
+    out: list[str] = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else ""
+        if text.startswith('{"Concat":'):
+            raise EmulationError(f"task {task!r}: argument {item!r} is a Concat placeholder, which Vertex AI and "
+                                 "Kubeflow Pipelines pass to the command unexpanded; join its parts into one argument")
+        if not text.startswith('{"IfPresent":'):
+            out.append(item)
+            continue
+        try:
+            branch = json.loads(text)["IfPresent"]
+            chosen = branch.get("Then" if branch["InputName"] in present else "Else")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise EmulationError(f"task {task!r}: argument {item!r} is not an IfPresent placeholder KFP can read") from None
+        chosen = [] if chosen is None else [chosen] if isinstance(chosen, str) else chosen
+        if "$.outputs" in text or not all(isinstance(x, str) for x in chosen):
+            raise EmulationError(f"task {task!r}: IfPresent argument {item!r} holds an output placeholder or a nested "
+                                 "placeholder, which the Kubeflow Pipelines driver does not resolve")
+        out += chosen
+    return out
+
+
+def _parse_plain(step: str, key: str, text: str, ptype: str) -> Any:
+    """A plain command's output file, read as every stackhop backend reads it (see the entrypoint)."""
+    from stackhop.core.wiring import StepError
+    from stackhop.entrypoint import _parse_scalar
+
+    type_name = {v: k for k, v in PARAM_TYPES.items()}.get(ptype, "str")
+    try:
+        return _parse_scalar(step, key, type_name, text)
+    except StepError as exc:
+        raise EmulationError(str(exc)) from None
 
 
 def _producers(task: dict[str, Any]) -> list[str]:

@@ -39,8 +39,16 @@ def parameter_values(request: RunRequest) -> dict[str, Any]:
 
 def shape(pipeline: dict[str, Any]) -> dict[str, Any]:
     """The part of the IR that maps task details to steps, small enough to keep in the run store."""
-    return {"name": pipeline["name"], "steps": [{"name": s["name"], "group": s.get("group")} for s in pipeline["steps"]],
+    return {"name": pipeline["name"], "steps": [{"name": s["name"], "group": s.get("group"), **_outputs(s)}
+                                                for s in pipeline["steps"]],
             "groups": [{"id": g["id"], "kind": g["kind"], "parent": g.get("parent")} for g in pipeline.get("groups", [])]}
+
+
+def _outputs(step: dict[str, Any]) -> dict[str, Any]:
+    """A container step writes no record of its outputs, so the run keeps their types to report them by."""
+    if step.get("kind") != "container":
+        return {}
+    return {"outputs": {o["name"]: o["type"] for o in step.get("outputs", [])}}
 
 
 def step_names(pipeline: dict[str, Any]) -> dict[str, str]:
@@ -137,6 +145,7 @@ def read_log(state: RunState, step: str) -> str | None:
 def artifacts(tasks: list[Task], names: dict[str, str], pipeline: dict[str, Any]) -> list[ArtifactRef]:
     """Each step's outputs: its outputs.json where the step wrote one, else the backend's output URIs."""
     refs: list[ArtifactRef] = []
+    types = {s["name"]: s.get("outputs", {}) for s in pipeline["steps"]}
     for key, t in keyed(tasks, names, pipeline).items():
         meta = (t.outputs.get(META_OUTPUT) or [None])[0]
         record = None
@@ -156,9 +165,10 @@ def artifacts(tasks: list[Task], names: dict[str, str], pipeline: dict[str, Any]
                                         materializer_module=art.get("materializer_module"),
                                         digest=art.get("digest")))
             continue
+        declared = types.get(names.get(t.name, ""), {})
         for name, uris in t.outputs.items():
             if name != META_OUTPUT and uris:
-                refs.append(ArtifactRef(uri=uris[0], type="Artifact", step=key, output=name))
+                refs.append(ArtifactRef(uri=uris[0], type=declared.get(name, "Artifact"), step=key, output=name))
     return refs
 
 
