@@ -147,6 +147,10 @@ def _import_step(view: RunView, step: dict[str, Any]) -> Any:
     if root and root not in sys.path:
         sys.path.insert(0, root)
     call = step["python"]
+    if call.get("packages"):
+        from stackhop.core.step_packages import ensure_installed
+
+        ensure_installed(step["name"], call["packages"])
     if call.get("source") is not None or call.get("pickled"):
         from stackhop.core.code_by_value import load
 
@@ -272,11 +276,18 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
     kwargs: dict[str, Any] = {}
     record: dict[str, Any] = {"scalars": {}, "artifacts": {}}
     hints: dict[str, Any] | None = None
+    by_path = _path_params(fn)
+    scalar_files: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="stackhop-paths-")) if by_path else ""
         for spec in step["inputs"]:
             if spec.get("value") is None:
                 continue
             value = view.input_value(spec, name, index)
+            if spec["name"] in by_path:
+                kwargs[spec["name"]] = (_scalar_file(scratch, "inputs", spec["name"], value) if spec["type"] in SCALARS
+                                        else stack.enter_context(view.store.local_copy(value["uri"])))
+                continue
             if spec["type"] in SCALARS:
                 kwargs[spec["name"]] = float(value) if spec["type"] == "float" and isinstance(value, int) else value
                 continue
@@ -294,6 +305,9 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
                 kwargs[spec["name"]] = cls(spec["name"], value["uri"], path, value.get("metadata"))
         outputs: dict[str, tuple[Artifact, str]] = {}
         for out in step["outputs"]:
+            if out["name"] in by_path and out["type"] in SCALARS:
+                scalar_files[out["name"]] = kwargs[out["name"]] = _scalar_file(scratch, "outputs", out["name"], None)
+                continue
             if out["type"] in SCALARS or out.get("from_return"):
                 continue
             uri = view.output_uri(name, out["name"], index)
@@ -301,9 +315,17 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
             artifact = ARTIFACT_CLASSES[out["type"]](out["name"], uri, staged)
             artifact.step = name
             outputs[out["name"]] = (artifact, uri)
-            kwargs[out["name"]] = artifact
+            kwargs[out["name"]] = artifact.path if out["name"] in by_path else artifact
         result = fn(**kwargs)
-    returns = [o for o in step["outputs"] if o["type"] in SCALARS or o.get("from_return")]
+        for key, path in scalar_files.items():
+            if not os.path.exists(path):
+                raise StepError(f"step {name!r} did not write scalar output {key!r}; write its value as text to the "
+                                f"path its OutputPath parameter {key!r} is given.")
+            with open(path) as f:
+                record["scalars"][key] = _parse_scalar(name, key, next(o["type"] for o in step["outputs"]
+                                                                       if o["name"] == key), f.read())
+    returns = [o for o in step["outputs"]
+               if (o["type"] in SCALARS or o.get("from_return")) and o["name"] not in scalar_files]
     if not returns and result is not None:
         print(f"stackhop: step {name!r} returned a {type(result).__name__}, which is not stored because the function "
               "has no return annotation; annotate it (e.g. `-> int`, `-> pd.DataFrame`) to make it the step's output.",
@@ -331,6 +353,36 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
     for out_name, (artifact, uri) in outputs.items():
         record["artifacts"][out_name] = _commit_artifact(view, name, artifact, uri)
     return record
+
+
+def _path_params(fn: Any) -> set[str]:
+    """Parameters annotated InputPath/OutputPath: the function is handed local path strings for them."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return set()
+    raw = {n: p.annotation for n, p in params.items()}
+    if not any(isinstance(a, str) and "Path(" in a or type(a).__name__ in _PATH_MARKERS for a in raw.values()):
+        return set()  # the common case, without resolving annotations or importing the DSL
+    from stackhop.core.containers import InputPath, OutputPath
+
+    hints = _annotations(fn)
+    return {n for n, a in raw.items() if isinstance(hints.get(n, a), (InputPath, OutputPath))}
+
+
+_PATH_MARKERS = ("InputPath", "OutputPath")
+
+
+def _scalar_file(scratch: str, direction: str, key: str, value: Any) -> str:
+    """A file for a scalar behind InputPath (holding its text) or OutputPath (for the step to write)."""
+    path = os.path.join(scratch, direction, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if value is not None or direction == "inputs":
+        with open(path, "w") as f:
+            f.write(_as_text(value))
+    return path
 
 
 def _commit_artifact(view: RunView, step: str, artifact: Artifact, uri: str) -> dict[str, Any]:
@@ -403,17 +455,29 @@ def _run_container(view: RunView, step: dict[str, Any], index: Index) -> dict[st
                 return path
             return stack.enter_context(view.store.local_copy(value["uri"]))
 
+        in_image = None
+        if view.spec.get("container_runtime"):  # the local stack's settings.container_runtime
+            from stackhop.adapters.local.container_runtime import InImage, container_name
+
+            in_image = InImage(view.spec["container_runtime"], step, container_name(
+                view.run_id, os.environ.get("STACKHOP_STEP", instance_key(name, index)),
+                os.environ.get("STACKHOP_ATTEMPT", "1")), scratch)
+            fill = in_image.placing(fill)
         argv = render(argv_items(spec), present, fill)
         sys.stdout.flush()
         try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(argv if in_image is None else in_image.argv(argv), stdin=subprocess.DEVNULL)
         except OSError as exc:
-            raise StepError(f"step {name!r}: command {argv[0]!r} cannot start ({exc.strerror}); check the command "
+            started = argv[0] if in_image is None else in_image.runtime
+            raise StepError(f"step {name!r}: command {started!r} cannot start ({exc.strerror}); check the command "
                             "is installed and on PATH.") from None
         if proc.returncode != 0:
-            err = StepError(f"command {argv[0]!r} exited with code {proc.returncode}")
+            err = StepError(f"command {argv[0]!r} exited with code {proc.returncode}" if in_image is None
+                            else in_image.failure(argv, proc.returncode))
             err.exit_code = proc.returncode if 0 < proc.returncode < 126 else 1  # type: ignore[attr-defined]
             raise err
+        if in_image is not None:
+            in_image.collect(staged)
         return collect_container_outputs(view, name, out_types, staged, uris, by_uri - by_path)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from stackhop.adapters.local import crash
 from stackhop.adapters.local.lifeline import start_time
@@ -19,8 +20,10 @@ from stackhop.core.canonical import canonical_json
 from stackhop.core.ir import Pipeline
 from stackhop.core import run_files
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus
+from stackhop.errors import ConfigError
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
+RUNTIMES = ("docker", "podman")
 
 
 class LocalSettings(AdapterSettings):
@@ -42,6 +45,19 @@ class LocalSettings(AdapterSettings):
         description="fork: each step is forked from a warm process that imported stackhop and the step modules "
         "once (fast); spawn: each step starts a fresh interpreter.",
     )
+    container_runtime: str | None = Field(
+        default=None,
+        description="docker or podman: container steps run in their own image through it; unset: their command "
+        "runs on this machine.",
+    )
+
+    @field_validator("container_runtime")
+    @classmethod
+    def _known_runtime(cls, value: str | None) -> str | None:
+        if value is not None and value not in RUNTIMES:
+            raise ValueError(f"{value!r} is not a container runtime stackhop drives; use docker or podman, or remove "
+                             "the key to run container steps' commands on this machine")
+        return value
 
 
 class LocalRef(RefData):
@@ -86,13 +102,21 @@ class LocalAdapter(Adapter):
 
     def compile(self, ir: Pipeline) -> Compiled:
         doc = {"pipeline": json.loads(ir.to_json()), "settings": self.settings.model_dump(mode="json")}
-        notes = ()
+        notes: tuple[str, ...] = ()
         if any(s.kind == "container" for s in ir.steps):
-            notes = ("container steps run their command on this machine; the image is not used locally.",)
+            runtime = self.settings.container_runtime
+            notes = (f"container steps run in their own image through {runtime}.",) if runtime else (
+                "container steps run their command on this machine; the image is not used locally "
+                "(set settings.container_runtime: docker or podman to run it).",)
         return Compiled(self.name, {"pipeline.local.json": canonical_json(doc).encode()}, notes)
 
     def submit(self, compiled: Compiled, request: RunRequest) -> BackendRef:
         doc = json.loads(compiled.files["pipeline.local.json"])
+        runtime = doc["settings"].get("container_runtime")
+        if runtime and any(s["kind"] == "container" for s in doc["pipeline"]["steps"]) and shutil.which(runtime) is None:
+            raise ConfigError(f"pipeline {doc['pipeline']['name']!r} has container steps and the stack's "
+                              f"settings.container_runtime is {runtime}, which is not on PATH; install {runtime} "
+                              "or remove the setting to run their commands on this machine.")
         return start_runner(request, doc["pipeline"], doc["settings"])
 
     @classmethod
@@ -151,6 +175,8 @@ def start_runner(request: RunRequest, pipeline: dict[str, Any], settings: dict[s
         "store_path": request.store_path,
         "workdir": os.getcwd(),
         **({"emulation": emulation} if emulation else {}),
+        **({"container_runtime": settings["container_runtime"]}
+           if settings.get("container_runtime") and not emulation else {}),
     }
     name = pipeline["name"]
     spec_uri = store.run_meta(name, request.run_id, "run.json")

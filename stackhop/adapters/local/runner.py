@@ -232,6 +232,12 @@ class Runner(Scheduler):
     def _signal(self, inst: Instance, sig: int) -> None:
         if inst.handle is None:
             return
+        runtime = self.spec.get("container_runtime")
+        if runtime and self.view.steps[inst.step]["kind"] == "container":  # the container is not in our process group
+            from stackhop.adapters.local.container_runtime import container_name, stop_container
+
+            stop_container(runtime, container_name(self.view.run_id, inst.key, inst.attempts),
+                           self.grace if sig == signal.SIGTERM else None)
         try:
             os.killpg(inst.handle, sig)
         except (ProcessLookupError, PermissionError):
