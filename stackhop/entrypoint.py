@@ -505,7 +505,7 @@ def collect_container_outputs(view: RunView, name: str, out_types: dict[str, str
 
 
 def _parse_scalar(step: str, key: str, type_name: str, text: str) -> Any:
-    text = text.rstrip("\n")
+    text = text[:-1] if text.endswith("\n") else text  # the one newline `echo` adds; others are the value
     try:
         if type_name == "str":
             return text
