@@ -2,6 +2,7 @@
 
     python -m stackhop.entrypoint --spec URI --step NAME [--index 0,2] [--timeout S] [--wiring REF ARGS...]
     python -m stackhop.entrypoint --spec URI --driver ADAPTER
+    python -m stackhop.entrypoint --spec URI --step NAME [--index 0,2] --stage-inputs DIR | --save-outputs DIR
 
 It reads the run spec, loads the step's inputs, calls the function (or runs the container
 command with its placeholders filled), writes each output atomically, and writes
@@ -12,6 +13,9 @@ Where inputs come from and outputs go is the `Wiring` the command names (`stackh
 without `--wiring`, the run layout; a backend that hands data around itself compiles
 `--wiring module:Class` followed by that wiring's own arguments, which the wiring parses.
 `--driver ADAPTER` runs an adapter's driver (`Adapter.drive`) for a whole run instead.
+`--stage-inputs` and `--save-outputs` work beside a container step that runs in its own image
+(a Kubernetes pod's init container and native sidecar): the first fills DIR with the inputs the
+command reads by path, the second waits for SIGTERM and saves what the command wrote there.
 Kept free of pydantic, fsspec (for local roots) and pluggy, so a step starts in tens of milliseconds.
 """
 
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import signal
 import tempfile
+import time
 import traceback
 from typing import Any
 
@@ -71,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="how the backend hands this step its inputs and takes its outputs "
                              "(default: the run layout); a registered wiring name also works")
     parser.add_argument("--driver", metavar="ADAPTER", help="run an adapter's driver for the whole run instead of one step")
+    beside = parser.add_mutually_exclusive_group()
+    beside.add_argument("--stage-inputs", metavar="DIR",
+                        help="copy a container step's path inputs into DIR/inputs instead of running the step")
+    beside.add_argument("--save-outputs", metavar="DIR",
+                        help="on SIGTERM, save the outputs a container step wrote under DIR/outputs")
     return parser
 
 
@@ -85,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return adapter_class(args.driver, where="--driver").drive(args.spec)
     if not args.step:
         parser.error("--step is required unless --driver is given")
+    if args.stage_inputs or args.save_outputs:
+        return _beside(args)
     try:
         wiring = resolve_wiring(args.wiring).from_argv(rest) if args.wiring else Wiring()
     except ConfigError as exc:
@@ -146,6 +158,8 @@ def _import_step(view: RunView, step: dict[str, Any]) -> Any:
         root = extract(code["archive_uri"], code["digest"])
     if root and root not in sys.path:
         sys.path.insert(0, root)
+    if root:  # where files the code loads by relative path (a component YAML) are, far from the user's cwd
+        os.environ["STACKHOP_CODE_ROOT"] = root
     call = step["python"]
     if call.get("packages"):
         from stackhop.core.step_packages import ensure_installed
@@ -383,6 +397,119 @@ def _scalar_file(scratch: str, direction: str, key: str, value: Any) -> str:
         with open(path, "w") as f:
             f.write(_as_text(value))
     return path
+
+
+def _beside(args: argparse.Namespace) -> int:
+    """Stage a container step's inputs, or save its outputs, from a container beside its own."""
+    index: Index = tuple(int(x) for x in args.index.split(",") if x != "")
+    saving = bool(args.save_outputs)
+    stopped = []
+    if saving:  # first: the kubelet may stop this sidecar the moment the step's command exits
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    view = RunView(read_spec(args.spec))
+    step = view.steps.get(args.step)
+    if step is None or step["kind"] != "container":
+        print(f"error: run spec has no container step {args.step!r}", file=sys.stderr)
+        return 2
+    root = args.save_outputs or args.stage_inputs
+    try:
+        if not saving:
+            stage_container_inputs(view, step, index, root)
+            return 0
+        with open(os.path.join(root, SAVER_READY), "w"):
+            pass
+        while not stopped:  # a short sleep, not pause(): a signal between the test and pause() would be lost
+            time.sleep(0.2)
+        record = save_container_outputs(view, step, index, root)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, (StepError, StackhopError)) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, (StepError, StackhopError)):
+            traceback.print_exc()
+        print(f"stackhop: step {instance_key(args.step, index)} failed: {message}", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            view.write_meta(args.step, index, "error.json", {"message": message, "type": type(exc).__name__})
+        return 1
+    view.write_meta(args.step, index, "outputs.json", record)
+    return 0
+
+
+SAVER_READY = ".saver-ready"
+
+
+def _given(step: dict[str, Any]) -> set[str]:
+    """The inputs IfPresent sees as present, decided from the pipeline as compiled, as the command was."""
+    from stackhop.core import ir
+    from stackhop.core.container_args import present_inputs
+
+    return present_inputs(ir.Step.model_validate(step))
+
+
+def stage_container_inputs(view: RunView, step: dict[str, Any], index: Index, root: str,
+                           saver_wait_seconds: float = 60.0) -> None:
+    """Clear this instance's old markers, write DIR/inputs/<name> for each path input, make DIR/outputs.
+
+    Returns only once the output saver beside the step is listening, so a command that exits at
+    once cannot be stopped before its outputs are saved."""
+    from stackhop.core import ir
+    from stackhop.core.container_args import argv_items, placeholders, resolve_presence
+
+    name = step["name"]
+    for marker in ("outputs.json", "error.json"):
+        view.store.remove(view.store.step_meta(view.pipeline, view.run_id, name, index, marker))
+    types = {i["name"]: i["type"] for i in step["inputs"]}
+    by_name = {i["name"]: i for i in step["inputs"]}
+    spec = ir.ContainerSpec.model_validate(step["container"])
+    os.makedirs(os.path.join(root, "inputs"), exist_ok=True)
+    os.makedirs(os.path.join(root, "outputs"), exist_ok=True)
+    for item in placeholders(resolve_presence(argv_items(spec), _given(step))):
+        if item.placeholder != "input_path":
+            continue
+        source = by_name[item.name]
+        value = view.input_value(source, name, index) if source.get("value") is not None else source.get("default")
+        dest = os.path.join(root, "inputs", item.name)
+        if types[item.name] in SCALARS:
+            with open(dest, "w") as f:
+                f.write(_as_text(value))
+        elif not os.path.exists(dest):
+            view.store.get(value["uri"], dest)
+    deadline = time.monotonic() + saver_wait_seconds
+    while not os.path.exists(os.path.join(root, SAVER_READY)):
+        if time.monotonic() > deadline:
+            raise StepError(f"step {name!r}: the save-outputs sidecar did not start within {saver_wait_seconds:g} s; "
+                            "container steps need native sidecar containers (Kubernetes 1.29 or later).")
+        time.sleep(0.05)
+
+
+def save_container_outputs(view: RunView, step: dict[str, Any], index: Index, root: str) -> dict[str, Any]:
+    """The step record of what the command left in DIR/outputs (and at its OutputUris)."""
+    import shutil
+
+    from stackhop.core import ir
+    from stackhop.core.container_args import argv_items, placeholders, resolve_presence
+
+    name = step["name"]
+    spec = ir.ContainerSpec.model_validate(step["container"])
+    used = list(placeholders(resolve_presence(argv_items(spec), _given(step))))
+    by_uri = {p.name for p in used if p.placeholder == "output_uri"}
+    by_path = {p.name for p in used if p.placeholder == "output_path"}
+    out_types = {o["name"]: o["type"] for o in step["outputs"]}
+    staged: dict[str, str] = {}
+    uris: dict[str, str] = {}
+    for key, type_name in out_types.items():
+        written = os.path.join(root, "outputs", key)
+        staged[key] = written
+        if type_name in SCALARS:
+            continue
+        uris[key] = view.output_uri(name, key, index)
+        if key in by_uri - by_path:
+            continue
+        # the store's commit renames or uploads-then-deletes its staging copy; the emptyDir stays as it is
+        staged[key] = view.store.staging_path(uris[key])
+        if os.path.isdir(written):
+            shutil.copytree(written, staged[key])
+        elif os.path.exists(written):
+            shutil.copyfile(written, staged[key])
+    return collect_container_outputs(view, name, out_types, staged, uris, by_uri - by_path)
 
 
 def _commit_artifact(view: RunView, step: str, artifact: Artifact, uri: str) -> dict[str, Any]:

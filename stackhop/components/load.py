@@ -9,7 +9,9 @@ become stackhop's, types become the IR's, and nothing of KFP is needed at run ti
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,7 @@ def load_component(path: str | Path) -> LoadedComponent:
     """A component from a KFP component file (v1 `component.yaml`, or a v2 document kfp compiled)."""
     if not isinstance(path, (str, Path)):
         raise ConfigError(f"load_component takes the path of a component YAML file, got {type(path).__name__} {path!r}.")
+    path = _located(path, sys._getframe(1).f_globals.get("__file__"))
     try:
         size = Path(path).stat().st_size
     except OSError:
@@ -83,6 +86,17 @@ def load_component(path: str | Path) -> LoadedComponent:
     located = load_file(path)
     assert isinstance(located, Located)
     return _component(located, str(path), Path(path).stem)
+
+
+def _located(path: str | Path, caller: str | None) -> str | Path:
+    """A relative path as the user meant it: from the working directory, else beside the calling module,
+    else from the root of the shipped code, which is where a step process far from that directory finds it."""
+    if Path(path).is_absolute() or Path(path).exists():
+        return path
+    for base in (os.path.dirname(caller) if caller else None, os.environ.get("STACKHOP_CODE_ROOT")):
+        if base and Path(base, path).exists():
+            return Path(base, path)
+    return path
 
 
 def load_component_from_text(text: str | bytes) -> LoadedComponent:

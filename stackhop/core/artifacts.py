@@ -166,6 +166,16 @@ class ArtifactStore:
         if self.scheme not in _OBJECT_STORES:
             self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
 
+    def remove(self, uri: str) -> None:
+        """Delete one file if it is there: a stale marker must not outlive the attempt that wrote it."""
+        if self.is_local or uri.startswith("file://"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.local_path(uri))
+            return
+        with self._remote(uri):
+            if self.fs.exists(uri):
+                self.fs.rm_file(uri)
+
     def write_json(self, uri: str, data: Any) -> None:
         self.write_bytes(uri, json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode())
 

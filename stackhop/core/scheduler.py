@@ -302,7 +302,8 @@ class Scheduler(ABC):
             try:
                 record = self.store.read_json(self.view.outputs_uri(inst.step, inst.index))
             except Exception:
-                self.settle(inst, "FAILED", "no_outputs", "the step ended without writing outputs.json")
+                self.settle(inst, "FAILED", "no_outputs",
+                            self.error_message(inst) or "the step ended without writing outputs.json")
                 return
             record["run_id"] = self.view.run_id
             self.view.remember_outputs(inst.step, inst.index, record)

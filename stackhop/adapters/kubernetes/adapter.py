@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, Ref
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.ir import Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus
-from stackhop.errors import StackhopError
+from stackhop.errors import ConfigError, StackhopError
 
 class KubernetesRef(RefData):
     spec: str
@@ -52,7 +53,8 @@ class KubernetesAdapter(Adapter):
 
     # ------------------------------------------------------------------ compile (pure)
     def compile(self, ir: Pipeline) -> Compiled:
-        docs = compile_manifests(ir, self.settings, self.stack.artifact_root)
+        defaults = self.stack.config.defaults
+        docs = compile_manifests(ir, self.settings, self.stack.artifact_root, defaults.image if defaults else None)
         steps = {s.name: s for s in ir.steps}
         for doc in docs:
             step = steps.get(step_of(doc))
@@ -60,8 +62,8 @@ class KubernetesAdapter(Adapter):
                               parameters=manifest_parameters(ir, step) if step else None, pipeline=ir.name)
         notes = []
         if any(s.kind == "container" for s in ir.steps):
-            notes.append("container steps run `python -m stackhop.entrypoint` inside their image, "
-                         "so those images need Python and stackhop installed.")
+            notes.append("container steps run their own command in their own image; an init container and a native "
+                         "sidecar in the stackhop image move their data, which needs Kubernetes 1.29 or later.")
         if any(s.settings.retry and s.settings.retry.backoff_seconds != 1.0 for s in ir.steps):
             notes.append("Kubernetes Jobs retry with their own backoff (10s doubling, capped at 6 min); "
                          "retry backoff settings are not applied.")
@@ -90,12 +92,33 @@ class KubernetesAdapter(Adapter):
             "kubernetes": {"documents": [d for d in docs if step_of(d) != "_driver" and d["kind"] != "ServiceAccount"
                                          and d["kind"] not in ("Role", "RoleBinding")]},
         }
+        if any(s.get("kind") == "container" for s in request.pipeline.get("steps", [])):
+            self._check_sidecars(pipeline)
         store.write_json(spec_uri, spec)
         if self.settings.driver == "client":
             ref = ref.model_copy(update={"pid": self._start_local_driver(store, spec_uri, pipeline, request.run_id)})
         else:
             ref = ref.model_copy(update={"driver_job": self._start_cluster_driver(docs, request.run_id)})
         return ref.ref(self.name)
+
+    def _check_sidecars(self, pipeline: str) -> None:
+        """Before 1.29 an API server drops an init container's restartPolicy, and the saver would block the pod forever."""
+        from kubernetes import client
+
+        from stackhop.adapters.kubernetes.client import api_client
+        from stackhop.adapters.kubernetes.container import SIDECARS_SINCE
+
+        try:
+            info = client.VersionApi(api_client(self.settings)).get_code()
+            version = (int(info.major), int(re.sub(r"\D.*", "", info.minor)))
+        except Exception:  # unknown: let the stager's wait for the saver say it, if it comes to that
+            return
+        if version < SIDECARS_SINCE:
+            raise ConfigError(
+                f"pipeline {pipeline!r} has container steps, which need native sidecar containers (Kubernetes 1.29 or "
+                f"later), but the cluster of stack {self.stack.name!r} runs {version[0]}.{version[1]}; upgrade the "
+                "cluster, or make those steps Python steps."
+            )
 
     def _start_local_driver(self, store: ArtifactStore, spec_uri: str, pipeline: str, run_id: str) -> int:
         log_uri = store.run_meta(pipeline, run_id, "driver.log")

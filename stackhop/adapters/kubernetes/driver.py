@@ -11,6 +11,7 @@ when the run is cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 from stackhop.adapters.kubernetes import status as kstatus
 from stackhop.adapters.kubernetes.client import api_client, api_message
+from stackhop.adapters.kubernetes.container import ANN_FILL, fill_values
 from stackhop.adapters.kubernetes.manifests import (
     ANN_ACTION, ANN_FAILURE, ANN_OUTPUTS, ANN_SUCCESS, LABEL_RUN, bind_job, bind_resource, owner_reference, step_of,
 )
@@ -155,7 +157,13 @@ class KubernetesDriver(Scheduler):
         if template.get("kind") != "Job" or step_of(template) == "_driver":
             self._start_resource(inst, template)
             return
-        job = bind_job(template, self.view.run_id, inst.index, self.owner)
+        fill = (template["metadata"].get("annotations") or {}).get(ANN_FILL)
+        try:
+            values = fill_values(self.view, self.view.steps[inst.step], inst.index, json.loads(fill)) if fill else None
+        except Exception as exc:
+            self.settle(inst, "FAILED", "inputs", f"the inputs of container step {inst.key!r} cannot be read: {exc}")
+            return
+        job = bind_job(template, self.view.run_id, inst.index, self.owner, values)
         name = job["metadata"]["name"]
         try:
             with_retries(lambda: self.batch.create_namespaced_job(self.ns, job))
@@ -239,6 +247,13 @@ class KubernetesDriver(Scheduler):
                                    exit_code=exit_code, retryable=False))
         inst.native = native
 
+    def on_settled(self, inst: Instance) -> None:
+        """The saver beside a container step saves whatever the command left, even when the command failed or
+        the run was cancelled; only a succeeded step keeps its record (the Job is gone, so the saver is done)."""
+        if inst.status in ("FAILED", "CANCELLED") and self.view.steps.get(inst.step, {}).get("kind") == "container":
+            with contextlib.suppress(Exception):
+                self.store.remove(self.view.outputs_uri(inst.step, inst.index))
+
     def _pods_of(self, job_name: str) -> list[dict[str, Any]]:
         return json.loads(self.core.list_namespaced_pod(
             self.ns, label_selector=f"job-name={job_name}", _preload_content=False).data)["items"]
@@ -251,6 +266,11 @@ class KubernetesDriver(Scheduler):
             parts = []
             for n, pod in enumerate(pods, 1):
                 text = self.core.read_namespaced_pod_log(pod["metadata"]["name"], self.ns, container="main")
+                for beside in [c["name"] for c in pod["spec"].get("initContainers") or []]:  # silent unless they failed
+                    with contextlib.suppress(Exception):
+                        said = self.core.read_namespaced_pod_log(pod["metadata"]["name"], self.ns, container=beside)
+                        if said.strip():
+                            text += f"----- stackhop {beside} -----\n{said}"
                 parts.append((f"===== attempt {n} ({pod['metadata']['name']}) =====\n" if len(pods) > 1 else "") + text)
             uri = self.store.step_meta(self.view.pipeline, self.view.run_id, inst.step, inst.index, "log.txt")
             self.store.write_bytes(uri, "".join(parts).encode())

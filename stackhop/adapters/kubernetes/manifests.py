@@ -16,6 +16,7 @@ import json
 import math
 from typing import Any
 
+from stackhop.adapters.kubernetes.container import ANN_FILL, pod_parts
 from stackhop.adapters.kubernetes.names import bound_name, dns_label, job_bases, label_value
 from stackhop.adapters.kubernetes.settings import KubernetesSettings
 from stackhop.core import ir
@@ -48,14 +49,15 @@ def conditions_text(conds: tuple[ir.FieldCondition, ...]) -> str:
     return ",".join(f"{c.path} {c.op} {json.dumps(c.value) if not isinstance(c.value, str) else c.value}" for c in conds)
 
 
-def compile_manifests(p: ir.Pipeline, settings: KubernetesSettings, artifact_root: str) -> list[dict[str, Any]]:
+def compile_manifests(p: ir.Pipeline, settings: KubernetesSettings, artifact_root: str,
+                      stack_image: str | None = None) -> list[dict[str, Any]]:
     bases = job_bases(p.name, [s.name for s in p.steps])
     docs: list[dict[str, Any]] = []
     for step in p.steps:
         if step.kind == "resource":
             docs.append(_resource_doc(p, step, settings))
         else:
-            docs.append(_job(p, step, bases[step.name], settings, artifact_root))
+            docs.append(_job(p, step, bases[step.name], settings, artifact_root, stack_image))
     if settings.driver == "in-cluster":
         docs += driver_documents(p, settings, artifact_root)
     return docs
@@ -98,7 +100,8 @@ def _resources(step: ir.Step) -> dict[str, Any]:
     return out
 
 
-def _job(p: ir.Pipeline, step: ir.Step, base: str, settings: KubernetesSettings, artifact_root: str) -> dict[str, Any]:
+def _job(p: ir.Pipeline, step: ir.Step, base: str, settings: KubernetesSettings, artifact_root: str,
+         stack_image: str | None) -> dict[str, Any]:
     st = step.settings
     image = st.image
     if not image:
@@ -106,23 +109,38 @@ def _job(p: ir.Pipeline, step: ir.Step, base: str, settings: KubernetesSettings,
             f"pipeline {p.name!r}, step {step.name!r} has no image; set it on the step (.set_image), the pipeline "
             "(@pipeline(image=...)) or the stack (defaults.image)."
         )
-    env = _spec_env(p, artifact_root) + [{"name": "STACKHOP_STEP", "value": step.name}]
-    env += [{"name": k, "value": v} for k, v in sorted(st.env.items())]
-    env += [
+    own_env = [{"name": k, "value": v} for k, v in sorted(st.env.items())]
+    own_env += [
         {"name": s.env, "valueFrom": {"secretKeyRef": {"name": s.name, "key": s.key}}}
         for s in sorted(step.secrets, key=lambda s: s.env)
     ]
-    container: dict[str, Any] = {
-        "name": "main",
-        "image": image,
-        "command": [settings.python],
-        "args": ["-m", "stackhop.entrypoint", "--spec", "$(STACKHOP_RUN_SPEC)", "--step", step.name],
-        "env": env,
-    }
+    env = _spec_env(p, artifact_root) + [{"name": "STACKHOP_STEP", "value": step.name}] + own_env
+    annotations = {ANN_STEP: step.name}
+    beside: dict[str, Any] = {}
+    if step.kind == "container":
+        main, beside = pod_parts(step, stackhop_image(p, step, settings, stack_image), env, settings.python,
+                                 settings.output_grace_seconds)
+        container: dict[str, Any] = {
+            "name": "main", "image": image, "command": main.command, "args": main.args,
+            "env": own_env + [{"name": name, "value": ""} for name in main.fill],
+            "volumeMounts": beside.pop("_mounts"),
+        }
+        if not container["args"]:
+            del container["args"]
+        if main.fill:
+            annotations[ANN_FILL] = json.dumps(main.fill, sort_keys=True, separators=(",", ":"))
+    else:
+        container = {
+            "name": "main",
+            "image": image,
+            "command": [settings.python],
+            "args": ["-m", "stackhop.entrypoint", "--spec", "$(STACKHOP_RUN_SPEC)", "--step", step.name],
+            "env": env,
+        }
     resources = _resources(step)
     if resources:
         container["resources"] = resources
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", **beside, "containers": [container]}
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
     if settings.image_pull_secrets:
@@ -152,9 +170,25 @@ def _job(p: ir.Pipeline, step: ir.Step, base: str, settings: KubernetesSettings,
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": base, "namespace": settings.namespace, "labels": dict(labels),
-                     "annotations": {ANN_STEP: step.name}},
+                     "annotations": annotations},
         "spec": spec,
     }
+
+
+def stackhop_image(p: ir.Pipeline, step: ir.Step, settings: KubernetesSettings, stack_image: str | None) -> str:
+    """The image that stages a container step's inputs and saves its outputs: it needs stackhop, so it
+    is never the step's own. A Python step's image has stackhop and has been through the stack's
+    registry mapping and digest pinning, so it comes before the stack's default reference."""
+    image = settings.stackhop_image or next(
+        (s.settings.image for s in p.steps if s.kind == "python" and s.settings.image),
+        settings.driver_image or p.defaults.image or stack_image)
+    if not image:
+        raise PipelineDefinitionError(
+            f"pipeline {p.name!r}, step {step.name!r} is a container step, and Kubernetes needs an image with "
+            "stackhop in it to stage its inputs and save its outputs; set settings.stackhop_image (or defaults.image) "
+            "on the stack."
+        )
+    return image
 
 
 def manifest_parameters(p: ir.Pipeline, step: ir.Step) -> dict[tuple[str | int, ...], tuple[str, str]]:
@@ -263,20 +297,27 @@ def dump(docs: list[dict[str, Any]]) -> str:
 
 
 def bind_job(
-    template: dict[str, Any], run_id: str, index: tuple[int, ...] = (), owner: dict[str, Any] | None = None
+    template: dict[str, Any], run_id: str, index: tuple[int, ...] = (), owner: dict[str, Any] | None = None,
+    fill: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """`fill`: the run's values of the env vars a container step's command refers to (`ANN_FILL`)."""
     job = copy.deepcopy(template)
     job["metadata"]["name"] = bound_name(template["metadata"]["name"], run_id, index)
     for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
         labels[LABEL_RUN] = run_id
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    for env in container["env"]:
-        if env["name"] == "STACKHOP_RUN_ID":
-            env["value"] = run_id
-    if index:  # beside --step: arguments after a `--wiring` would belong to the wiring
-        args = container["args"]
-        at = args.index("--step") + 2 if "--step" in args else len(args)
-        container["args"] = [*args[:at], "--index", ",".join(str(i) for i in index), *args[at:]]
+    pod = job["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    fill = fill or {}
+    for container in [*pod.get("initContainers", ()), main]:
+        for env in container.get("env", ()):
+            if env["name"] == "STACKHOP_RUN_ID":
+                env["value"] = run_id
+            elif container is main and env["name"] in fill:
+                env["value"] = fill[env["name"]]
+        args = container.get("args") or []
+        if index and "stackhop.entrypoint" in args:  # beside --step: arguments after a `--wiring` belong to the wiring
+            at = args.index("--step") + 2 if "--step" in args else len(args)
+            container["args"] = [*args[:at], "--index", ",".join(str(i) for i in index), *args[at:]]
     if owner:
         job["metadata"]["ownerReferences"] = [{k: v for k, v in owner.items() if not k.startswith("_")}]
     return job

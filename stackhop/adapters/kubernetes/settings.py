@@ -31,6 +31,12 @@ class KubernetesSettings(AdapterSettings):
     driver: Literal["client", "in-cluster"] = "client"
     driver_image: Reference | None = Field(default=None,
                                            description="Image of the in-cluster driver Job (needs stackhop).")
+    stackhop_image: Reference | None = Field(
+        default=None, description="Image with stackhop that stages inputs and saves outputs beside container steps; "
+        "default: the first Python step's image, then driver_image, then defaults.image.")
+    output_grace_seconds: int = Field(
+        default=300, ge=1, description="How long a container step's pod may take to save its outputs after the "
+        "command exits (the pod's terminationGracePeriodSeconds).")
     python: str = Field(default="python", description="Python executable inside step images.")
     poll_seconds: float = Field(default=2.0, gt=0)
     pending_grace_seconds: float = Field(

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import time
@@ -64,6 +65,7 @@ class _Container:
         self.name: str = spec["name"]
         self.image: str = spec.get("image", "")
         self.init = init
+        self.sidecar = init and spec.get("restartPolicy") == "Always"
         self.state: dict[str, Any] = {"waiting": {"reason": waiting_reason}}
         self.last_state: dict[str, Any] = {}
         self.restart_count = 0
@@ -118,6 +120,8 @@ class PodWorker:
         self.injected: str | None = None
         self.config_changed = asyncio.Event()
         self.stopping = asyncio.Event()  # set when the pod must stop (deletion, deadline, eviction)
+        self.sidecars_stopping = False
+        self._volumes: dict[str, Path] = {}
         self._transitions: dict[str, tuple[str, str]] = {}
         self._timers: list[asyncio.TimerHandle] = []
         self.task: asyncio.Task[None] | None = None
@@ -322,9 +326,17 @@ class PodWorker:
             loop = asyncio.get_running_loop()
             self._timers.append(loop.call_later(self.kubelet.clock.scaled(deadline), self._exceed_deadline))
         self._publish()
+        sidecars: list[tuple[_Container, asyncio.Task[int]]] = []
         for container in self.init_containers:
+            if container.sidecar:  # a native sidecar: started, then the next init container runs beside it
+                task = asyncio.get_running_loop().create_task(self._container_loop(container))
+                sidecars.append((container, task))
+                while not container.started and not task.done() and not self._stopped():
+                    await asyncio.sleep(0.01)
+                continue
             exit_code = await self._container_loop(container)
             if exit_code != 0 or self.terminating or self.deadline_exceeded:
+                await self._stop_sidecars(sidecars)
                 self.phase = "Failed"
                 self._finish()
                 return
@@ -333,6 +345,7 @@ class PodWorker:
             if "waiting" in container.state:
                 container.state = {"waiting": {"reason": "ContainerCreating"}}
         codes = await asyncio.gather(*(self._container_loop(c) for c in self.containers))
+        await self._stop_sidecars(sidecars)
         if self.evicted:
             self.phase, self.reason, self.message = "Failed", "Evicted", _EVICTION_MESSAGE
         elif self.deadline_exceeded:
@@ -341,6 +354,23 @@ class PodWorker:
         else:
             self.phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
         self._finish()
+
+    async def _stop_sidecars(self, sidecars: list[tuple[_Container, "asyncio.Task[int]"]]) -> None:
+        """After the main containers: SIGTERM each sidecar, last started first, SIGKILL when the grace period ends.
+        Their exit codes do not decide the pod's phase."""
+        self.sidecars_stopping = True
+        grace = self.kubelet.clock.scaled(float(self.spec.get("terminationGracePeriodSeconds", 30)))
+        for container, task in reversed(sidecars):
+            if task.done():
+                continue
+            self._event("Killing", f"Stopping container {container.name}", container=container.name)
+            self._signal(container, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), grace)
+            except asyncio.TimeoutError:
+                self._signal(container, signal.SIGKILL)
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(task, 5)
 
     def _finish(self) -> None:
         """Publish the terminal status; if the pod is being deleted, let the deletion complete."""
@@ -391,6 +421,8 @@ class PodWorker:
     def _should_restart(self, container: _Container, exit_code: int) -> bool:
         if self._stopped():
             return False
+        if container.sidecar:
+            return not self.sidecars_stopping
         if self.restart_policy == "Always" and not container.init:
             return True
         return self.restart_policy in ("Always", "OnFailure") and exit_code != 0
@@ -465,6 +497,9 @@ class PodWorker:
         message_file = self.kubelet.workdir / f"termination-{self.uid[-12:]}-{container.name}-{container.restart_count}"
         message_file.unlink(missing_ok=True)
         argv = [a.replace(message_path, str(message_file)) for a in argv]
+        mounted = self._mounted(container.spec)
+        argv = [mounted(a) for a in argv]
+        env = {k: mounted(v) for k, v in env.items()}
         self._pull_events(container)
         log = self.kubelet.logs.start(self.uid, container.name)
         container.container_id = (
@@ -497,7 +532,7 @@ class PodWorker:
         self._event("Started", f"Started container {container.name}", container=container.name)
         container.state = {"running": {"startedAt": started_at}}
         container.started = True
-        container.ready = not container.init
+        container.ready = not container.init or container.sidecar
         if not container.init:
             self.phase = "Running"
         self._publish()
@@ -543,6 +578,22 @@ class PodWorker:
         container.started = False
         self._publish_if_others_running(container)
         return exit_code
+
+    def _mounted(self, spec: dict[str, Any]) -> Callable[[str], str]:
+        """emptyDir volumes are directories of the pod's own on the host; a container's processes run on the
+        host, so each mountPath in its arguments and env values is rewritten to that directory."""
+        empty = {v["name"] for v in self.spec.get("volumes") or [] if "emptyDir" in v}
+        mounts = sorted(((m["mountPath"].rstrip("/") or "/", m["name"]) for m in spec.get("volumeMounts") or []
+                         if m.get("name") in empty), key=lambda m: -len(m[0]))
+        if not mounts:
+            return lambda text: text
+        for _, name in mounts:
+            if name not in self._volumes:
+                self._volumes[name] = self.kubelet.workdir / f"volume-{self.uid[-12:]}-{name}"
+                self._volumes[name].mkdir(parents=True, exist_ok=True)
+        pattern = re.compile("|".join(rf"(?<![\w.-]){re.escape(path)}(?=/|$|[^\w.-])" for path, _ in mounts))
+        hosts = {path: str(self._volumes[name]) for path, name in mounts}
+        return lambda text: pattern.sub(lambda m: hosts[m.group(0)], text)
 
     def _publish_if_others_running(self, container: _Container) -> None:
         if any(c is not container and "running" in c.state for c in self.containers):
