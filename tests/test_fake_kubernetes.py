@@ -861,3 +861,36 @@ def test_kubeconfig_points_the_official_loader_at_the_fake(kube: FakeKubernetes,
     _, active = config.list_kube_config_contexts(config_file=str(path))
     assert active["context"]["namespace"] == "team-a"
     assert "default" in [n.metadata.name for n in client.CoreV1Api(api_client).list_namespace().items]
+
+
+def test_native_sidecars_run_beside_the_main_container_and_stop_after_it(
+    batch: client.BatchV1Api, core: client.CoreV1Api
+) -> None:
+    """A sidecar (an init container with restartPolicy Always) starts before the next init container, keeps running
+    beside the main container, gets SIGTERM once the main container has exited, and does not decide the phase;
+    every container sees the pod's emptyDir at its mountPath."""
+    mount = [{"name": "shared", "mountPath": "/shared"}]
+    sidecar = {"name": "saver", "image": "python:3.11-slim", "restartPolicy": "Always", "volumeMounts": mount,
+               "command": python(
+                   "import signal, sys, time\n"
+                   "signal.signal(signal.SIGTERM, lambda *a: (print(open('/shared/out').read(), end='', flush=True), "
+                   "sys.exit(3)))\n"
+                   "open('/shared/listening', 'w').close()\n"
+                   "while True: time.sleep(0.1)")}
+    init = {"name": "stage", "image": "busybox", "volumeMounts": mount,
+            "command": ["sh", "-c", "while [ ! -e /shared/listening ]; do sleep 0.05; done; echo staged > /shared/in"]}
+    batch.create_namespaced_job(NS, job(
+        "sidecar", ["sh", "-c", "cat /shared/in > /shared/out; echo main done"],
+        container={"volumeMounts": mount},
+        pod={"initContainers": [sidecar, init], "volumes": [{"name": "shared", "emptyDir": {}}]}))
+
+    done = finished(batch, "sidecar")
+    assert done.status.succeeded == 1
+    (pod,) = job_pods(core, "sidecar")
+    assert pod.status.phase == "Succeeded"
+    statuses = {s.name: s for s in pod.status.init_container_statuses}
+    assert statuses["saver"].state.terminated.exit_code == 3, "stopped after main, and its exit code is ignored"
+    assert statuses["stage"].state.terminated.exit_code == 0
+    assert core.read_namespaced_pod_log(pod.metadata.name, NS, container="main") == "main done\n"
+    assert core.read_namespaced_pod_log(pod.metadata.name, NS, container="saver") == "staged\n", \
+        "the sidecar read what main wrote from what the init container wrote"

@@ -61,9 +61,11 @@ class KubernetesAdapter(Adapter):
             validate_manifest(doc, step_of(doc) or doc["metadata"].get("name", "?"),
                               parameters=manifest_parameters(ir, step) if step else None, pipeline=ir.name)
         notes = []
-        if any(s.kind == "container" for s in ir.steps):
-            notes.append("container steps run their own command in their own image; an init container and a native "
-                         "sidecar in the stackhop image move their data, which needs Kubernetes 1.29 or later.")
+        beside = sorted({c["image"] for d in docs if d["kind"] == "Job"
+                         for c in d["spec"]["template"]["spec"].get("initContainers") or []})
+        if beside:
+            notes.append(f"container steps run their own command in their own image; an init container and a native "
+                         f"sidecar in {', '.join(beside)} move their data, which needs Kubernetes 1.29 or later.")
         if any(s.settings.retry and s.settings.retry.backoff_seconds != 1.0 for s in ir.steps):
             notes.append("Kubernetes Jobs retry with their own backoff (10s doubling, capped at 6 min); "
                          "retry backoff settings are not applied.")
