@@ -418,8 +418,14 @@ def _beside(args: argparse.Namespace) -> int:
             return 0
         with open(os.path.join(root, SAVER_READY), "w"):
             pass
+        waited = 0.0
         while not stopped:  # a short sleep, not pause(): a signal between the test and pause() would be lost
             time.sleep(0.2)
+            waited += 0.2
+            if waited > SIDECAR_PROOF_SECONDS and not os.path.exists(os.path.join(root, STAGE_STARTED)):
+                raise StepError(  # before 1.29 this is an ordinary init container, and nothing runs after it
+                    f"step {args.step!r}: the save-outputs container is not running as a native sidecar (the stager "
+                    f"beside it never started); container steps need Kubernetes 1.29 or later.")
         record = save_container_outputs(view, step, index, root)
     except Exception as exc:
         message = str(exc) if isinstance(exc, (StepError, StackhopError)) else f"{type(exc).__name__}: {exc}"
@@ -434,6 +440,9 @@ def _beside(args: argparse.Namespace) -> int:
 
 
 SAVER_READY = ".saver-ready"
+STAGE_STARTED = ".stage-started"
+SIDECAR_PROOF_SECONDS = float(os.environ.get("STACKHOP_SIDECAR_PROOF_SECONDS", "120"))
+"""How long the saver waits for the stager beside it before it concludes it is not a native sidecar."""
 
 
 def _given(step: dict[str, Any]) -> set[str]:
@@ -454,6 +463,8 @@ def stage_container_inputs(view: RunView, step: dict[str, Any], index: Index, ro
     from stackhop.core.container_args import argv_items, placeholders, resolve_presence
 
     name = step["name"]
+    with open(os.path.join(root, STAGE_STARTED), "w"):
+        pass
     for marker in ("outputs.json", "error.json"):
         view.store.remove(view.store.step_meta(view.pipeline, view.run_id, name, index, marker))
     types = {i["name"]: i["type"] for i in step["inputs"]}

@@ -320,3 +320,18 @@ def test_cancelling_a_running_container_step_stops_it_and_keeps_no_outputs(proje
     assert handle.steps()["wait"].status == StepStatus.CANCELLED
     (meta,) = (project / ".stackhop").rglob("wait/_stackhop")
     assert not (meta / "outputs.json").exists(), "what the saver saved on the way out is dropped"
+
+
+def test_where_the_version_check_cannot_tell_the_saver_fails_the_pod_instead_of_blocking_it(
+        project, write_config, example, monkeypatch) -> None:
+    from stackhop.adapters.kubernetes.adapter import KubernetesAdapter
+
+    monkeypatch.setattr(KubernetesAdapter, "_check_sidecars", lambda self, pipeline: None)  # a version it cannot read
+    with FakeKubernetes(version="1.28", time_scale=0.05, pod_env={"STACKHOP_SIDECAR_PROOF_SECONDS": "1"}) as old:
+        k8s_stack(write_config, old, project)
+        handle = stackhop.run(example.container_pipeline)
+        assert handle.wait(timeout=120) == RunStatus.FAILED
+        pod = jobs_by_step(old)["count-words"]["spec"]["template"]["spec"]
+    assert "restartPolicy" not in pod["initContainers"][0], "the 1.28 API server dropped it, as a real one does"
+    assert "not running as a native sidecar" in handle.steps()["count-words"].message
+    assert "Kubernetes 1.29 or later" in handle.steps()["count-words"].message

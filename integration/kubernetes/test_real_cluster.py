@@ -34,6 +34,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         }},
     }))
     shutil.copy(EXAMPLES / "training_pipeline.py", tmp_path / "training_example.py")
+    shutil.copy(EXAMPLES / "container_pipeline.py", tmp_path / "container_example.py")
     return tmp_path
 
 
@@ -45,6 +46,26 @@ def test_training_example_deploy_taken_and_skipped(project: Path) -> None:
     skipped = stackhop.run(module.training_pipeline, parameters={"min_accuracy": 0.999})
     assert skipped.wait(timeout=900) == RunStatus.SUCCEEDED
     assert skipped.steps()["deploy_model"].status == StepStatus.SKIPPED
+
+
+def test_the_plain_image_example_runs_busybox_beside_stackhop(project: Path) -> None:
+    module = import_file(project / "container_example.py")
+    handle = stackhop.run(module.container_pipeline, parameters={"min_len": 8})
+    assert handle.wait(timeout=900) == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.steps()["count-words"].status == StepStatus.SUCCEEDED
+    assert handle.artifact("count-words", "count").load() == 6
+    assert handle.artifact("summarize", "output").load() == "6 long words"
+
+
+def test_the_seed_containerop_echoes_hello_kfp_in_busybox(project: Path) -> None:
+    (project / "hello.py").write_text(
+        "from stackhop import ContainerSpec, container_component, pipeline\n\n@container_component\ndef echo():\n"
+        "    return ContainerSpec(image=\"library/busybox:latest\", command=[\"sh\", \"-c\"], args=[\"echo 'Hello KFP!'\"])\n\n"
+        "@pipeline\ndef hello():\n    echo()\n"
+    )
+    handle = stackhop.run(import_file(project / "hello.py").hello)
+    assert handle.wait(timeout=900) == RunStatus.SUCCEEDED, handle.state().message
+    assert "Hello KFP!" in handle.logs("echo")
 
 
 def test_cancel_stops_a_running_step(project: Path) -> None:

@@ -32,6 +32,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "adapter": "vertex", "artifact_root": os.environ.get("STACKHOP_IT_GCS_ROOT", ""),
         "defaults": {"image": os.environ.get("STACKHOP_IT_IMAGE", "")}, "settings": settings}}}))
     shutil.copy(EXAMPLES / "training_pipeline.py", tmp_path / "training_example.py")
+    shutil.copy(EXAMPLES / "container_pipeline.py", tmp_path / "container_example.py")
     return tmp_path
 
 
@@ -45,6 +46,15 @@ def test_training_example_deploy_taken_and_skipped(project: Path) -> None:
     skipped = stackhop.run(module.training_pipeline, parameters={"min_accuracy": 0.999})
     assert skipped.wait(timeout=3600) == RunStatus.SUCCEEDED
     assert skipped.steps()["deploy_model"].status == StepStatus.SKIPPED
+
+
+def test_the_plain_image_example_runs_busybox_beside_stackhop(project: Path) -> None:
+    module = import_file(project / "container_example.py")
+    handle = stackhop.run(module.container_pipeline, parameters={"min_len": 8})
+    assert handle.wait(timeout=3600) == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.steps()["count-words"].status == StepStatus.SUCCEEDED
+    assert handle.artifact("count-words", "count").load() == 6
+    assert handle.artifact("summarize", "output").load() == "6 long words"
 
 
 def test_cancel_ends_the_job_cancelled(project: Path) -> None:

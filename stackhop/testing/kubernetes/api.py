@@ -21,7 +21,7 @@ import yaml
 
 from . import errors, names
 from .clock import rfc3339
-from .defaults import apply_defaults, generate_job_selector
+from .defaults import apply_defaults, drop_disabled_fields, generate_job_selector
 from .errors import ApiError
 from .lifecycle import POLICIES, Lifecycle
 from .patch import (
@@ -290,6 +290,8 @@ class Api:
         if rtype.status_subresource:
             obj.pop("status", None)
         apply_defaults(rtype, obj)
+        if self.validator.version_tuple < (1, 29):
+            drop_disabled_fields(rtype, obj)
         if rtype == JOB and meta.get("name"):
             generate_job_selector(obj)
         self.validator.validate(rtype, obj)

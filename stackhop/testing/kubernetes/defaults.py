@@ -13,7 +13,7 @@ from typing import Any
 
 from .resources import CRD, JOB, NAMESPACE, POD, ROLE_BINDING, SECRET, ResourceType
 
-__all__ = ["apply_defaults", "default_pod_spec", "generate_job_selector", "JOB_NAME_LABELS", "CONTROLLER_UID_LABELS"]
+__all__ = ["apply_defaults", "default_pod_spec", "drop_disabled_fields", "generate_job_selector", "JOB_NAME_LABELS", "CONTROLLER_UID_LABELS"]
 
 JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
@@ -35,6 +35,18 @@ def apply_defaults(rtype: ResourceType, obj: dict[str, Any]) -> None:
         for subject in obj.get("subjects") or []:
             if not subject.get("apiGroup"):
                 subject["apiGroup"] = "" if subject.get("kind") == "ServiceAccount" else "rbac.authorization.k8s.io"
+
+
+def drop_disabled_fields(rtype: ResourceType, obj: dict[str, Any]) -> None:
+    """Before 1.29 the SidecarContainers gate is off by default, and the API server drops an init container's
+    `restartPolicy` without an error: the container then runs as an ordinary init container."""
+    spec = obj.get("spec") or {}
+    if rtype == JOB:
+        spec = (spec.get("template") or {}).get("spec") or {}
+    elif rtype != POD:
+        return
+    for container in spec.get("initContainers") or []:
+        container.pop("restartPolicy", None)
 
 
 def _image_pull_policy(image: str) -> str:
