@@ -9,6 +9,7 @@ binaries (busybox's `sh`, `awk`, `sort` ...) and each emptyDir as a directory of
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -25,9 +26,22 @@ from conftest import EXAMPLES, k8s_stack
 STACKHOP_IMAGE = "python:3.11-slim"  # conftest's k8s stack default: the image Python steps (and the stager) use
 
 
+@pytest.fixture(scope="module")
+def busybox_path(tmp_path_factory) -> str:
+    """A PATH with nothing on it but Debian's static busybox and its applets: the steps' "image"."""
+    if not shutil.which("busybox"):
+        pytest.skip("needs Debian's busybox-static (apt-get install busybox-static; .ci/run installs it)")
+    bindir = tmp_path_factory.mktemp("busybox-bin")
+    shutil.copy(shutil.which("busybox"), bindir / "busybox")
+    subprocess.run([str(bindir / "busybox"), "--install", "-s", str(bindir)], check=True)
+    return str(bindir)
+
+
 @pytest.fixture
-def kube():
-    with FakeKubernetes(version="1.37", time_scale=0.05) as fake:
+def kube(busybox_path):
+    # Python containers (the stager, the saver, Python steps) are mapped to this interpreter by the fake,
+    # so every other command a pod runs comes from busybox
+    with FakeKubernetes(version="1.37", time_scale=0.05, pod_env={"PATH": busybox_path}) as fake:
         yield fake
 
 
@@ -55,9 +69,9 @@ def example(project, write_pipeline):
 
 @pytest.mark.parametrize("driver,version", [("client", "1.30"), ("in-cluster", "1.37")])
 def test_the_plain_image_example_runs_with_nothing_of_stackhop_in_the_steps_image(
-        project, write_config, example, driver, version) -> None:
+        project, write_config, example, driver, version, busybox_path) -> None:
     settings = {"driver": "in-cluster", "driver_image": "registry.example.com/stackhop:0.1"} if driver == "in-cluster" else {}
-    with FakeKubernetes(version=version, time_scale=0.05) as kube:
+    with FakeKubernetes(version=version, time_scale=0.05, pod_env={"PATH": busybox_path}) as kube:
         k8s_stack(write_config, kube, project, **settings)
 
         handle = stackhop.run(example.container_pipeline, parameters={"min_len": 8})
@@ -335,3 +349,18 @@ def test_where_the_version_check_cannot_tell_the_saver_fails_the_pod_instead_of_
     assert "restartPolicy" not in pod["initContainers"][0], "the 1.28 API server dropped it, as a real one does"
     assert "not running as a native sidecar" in handle.steps()["count-words"].message
     assert "Kubernetes 1.29 or later" in handle.steps()["count-words"].message
+
+
+def test_no_python_runs_inside_the_container_step(project, write_pipeline, write_config, kube, busybox_path) -> None:
+    k8s_stack(write_config, kube, project)
+    module = write_pipeline('''
+        from stackhop import OutputPath, container_step, pipeline
+
+        @pipeline
+        def who_runs():
+            container_step("inspect", image="busybox", command=["sh", "-c", 'readlink /proc/$$/exe > "$0"'],
+                           args=[OutputPath("exe")], outputs={"exe": str})
+    ''')
+    handle = stackhop.run(module.who_runs)
+    assert handle.wait(timeout=120) == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("inspect", "exe").load() == f"{busybox_path}/busybox"
