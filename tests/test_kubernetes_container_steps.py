@@ -156,8 +156,10 @@ def test_the_seed_containerop_echoes_hello_kfp_in_busybox(project, write_pipelin
     handle = stackhop.run(write_pipeline(SEED_ECHO).hello)
     assert handle.wait(timeout=120) == RunStatus.SUCCEEDED, handle.state().message
     assert "Hello KFP!" in handle.logs("echo")
-    main = jobs_by_step(kube)["echo"]["spec"]["template"]["spec"]["containers"][0]
+    pod = jobs_by_step(kube)["echo"]["spec"]["template"]["spec"]
+    main = pod["containers"][0]
     assert (main["image"], main["command"], main["args"]) == ("library/busybox:latest", ["sh", "-c"], ["echo 'Hello KFP!'"])
+    assert "initContainers" not in pod and "volumes" not in pod, "nothing to move, so the command runs alone"
 
 
 def test_a_failing_command_fails_its_step_with_its_exit_code_and_leaves_no_outputs(
@@ -292,6 +294,15 @@ def test_a_kfp_component_file_runs_on_kubernetes(project, write_pipeline, write_
     main = jobs_by_step(kube)[name]["spec"]["template"]["spec"]["containers"][0]
     assert main["image"] == "busybox:1.36"
     assert "$$((n + $1))" in main["command"][2] and "$$(wc -l" in main["command"][2]
+
+
+def test_a_step_with_nothing_to_move_runs_even_on_a_cluster_without_native_sidecars(
+        project, write_pipeline, write_config, busybox_path) -> None:
+    with FakeKubernetes(version="1.28", time_scale=0.05, pod_env={"PATH": busybox_path}) as old:
+        k8s_stack(write_config, old, project)
+        handle = stackhop.run(write_pipeline(SEED_ECHO).hello)
+        assert handle.wait(timeout=120) == RunStatus.SUCCEEDED, handle.state().message
+        assert "Hello KFP!" in handle.logs("echo")
 
 
 def test_a_cluster_without_native_sidecars_is_refused_before_anything_runs(project, write_config, example) -> None:

@@ -126,7 +126,7 @@ def test_a_container_step_compiles_to_its_own_image_running_the_users_command(wo
     assert job["AppSpecification"] == {
         "ImageUri": "busybox",
         "ContainerEntrypoint": ["sh", "-c", COUNT_SCRIPT],
-        "ContainerArguments": ["/opt/ml/processing/input/source/text", {"Get": "Parameters.min_len"},
+        "ContainerArguments": ["/opt/ml/processing/input/source/text", {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.min_len"}]}},
                                "/opt/ml/processing/output/report/report", "/opt/ml/processing/output/count/count"],
     }
     assert "Environment" not in job, "nothing of stackhop is handed to the user's image"
@@ -386,3 +386,21 @@ def test_a_scalar_output_that_does_not_parse_fails_its_step_in_one_sentence(proj
     handle = stackhop.run(module.wordy, emulate=True)
     assert handle.status == RunStatus.FAILED
     assert handle.steps()["counts"].message == "step 'counts' wrote 'many' to output 'n', which is not a valid int."
+
+
+def test_an_output_written_at_its_uri_turns_sagemaker_caching_off_for_that_step(project, write_pipeline, write_config) -> None:
+    """On a cache hit the command would not run, and nothing would be at this execution's URI for the record to read."""
+    write_config(STACK)
+    module = write_pipeline('''
+        from stackhop import Dataset, OutputPath, OutputUri, container_step, pipeline
+
+        @pipeline
+        def uris():
+            container_step("by-uri", image="busybox", command=["sh", "-c", 'echo "$0"'], args=[OutputUri("data")],
+                           outputs={"data": Dataset})
+            container_step("by-path", image="busybox", command=["sh", "-c", 'echo hi > "$0"'], args=[OutputPath("data")],
+                           outputs={"data": Dataset})
+    ''')
+    steps = {s["Name"]: s for s in definition(module.uris)["Steps"]}
+    assert steps["by-uri"]["CacheConfig"]["Enabled"] is False
+    assert steps["by-path"]["CacheConfig"]["Enabled"] is True

@@ -94,7 +94,8 @@ class KubernetesAdapter(Adapter):
             "kubernetes": {"documents": [d for d in docs if step_of(d) != "_driver" and d["kind"] != "ServiceAccount"
                                          and d["kind"] not in ("Role", "RoleBinding")]},
         }
-        if any(s.get("kind") == "container" for s in request.pipeline.get("steps", [])):
+        if any(c.get("restartPolicy") == "Always" for d in docs if d.get("kind") == "Job"
+               for c in d["spec"]["template"]["spec"].get("initContainers") or []):
             self._check_sidecars(pipeline)
         store.write_json(spec_uri, spec)
         if self.settings.driver == "client":

@@ -51,8 +51,11 @@ class MainCommand:
         self.fill: dict[str, list[str]] = {}
         self._names: dict[tuple[str, str], str] = {}
         given = present_inputs(step)
+        self.paths = False
         self.command = self._render(resolve_presence(step.container.command, given))
         self.args = self._render(resolve_presence(step.container.args, given))
+        self.moves_data = self.paths or bool(step.outputs)
+        """Whether stackhop must work beside the command; a step with no path inputs and no outputs runs alone."""
 
     def _render(self, items: list[Any]) -> list[str]:
         out = []
@@ -63,6 +66,7 @@ class MainCommand:
 
     def _place(self, item: ir.Placeholder) -> str:
         kind, name = item.placeholder, item.name
+        self.paths = self.paths or kind in ("input_path", "output_path")
         if kind == "input_path":
             return f"{MOUNT}/inputs/{name}"
         if kind == "output_path":
@@ -95,8 +99,8 @@ class MainCommand:
 
 
 def pod_parts(step: ir.Step, stackhop_image: str, stackhop_env: list[dict[str, Any]], python: str,
-              grace_seconds: int) -> tuple[MainCommand, dict[str, Any]]:
-    """The main command, and the pod-spec fields around it: the volume, the stager and the saver."""
+              grace_seconds: int) -> dict[str, Any]:
+    """The pod-spec fields around the main container: the volume, the stager and the saver."""
     mount = [{"name": VOLUME, "mountPath": MOUNT}]
 
     def beside(name: str, flag: str) -> dict[str, Any]:
@@ -107,7 +111,7 @@ def pod_parts(step: ir.Step, stackhop_image: str, stackhop_env: list[dict[str, A
         }
 
     saver = {**beside(SAVE, "--save-outputs"), "restartPolicy": "Always"}
-    return MainCommand(step), {
+    return {
         "volumes": [{"name": VOLUME, "emptyDir": {}}],
         # the saver first: the stager returns only once the saver listens, so a command that exits
         # at once cannot be stopped before its outputs are saved

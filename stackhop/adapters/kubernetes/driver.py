@@ -223,6 +223,8 @@ class KubernetesDriver(Scheduler):
             self.stuck_since.pop(inst.key, None)
             if outcome.state == "failed" and inst.handle not in pods_by_job:
                 outcome = kstatus.job_outcome(job, self._pods_of(inst.handle))
+            if outcome.state == "succeeded" and self._runs_alone(inst):
+                self.store.write_json(self.view.outputs_uri(inst.step, inst.index), {"scalars": {}, "artifacts": {}})
             if outcome.state in ("succeeded", "failed"):
                 reason = outcome.reason
                 step_error = self.error_message(inst) if outcome.state == "failed" else ""
@@ -246,6 +248,11 @@ class KubernetesDriver(Scheduler):
         self.events.put(AttemptEnd(inst.key, inst.attempts, ok=ok, reason=reason, native=native,
                                    exit_code=exit_code, retryable=False))
         inst.native = native
+
+    def _runs_alone(self, inst: Instance) -> bool:
+        """A container step with nothing to move has no saver to write its (empty) record: the driver does."""
+        pod = self.templates[inst.step]["spec"]["template"]["spec"]
+        return self.view.steps[inst.step]["kind"] == "container" and not pod.get("initContainers")
 
     def on_settled(self, inst: Instance) -> None:
         """The saver beside a container step saves whatever the command left, even when the command failed or

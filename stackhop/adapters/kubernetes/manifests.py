@@ -16,7 +16,7 @@ import json
 import math
 from typing import Any
 
-from stackhop.adapters.kubernetes.container import ANN_FILL, pod_parts
+from stackhop.adapters.kubernetes.container import ANN_FILL, MainCommand, pod_parts
 from stackhop.adapters.kubernetes.names import bound_name, dns_label, job_bases, label_value
 from stackhop.adapters.kubernetes.settings import KubernetesSettings
 from stackhop.core import ir
@@ -118,15 +118,18 @@ def _job(p: ir.Pipeline, step: ir.Step, base: str, settings: KubernetesSettings,
     annotations = {ANN_STEP: step.name}
     beside: dict[str, Any] = {}
     if step.kind == "container":
-        main, beside = pod_parts(step, stackhop_image(p, step, settings, stack_image), env, settings.python,
-                                 settings.output_grace_seconds)
+        main = MainCommand(step)
         container: dict[str, Any] = {
             "name": "main", "image": image, "command": main.command, "args": main.args,
             "env": own_env + [{"name": name, "value": ""} for name in main.fill],
-            "volumeMounts": beside.pop("_mounts"),
         }
-        if not container["args"]:
-            del container["args"]
+        if main.moves_data:
+            beside = pod_parts(step, stackhop_image(p, step, settings, stack_image), env, settings.python,
+                               settings.output_grace_seconds)
+            container["volumeMounts"] = beside.pop("_mounts")
+        for key in ("command", "args", "env"):  # an empty command runs the image's own entrypoint
+            if not container[key]:
+                del container[key]
         if main.fill:
             annotations[ANN_FILL] = json.dumps(main.fill, sort_keys=True, separators=(",", ":"))
     else:

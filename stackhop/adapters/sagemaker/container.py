@@ -53,6 +53,7 @@ class ContainerArgs:
         for out in step.outputs:  # an output no placeholder names still fails the step when it is missing
             if out.name not in by_uri:
                 self.output_path(out.name)
+        self.written_at_uri = sorted(by_uri - {o["OutputName"] for o in self.outputs})
 
     def where(self) -> str:
         return self.c.where(self.step.name)
@@ -61,7 +62,10 @@ class ContainerArgs:
         if isinstance(item, str):
             return item
         if isinstance(item, ir.Placeholder):
-            return self.fill(item)
+            got = self.fill(item)
+            # ContainerArguments are strings: a number parameter or a JSON value is joined into text, as the
+            # SageMaker SDK's PipelineVariable.to_string() does
+            return got if isinstance(got, str) or "Std:Join" in got else {"Std:Join": {"On": "", "Values": [got]}}
         parts = [x if isinstance(x, str) else self.fill(x) for x in item.concat]
         if all(isinstance(x, str) for x in parts):
             return "".join(parts)

@@ -374,7 +374,10 @@ class _Compiler:
         if st.timeout_seconds:
             arguments["StoppingCondition"] = {"MaxRuntimeInSeconds": int(math.ceil(st.timeout_seconds))}
         doc: dict[str, Any] = {"Name": self.names[(step.name, index)], "Type": "Processing", "Arguments": arguments}
-        return self.common(step, index, doc)
+        doc = self.common(step, index, doc)
+        if built.written_at_uri:  # a cache hit would not write them at this execution's URIs, where the record looks
+            doc["CacheConfig"]["Enabled"] = False
+        return doc
 
     def record_step(self, step: ir.Step, index: tuple[int, ...], outputs: dict[str, Any]) -> dict[str, Any]:
         """The container step's outputs as a stackhop record and PropertyFile, made in the stackhop image."""
