@@ -272,6 +272,20 @@ def test_hello_kfp_runs_from_its_compiled_pipeline_spec(hello, gcs, stack) -> No
     assert_said_hello(stackhop.run(hello.sample_container_op, stack, emulate=True, cache=False, progress=False))
 
 
+def test_hello_kfp_runs_on_kubernetes(hello, project, write_config) -> None:
+    from stackhop.testing.kubernetes import FakeKubernetes
+
+    from conftest import k8s_stack
+
+    with FakeKubernetes(version="1.37", time_scale=0.05) as kube:
+        k8s_stack(write_config, kube, project)
+        handle = stackhop.run(hello.sample_container_op, "k8s", cache=False, progress=False)
+        handle.wait(timeout=120)
+        assert_said_hello(handle)
+        images = {j["spec"]["template"]["spec"]["containers"][0]["image"] for j in kube.objects("Job", "ml")}
+    assert images == {"busybox"}
+
+
 # train_with_gpu runs only locally. Locally a container step runs its command on this machine in the
 # project directory, so `python train.py` finds a tiny train.py written there (run by the `python` on
 # PATH), and the GPU step runs on the CPU of a machine without one. The emulators run each command in a
