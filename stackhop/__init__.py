@@ -24,6 +24,8 @@ _EXPORTS: dict[str, str] = {
     "resource_op": "stackhop.core.dsl",
     "fail_step": "stackhop.core.dsl",
     "If": "stackhop.core.dsl",
+    "Elif": "stackhop.core.dsl",
+    "Else": "stackhop.core.dsl",
     "Condition": "stackhop.core.dsl",
     "ParallelFor": "stackhop.core.dsl",
     "ExitHandler": "stackhop.core.dsl",
@@ -85,7 +87,9 @@ if TYPE_CHECKING:
         Concat, ContainerSpec, IfPresent, InputPath, InputUri, InputValue, OutputPath, OutputUri,
         container_component, container_step,
     )
-    from stackhop.core.dsl import Condition, ExitHandler, If, ParallelFor, fail_step, pipeline, resource_op, step
+    from stackhop.core.dsl import (
+        Condition, Elif, Else, ExitHandler, If, ParallelFor, fail_step, pipeline, resource_op, step,
+    )
     from stackhop.core.materializers import Materializer, materializer
     from stackhop.core.runs import ArtifactRef, RunStatus, StepStatus
     from stackhop.errors import StackhopError

@@ -18,7 +18,7 @@ from stackhop.core.artifact_types import Artifact
 from stackhop.core.materializers import choose
 from stackhop.core.signatures import Signature, read_signature, scalar_type_name, value_type_name
 from stackhop.core.source import module_and_root, step_code
-from stackhop.core.tracing import GroupRec, LoopItem, PipelineParam, Task, TaskOutput, current_trace
+from stackhop.core.tracing import ExprNode, GroupRec, LoopItem, PipelineParam, Task, TaskOutput, current_trace
 from stackhop.errors import ImageError, PipelineDefinitionError, StackhopError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -453,13 +453,51 @@ class If:
         self._rec: GroupRec | None = None
 
     def __enter__(self) -> None:
-        self._rec = current_trace("If").open_group("condition", condition=self.condition)
+        self._rec = current_trace("If").open_group("condition", condition=self.condition, chain=(self.condition,))
 
     def __exit__(self, *exc: Any) -> None:
         current_trace("If").close_group(self._rec)  # type: ignore[arg-type]
 
 
 Condition = If
+
+
+class Elif:
+    """`with Elif(score.output > 0.5):` right after an If or Elif block: runs when this holds and no branch before did.
+
+    Each branch becomes a condition of its own (the earlier branches' conditions negated, and its
+    own), the way kfp writes Elif for its backend, so every backend runs it with plain conditions."""
+
+    def __init__(self, condition: Any):
+        self.condition = condition
+        self._rec: GroupRec | None = None
+
+    def _open(self, what: str, own: tuple[Any, ...]) -> None:
+        trace = current_trace(what)
+        before = trace.branch_before(what)
+        negated = tuple(ExprNode("not", "not", (c,)) for c in before.chain)
+        condition = ExprNode("and", "and", negated + own) if own or len(negated) > 1 else negated[0]
+        self._rec = trace.open_group("condition", condition=condition, chain=before.chain + own)
+
+    def __enter__(self) -> None:
+        self._open("Elif", (self.condition,))
+
+    def __exit__(self, *exc: Any) -> None:
+        current_trace("Elif").close_group(self._rec)  # type: ignore[arg-type]
+
+
+class Else(Elif):
+    """`with Else():` right after an If or Elif block: runs when no branch before it did."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def __enter__(self) -> None:
+        self._open("Else", ())
+        self._rec.chain_ended = True  # type: ignore[union-attr]
+
+    def __exit__(self, *exc: Any) -> None:
+        current_trace("Else").close_group(self._rec)  # type: ignore[arg-type]
 
 
 class ParallelFor:

@@ -143,6 +143,9 @@ class GroupRec:
     items: Any = None
     parallelism: int | None = None
     exit_task: "Task | None" = None
+    chain: tuple[Any, ...] = ()
+    """For an If/Elif branch: its own condition and those of the branches before it, for an Elif or Else after it."""
+    chain_ended: bool = False
 
 
 class _Outputs(dict):  # type: ignore[type-arg]
@@ -485,6 +488,21 @@ class Trace:
     def close_group(self, rec: GroupRec) -> None:
         assert self.stack and self.stack[-1] is rec
         self.stack.pop()
+        self.last_closed = (rec, len(self.tasks), len(self.groups))
+
+    def branch_before(self, what: str) -> GroupRec:
+        """The If or Elif an Elif/Else continues: the block closed just before, at the same level, nothing between."""
+        last = getattr(self, "last_closed", None)
+        rec = last[0] if last else None
+        if (rec is None or rec.kind != "condition" or not rec.chain or rec.parent is not self.group
+                or last[1:] != (len(self.tasks), len(self.groups))):
+            raise PipelineDefinitionError(
+                f"pipeline {self.pipeline!r}: {what} must come right after a `with If(...)` or `with Elif(...)` block "
+                "at the same level, with no step in between; put it directly after that block.")
+        if rec.chain_ended:
+            raise PipelineDefinitionError(
+                f"pipeline {self.pipeline!r}: {what} cannot follow an Else block; an If chain ends with its Else.")
+        return rec
 
 
 def image_setting(where: str, image: Any) -> dict[str, Any]:
