@@ -11,6 +11,7 @@ return value is the output `output`, or one output per field of a NamedTuple.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -50,11 +51,16 @@ class Signature:
 
 
 def scalar_type_name(annotation: Any) -> str | None:
+    """`Optional[str]` (or `str | None`) is a str that may be None: None is a value every scalar input can take."""
     if annotation in _SCALARS:
         return _SCALARS[annotation]
     origin = typing.get_origin(annotation)
     if origin in (list, dict):
         return _SCALARS[origin]
+    if origin in (typing.Union, types.UnionType):
+        others = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(others) == 1 and len(typing.get_args(annotation)) == 2:
+            return scalar_type_name(others[0])
     return None
 
 

@@ -51,7 +51,7 @@ def _parameters(p: ir.Pipeline, where: str) -> None:
         if param.name in seen:
             raise ValidationError(f"{where}: parameter {param.name!r} is declared twice.")
         seen.add(param.name)
-        if param.has_default and not value_matches(param.default, param.type):
+        if param.has_default and param.default is not None and not value_matches(param.default, param.type):
             raise ValidationError(
                 f"{where}: parameter {param.name!r} is {param.type} but its default {param.default!r} is not."
             )

@@ -603,7 +603,8 @@ class _Compiler:
         if x.description:
             out["description"] = x.description
         if x.has_default:
-            out["defaultValue"] = x.default
+            if x.default is not None:  # Optional[...] = None: optional with no default, as kfp writes it
+                out["defaultValue"] = x.default
             out["isOptional"] = True
         return out
 

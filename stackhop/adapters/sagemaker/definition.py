@@ -517,6 +517,10 @@ class _Compiler:
 
     def parameter(self, x: ir.Parameter) -> dict[str, Any]:
         out: dict[str, Any] = {"Name": x.name, "Type": _PARAM_TYPES[x.type]}
+        if x.has_default and x.default is None:
+            raise PipelineDefinitionError(
+                f"pipeline {self.p.name!r}: parameter {x.name!r} defaults to None, which a SageMaker pipeline "
+                "parameter cannot hold; give it a default of its type, or run the pipeline on another adapter.")
         if x.has_default:
             if x.type in ("list", "dict"):
                 out["DefaultValue"] = canonical_json(x.default)
