@@ -105,3 +105,28 @@ def k8s_stack(write_config: Callable[[str], Path], kube: Any, project: Path, **s
         "stacks": {"k8s": {"adapter": "kubernetes", "defaults": {"image": "python:3.11-slim"},
                            "settings": {**base, **settings}}},
     }))
+
+
+def emulated_stacks(name: str) -> str:
+    """A stackhop.yaml with a local default and a SageMaker, Vertex and KFP stack, artifacts under `name`."""
+    return f"""
+default_stack: laptop
+stacks:
+  laptop:
+    adapter: local
+  sm:
+    adapter: sagemaker
+    artifact_root: s3://ml-artifacts/{name}
+    defaults: {{image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/stackhop:1.0"}}
+    settings: {{region: us-east-1, role_arn: "arn:aws:iam::123456789012:role/SageMakerRole"}}
+  vertex:
+    adapter: vertex
+    artifact_root: gs://ml-artifacts/{name}-vertex
+    defaults: {{image: "python:3.11"}}
+    settings: {{project: my-project}}
+  kfp:
+    adapter: kfp
+    artifact_root: gs://ml-artifacts/{name}-kfp
+    defaults: {{image: "python:3.11"}}
+    settings: {{host: "http://kfp.invalid"}}
+"""

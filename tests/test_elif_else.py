@@ -14,7 +14,7 @@ from stackhop import RunStatus, StepStatus
 from stackhop.errors import PipelineDefinitionError
 from stackhop.testing.kubernetes import FakeKubernetes
 
-from conftest import k8s_stack
+from conftest import emulated_stacks, k8s_stack
 
 DEPLOY = """
 from stackhop import Elif, Else, If, pipeline, step
@@ -42,27 +42,7 @@ def release(accuracy: float = 0.5, production: float = 0.9, staging: float = 0.7
 """
 
 BRANCHES = ("to-production", "to-staging", "hold")
-STACKS = """
-default_stack: laptop
-stacks:
-  laptop:
-    adapter: local
-  sm:
-    adapter: sagemaker
-    artifact_root: s3://ml-artifacts/branches
-    defaults: {image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/stackhop:1.0"}
-    settings: {region: us-east-1, role_arn: "arn:aws:iam::123456789012:role/SageMakerRole"}
-  vertex:
-    adapter: vertex
-    artifact_root: gs://ml-artifacts/branches-vertex
-    defaults: {image: "python:3.11"}
-    settings: {project: my-project}
-  kfp:
-    adapter: kfp
-    artifact_root: gs://ml-artifacts/branches-kfp
-    defaults: {image: "python:3.11"}
-    settings: {host: "http://kfp.invalid"}
-"""
+STACKS = emulated_stacks("branches")
 CASES = [(0.95, "to-production"), (0.8, "to-staging"), (0.1, "hold")]
 
 

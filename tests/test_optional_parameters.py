@@ -11,6 +11,8 @@ import stackhop
 from stackhop import RunStatus
 from stackhop.errors import PipelineDefinitionError
 
+from conftest import emulated_stacks
+
 GREET = """
 from typing import Optional
 
@@ -27,22 +29,7 @@ def greeting(name: Optional[str] = None, times: int | None = None):
     greet(name=name)
 """
 
-STACKS = """
-default_stack: laptop
-stacks:
-  laptop:
-    adapter: local
-  sm:
-    adapter: sagemaker
-    artifact_root: s3://ml-artifacts/opt
-    defaults: {image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/stackhop:1.0"}
-    settings: {region: us-east-1, role_arn: "arn:aws:iam::123456789012:role/SageMakerRole"}
-  vertex:
-    adapter: vertex
-    artifact_root: gs://ml-artifacts/opt
-    defaults: {image: "python:3.11"}
-    settings: {project: my-project}
-"""
+STACKS = emulated_stacks("opt")
 
 
 @pytest.fixture

@@ -420,12 +420,19 @@ def runs_show(run_id: str = typer.Argument(...), json_out: bool = JsonOpt, confi
          **({"metadata": a.metadata} if a.metadata else {})}
         for a in handle.artifacts()
     ]
+    returned = handle.outputs
+    pipeline_outputs = {
+        name: {"step": o["step"], "output": o["output"], "type": o["type"],
+               **({"uri": returned[name].uri} if name in returned else {"missing": True}),
+               **({"value": returned[name].value} if name in returned and returned[name].value is not None else {})}
+        for name, o in record.outputs.items()
+    }
     if json_out:
-        _emit_json({**record.to_dict(), "state": state.to_dict(), "outputs": outputs})
+        _emit_json({**record.to_dict(), "state": state.to_dict(), "outputs": outputs, "pipeline_outputs": pipeline_outputs})
         return
     from stackhop.cli.progress import show_run
 
-    show_run(record, state, outputs)
+    show_run(record, state, outputs, pipeline_outputs)
 
 
 # ------------------------------------------------------------------------------- stacks

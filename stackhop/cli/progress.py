@@ -34,7 +34,8 @@ def runs_table(records: list[Any]) -> None:
     Console().print(table)
 
 
-def show_run(record: Any, state: RunState, outputs: list[dict[str, Any]]) -> None:
+def show_run(record: Any, state: RunState, outputs: list[dict[str, Any]],
+             pipeline_outputs: dict[str, dict[str, Any]] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -56,10 +57,20 @@ def show_run(record: Any, state: RunState, outputs: list[dict[str, Any]]) -> Non
         table.add_row(Text(key), s.status.value, Text(s.native), str(s.attempts), _duration(s.started_at, s.finished_at),
                       Text(message[:120]))
     console.print(table)
+    if pipeline_outputs:
+        returned = Table(title="pipeline outputs")
+        for col in ("name", "from", "type", "value / uri"):
+            returned.add_column(col)
+        for name, o in pipeline_outputs.items():
+            shown = repr(o["value"]) if "value" in o else o.get("uri", "(its step has not finished)")
+            returned.add_row(Text(name), Text(f"{o['step']}.{o['output']}"), o["type"], Text(shown))
+        console.print(returned)
     if outputs:
         out = Table(title="outputs")
-        for col in ("step", "output", "type", "value / uri"):
+        for col in ("step", "output", "type", "value / uri", "metadata"):
             out.add_column(col)
         for o in outputs:
-            out.add_row(Text(o["step"]), Text(o["output"]), o["type"], Text(repr(o["value"]) if "value" in o else o["uri"]))
+            meta = ", ".join(f"{k}={v!r}" for k, v in sorted(o.get("metadata", {}).items()))
+            out.add_row(Text(o["step"]), Text(o["output"]), o["type"], Text(repr(o["value"]) if "value" in o else o["uri"]),
+                        Text(meta[:120]))
         console.print(out)

@@ -117,7 +117,7 @@ class StepDef:
 
     def _claim_name(self, trace: tracing.Trace) -> None:
         """Calling one step again names it `x-2`, `x-3` ...; two different functions given the same name is an error."""
-        owner: StepDef = trace.code.setdefault(("step name", self.name), self)
+        owner: StepDef = trace.code.setdefault(("step name", trace.scope, self.name), self)
         same = owner is self or getattr(owner.fn, "__code__", owner.fn) is getattr(self.fn, "__code__", self.fn)
         if not same and (owner.explicit_name or self.explicit_name):
             raise PipelineDefinitionError(
@@ -573,6 +573,11 @@ class PipelineDef:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Inside another pipeline, its steps join that pipeline (a nested pipeline); anywhere else, an error."""
+        if tracing._active is not None:
+            from stackhop.core.nesting import call_nested  # lazy: only pipelines that nest need it
+
+            return call_nested(tracing._active, self, args, kwargs)
         raise PipelineDefinitionError(
             f"pipeline {self.name!r} is not called directly; run it with stackhop.run({self.fn.__name__}, stack=...)."
         )

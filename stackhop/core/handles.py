@@ -132,6 +132,18 @@ class RunHandle:
         return found[0]
 
     @property
+    def outputs(self) -> dict[str, ArtifactRef]:
+        """What the pipeline returned, by name, each read like `handle.outputs["model"].load()`.
+
+        Only outputs whose step has finished are here: all of them once the run succeeded."""
+        declared = self._store.get(self.run_id).outputs
+        if not declared:
+            return {}
+        found = {(a.step, a.output): a for a in self.artifacts()}
+        return {name: found[(o["step"], o["output"])] for name, o in declared.items()
+                if (o["step"], o["output"]) in found}
+
+    @property
     def failed(self) -> bool:
         return (self._last or self.refresh()).status == RunStatus.FAILED
 

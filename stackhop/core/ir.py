@@ -419,6 +419,14 @@ class Parameter(_Frozen):
     description: str = ""
 
 
+class PipelineOutput(_Frozen):
+    """What a pipeline function returns, by name: one output of a step that runs whenever the run succeeds."""
+
+    name: str
+    type: str
+    value: OutputRef
+
+
 class Pipeline(_Frozen):
     ir_version: Literal[1] = IR_VERSION
     name: str
@@ -427,6 +435,7 @@ class Pipeline(_Frozen):
     steps: tuple[Step, ...]
     groups: tuple[Group, ...] = ()
     defaults: StepSettings = StepSettings()
+    outputs: tuple[PipelineOutput, ...] = ()
 
     def step(self, name: str) -> Step:
         for s in self.steps:
@@ -468,7 +477,10 @@ class Pipeline(_Frozen):
         return sorted(pairs)
 
     def to_json(self) -> str:
-        return canonical_json(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        if not data["outputs"]:
+            del data["outputs"]  # so a pipeline that returns nothing keeps the digest it always had
+        return canonical_json(data)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Pipeline":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import reprlib
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -20,7 +21,7 @@ def build_ir(pdef: "PipelineDef") -> ir.Pipeline:
     params = pdef.parameters()
     try:
         with tracing.trace(pdef.name) as trace:
-            pdef.fn(*params)
+            returned = pdef.fn(*params)
     except StackhopError:
         raise
     except (Exception, SystemExit) as exc:
@@ -48,10 +49,42 @@ def build_ir(pdef: "PipelineDef") -> ir.Pipeline:
         steps=steps,
         groups=groups,
         defaults=pdef._defaults,
+        outputs=pipeline_outputs(pdef.name, returned),
     )
     pipeline = construct(ir.Pipeline, data, where)
     validate(pipeline)
     return pipeline
+
+
+def returned_outputs(pipeline: str, returned: Any) -> dict[str, tracing.TaskOutput]:
+    """What a pipeline function returned, by name: a step output (`output`), a dict or a NamedTuple of them."""
+    if returned is None:
+        return {}
+    if isinstance(returned, tuple) and hasattr(returned, "_fields"):
+        items: dict[Any, Any] = dict(zip(returned._fields, returned))
+    elif isinstance(returned, dict):
+        items = dict(returned)
+    else:
+        items = {"output": returned}
+    out = {}
+    for name, value in items.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise PipelineDefinitionError(
+                f"pipeline {pipeline!r} returns an output named {name!r}; name pipeline outputs with Python identifiers.")
+        if isinstance(value, (tracing.Task, tracing.NestedTask)):
+            value = value.output
+        if not isinstance(value, tracing.TaskOutput):
+            what = "it" if name == "output" and not isinstance(returned, (dict, tuple)) else f"output {name!r}"
+            raise PipelineDefinitionError(
+                f"pipeline {pipeline!r} returns {reprlib.repr(value)} as {what}; a pipeline returns step outputs "
+                "(`return train.output`, a dict or a NamedTuple of them), so pass other values to a step.")
+        out[name] = value
+    return out
+
+
+def pipeline_outputs(pipeline: str, returned: Any) -> list[dict[str, Any]]:
+    return [{"name": name, "type": v.type, "value": {"kind": "output", "step": v.task.name, "output": v.name}}
+            for name, v in returned_outputs(pipeline, returned).items()]
 
 
 def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, Any]:

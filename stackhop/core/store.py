@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS runs (
     artifact_root TEXT NOT NULL,
     stack_source  TEXT NOT NULL DEFAULT '',
     message       TEXT NOT NULL DEFAULT '',
-    steps         TEXT NOT NULL DEFAULT '{}'
+    steps         TEXT NOT NULL DEFAULT '{}',
+    outputs       TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 CREATE TABLE IF NOT EXISTS promotions (
@@ -73,9 +74,15 @@ class RunRecord:
     stack_source: str
     message: str
     steps: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The pipeline's outputs: name -> {"step", "output", "type"}, the step output each one is."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+_COLUMNS = tuple(f.name for f in fields(RunRecord))
+_JSON_COLUMNS = ("parameters", "backend_ref", "steps", "outputs")
 
 
 class RunStore:
@@ -90,6 +97,12 @@ class RunStore:
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            if "outputs" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:  # a store from before outputs
+                try:
+                    db.execute("ALTER TABLE runs ADD COLUMN outputs TEXT NOT NULL DEFAULT '{}'")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
         self.exists = True
 
     def _connect(self) -> sqlite3.Connection:
@@ -101,10 +114,8 @@ class RunStore:
     def add(self, record: RunRecord) -> None:
         with closing(self._connect()) as db, db:
             db.execute(
-                "INSERT INTO runs VALUES (:run_id,:pipeline,:stack,:adapter,:status,:created_at,:finished_at,"
-                ":parameters,:backend_ref,:ir_digest,:artifact_root,:stack_source,:message,:steps)",
-                {**record.to_dict(), "parameters": json.dumps(record.parameters),
-                 "backend_ref": json.dumps(record.backend_ref), "steps": json.dumps(record.steps)},
+                f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})",
+                {**record.to_dict(), **{key: json.dumps(getattr(record, key)) for key in _JSON_COLUMNS}},
             )
 
     def set_status(
@@ -184,6 +195,7 @@ class RunStore:
 
 def _record(row: sqlite3.Row) -> RunRecord:
     data = dict(row)
-    for key in ("parameters", "backend_ref", "steps"):
-        data[key] = json.loads(data[key])
+    for key in _JSON_COLUMNS:
+        if key in data:
+            data[key] = json.loads(data[key])
     return RunRecord(**data)

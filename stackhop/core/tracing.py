@@ -308,8 +308,11 @@ class Task:
         ]
         return self
 
-    def after(self, *tasks: "Task") -> "Task":
+    def after(self, *tasks: "Task | NestedTask") -> "Task":
         for t in tasks:
+            if isinstance(t, NestedTask):
+                self.after_tasks.extend(x for x in t.tasks if x is not self)
+                continue
             if not isinstance(t, Task):
                 raise PipelineDefinitionError(f"step {self.name!r}: .after() takes tasks, got {t!r}.")
             self.after_tasks.append(t)
@@ -323,6 +326,73 @@ class Task:
 
     def __iter__(self) -> Any:
         raise PipelineDefinitionError(misuse(f"step {self.name!r}", "iter"))
+
+
+class NestedTask:
+    """A pipeline called inside another: its steps join the caller's under scoped names
+    (`prep-clean`), and what it returns is this task's `.outputs`. Settings such as
+    `.set_caching(False)` or `.after(...)` apply to every step inside it."""
+
+    def __init__(self, name: str, pipeline: str, tasks: list[Task], outputs: dict[str, TaskOutput]):
+        self.name = name
+        self.pipeline = pipeline
+        self.tasks = tasks
+        self._outputs = outputs
+
+    @property
+    def outputs(self) -> dict[str, TaskOutput]:
+        return _NestedOutputs(self, self._outputs)
+
+    @property
+    def output(self) -> TaskOutput:
+        if "output" in self._outputs:
+            return self._outputs["output"]
+        if len(self._outputs) == 1:
+            return next(iter(self._outputs.values()))
+        names = ", ".join(self._outputs) or "none"
+        raise PipelineDefinitionError(
+            f"pipeline {self.pipeline!r} (called as {self.name!r}) returns {len(self._outputs)} outputs ({names}) and "
+            f"no single one; pick one with {self.name}.outputs['<name>']" + (
+                "." if self._outputs else ", after making the pipeline return it."))
+
+    def after(self, *tasks: "Task | NestedTask") -> "NestedTask":
+        for t in self.tasks:
+            t.after(*tasks)
+        return self
+
+    def set_name(self, name: str) -> "NestedTask":
+        raise PipelineDefinitionError(
+            f"pipeline {self.pipeline!r} (called as {self.name!r}) cannot be renamed after it ran; its steps are already "
+            "named after it, so rename the pipeline itself with @pipeline(name=...).")
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith(("set_", "add_")) and callable(getattr(Task, key, None)):
+            def apply(*args: Any, **kwargs: Any) -> "NestedTask":
+                for t in self.tasks:
+                    getattr(t, key)(*args, **kwargs)
+                return self
+            return apply
+        raise AttributeError(key)
+
+    def __repr__(self) -> str:
+        return f"NestedTask({self.name!r})"
+
+    def __bool__(self) -> bool:
+        raise PipelineDefinitionError(misuse(f"pipeline {self.pipeline!r}", "bool"))
+
+    def __iter__(self) -> Any:
+        raise PipelineDefinitionError(misuse(f"pipeline {self.pipeline!r}", "iter"))
+
+
+class _NestedOutputs(dict):  # type: ignore[type-arg]
+    def __init__(self, task: NestedTask, items: dict[str, TaskOutput]):
+        super().__init__(items)
+        self._task = task
+
+    def __missing__(self, key: str) -> TaskOutput:
+        raise PipelineDefinitionError(
+            f"pipeline {self._task.pipeline!r} (called as {self._task.name!r}) returns no output {key!r}; it returns "
+            f"{', '.join(self) or 'nothing'}.")
 
 
 def _user_frame() -> tuple[str, int, str]:
@@ -462,6 +532,9 @@ class Trace:
     _group_counts: dict[str, int] = field(default_factory=dict)
     code: dict[Any, Any] = field(default_factory=dict)
     """Per step definition: its IR `python` body and materializers, computed once per trace."""
+    scope: str = ""
+    """The nested pipeline calls being traced, outermost first (`prep/clean`), "" at the top."""
+    calling: list[str] = field(default_factory=list)
 
     def unique_name(self, base: str) -> str:
         n = self._names.get(base, 0) + 1
@@ -552,7 +625,7 @@ class _TraceScope:
 def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | ir.LoopItemRef":
     from stackhop.core import ir  # lazy: pydantic, as in image_setting()
 
-    if isinstance(v, Task):
+    if isinstance(v, (Task, NestedTask)):
         v = v.output
     if isinstance(v, TaskOutput):
         return ir.OutputRef(step=v.task.name, output=v.name)

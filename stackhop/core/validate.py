@@ -33,7 +33,30 @@ def validate(p: ir.Pipeline) -> None:
     _groups(p, groups, steps, where)
     for s in p.steps:
         _step(p, s, steps, groups, f"{where}, step {s.name!r}")
+    _outputs(p, steps, groups, where)
     _cycles(p, where)
+
+
+def _outputs(p: ir.Pipeline, steps: dict[str, ir.Step], groups: dict[str, ir.Group], where: str) -> None:
+    """A pipeline output must exist whenever the run succeeds: it comes from a step outside every If and loop."""
+    seen: set[str] = set()
+    for out in p.outputs:
+        if out.name in seen:
+            raise ValidationError(f"{where}: output {out.name!r} is returned twice; give each pipeline output its own name.")
+        seen.add(out.name)
+        step = steps.get(out.value.step)
+        if step is None or step.output(out.value.output) is None:
+            raise ValidationError(f"{where}: output {out.name!r} names {ir.describe_value(out.value, prose=True)}, "
+                                  "which does not exist; return an output of a step of this pipeline.")
+        kinds = {g.kind: g.id for g in p.group_chain(step.group)}
+        if "parallel_for" in kinds:
+            raise ValidationError(
+                f"{where}: output {out.name!r} comes from step {step.name!r}, which runs once per item of "
+                f"{kinds['parallel_for']}; return a step after the loop that combines them instead.")
+        if "condition" in kinds:
+            raise ValidationError(
+                f"{where}: output {out.name!r} comes from step {step.name!r}, which runs only when "
+                f"{kinds['condition']} holds, so a run could succeed without it; return a step outside the If instead.")
 
 
 def _suggest_pipeline_name(name: str) -> str:

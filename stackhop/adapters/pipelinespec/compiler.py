@@ -98,7 +98,7 @@ def artifact_type(type_name: str) -> dict[str, str]:
 def spec_document(p: ir.Pipeline, target: Target) -> tuple[str, str]:
     """The run spec every step reads (IR and settings), and the URI it is stored at, by content."""
     text = canonical_json({
-        "run_id": "", "pipeline": p.model_dump(mode="json"),
+        "run_id": "", "pipeline": json.loads(p.to_json()),
         "parameters": {x.name: x.default for x in p.parameters if x.has_default},
         "artifact_root": target.artifact_root, "code": {}, "caching": True, "settings": target.settings,
     })
@@ -247,13 +247,7 @@ class _Compiler:
         producer_task, key = self.names[producer.name], ref.output
         for inner in reversed(ppath[common:]):
             assert inner is not None
-            dag = self.dags[inner]
-            if artifact:
-                dag.outputs["artifacts"][chan] = {"artifactSelectors": [{"outputArtifactKey": key, "producerSubtask": producer_task}]}
-                dag.out_defs["artifacts"][chan] = {"artifactType": atype}
-            else:
-                dag.outputs["parameters"][chan] = {"valueFromParameter": {"outputParameterKey": key, "producerSubtask": producer_task}}
-                dag.out_defs["parameters"][chan] = {"parameterType": ptype}
+            self.lift(self.dags[inner], chan, key, producer_task, type_name, artifact)
             producer_task, key = self.names[inner], chan
         self.depend(consumer, producer.name)
         if artifact:
@@ -566,6 +560,7 @@ class _Compiler:
             self.step(s)
         for g in self.p.groups:
             self.group(g)
+        root_outputs = self.root_outputs()
         for g in self.p.groups:
             dag = self.dags[g.id]
             comp: dict[str, Any] = {"dag": _drop_empty({"tasks": _sorted(dag.tasks), "outputs": _drop_empty(dag.outputs)})}
@@ -593,10 +588,47 @@ class _Compiler:
                      "inputDefinitions": {"parameters": _sorted(root_params)}},
             "defaultPipelineRoot": self.t.artifact_root,
         }
+        if root_outputs is not None:
+            spec["root"]["dag"]["outputs"], spec["root"]["outputDefinitions"] = root_outputs
         platform = None
         if self.platform:
             platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": _sorted(self.platform)}}}}
         return spec, platform
+
+    def root_outputs(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The pipeline's returned outputs as the root DAG's outputs, lifted out of any exit handler's sub-DAG."""
+        if not self.p.outputs:
+            return None
+        outputs: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
+        defs: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
+        for o in self.p.outputs:
+            producer = self.steps[o.value.step]
+            produced = producer.output(o.value.output)
+            assert produced is not None
+            artifact = not (produced.type in ir.SCALAR_TYPES and not produced.from_return)
+            chan = f"pipelinechannel--{self.names[producer.name]}-{o.value.output}"
+            task, key = self.names[producer.name], o.value.output
+            for inner in reversed(self.path(producer.group)[1:]):
+                assert inner is not None
+                self.lift(self.dags[inner], chan, key, task, produced.type, artifact)
+                task, key = self.names[inner], chan
+            if artifact:
+                outputs["artifacts"][o.name] = {"artifactSelectors": [{"outputArtifactKey": key, "producerSubtask": task}]}
+                defs["artifacts"][o.name] = {"artifactType": artifact_type(produced.type)}
+            else:
+                outputs["parameters"][o.name] = {"valueFromParameter": {"outputParameterKey": key, "producerSubtask": task}}
+                defs["parameters"][o.name] = {"parameterType": PARAM_TYPES[produced.type]}
+        return _drop_empty(outputs), _drop_empty(defs)
+
+    @staticmethod
+    def lift(dag: _Dag, chan: str, key: str, task: str, type_name: str, artifact: bool) -> None:
+        """Make `task`'s output `key` an output `chan` of the sub-DAG it sits in."""
+        if artifact:
+            dag.outputs["artifacts"][chan] = {"artifactSelectors": [{"outputArtifactKey": key, "producerSubtask": task}]}
+            dag.out_defs["artifacts"][chan] = {"artifactType": artifact_type(type_name)}
+        else:
+            dag.outputs["parameters"][chan] = {"valueFromParameter": {"outputParameterKey": key, "producerSubtask": task}}
+            dag.out_defs["parameters"][chan] = {"parameterType": PARAM_TYPES.get(type_name, "STRING")}
 
     def root_parameter(self, x: ir.Parameter) -> dict[str, Any]:
         out: dict[str, Any] = {"parameterType": PARAM_TYPES[x.type]}

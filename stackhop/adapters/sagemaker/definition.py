@@ -26,6 +26,7 @@ file; conditions and downstream steps read the container step through it.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from typing import Any
 
@@ -55,7 +56,7 @@ _COMPARE = {"==": "Equals", "!=": "NotEquals", "<": "LessThan", "<=": "LessThanO
 def spec_document(p: ir.Pipeline, settings: SageMakerSettings, artifact_root: str) -> tuple[str, str]:
     """The static part of every execution's run spec, and the URI it is stored at (by content)."""
     text = canonical_json({
-        "run_id": "", "pipeline": p.model_dump(mode="json"),
+        "run_id": "", "pipeline": json.loads(p.to_json()),
         "parameters": {x.name: x.default for x in p.parameters if x.has_default},
         "artifact_root": artifact_root, "code": {}, "caching": True,
         "settings": settings.model_dump(mode="json"),
