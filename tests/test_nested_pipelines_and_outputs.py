@@ -243,3 +243,16 @@ def test_the_cli_exits_2_on_a_recursive_pipeline(write_pipeline, project) -> Non
     write_pipeline("from stackhop import pipeline, step\n\n@step\ndef one() -> int:\n    return 1\n\n"
                    "@pipeline\ndef loop():\n    one()\n    loop()\n", name="recursive")
     assert_user_error(cli(project, "compile", "recursive.py", "-o", str(project / "out")), "calls itself (loop -> loop)")
+
+
+def test_the_cli_takes_the_pipeline_no_other_pipeline_of_the_file_calls(training, project) -> None:
+    from test_cli import json_out, stackhop as cli
+
+    (project / "training.py").write_text(TRAINING)
+    json_out(cli(project, "compile", "training.py", "-s", "vertex", "-o", str(project / "out"), "--json"))
+    assert json.loads((project / "out" / "pipeline.json").read_text())["pipelineInfo"]["name"] == "train-twice"
+    two_roots = TRAINING + "\n\n@pipeline\ndef other():\n    make_rows(n=1)\n"
+    (project / "two.py").write_text(two_roots)
+    from test_cli import assert_user_error
+
+    assert_user_error(cli(project, "compile", "two.py", "-o", str(project / "out2")), "defines 3 pipelines")

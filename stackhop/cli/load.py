@@ -33,12 +33,25 @@ def load_pipeline(target: str) -> Any:
         raise StackhopError(
             f"{file} defines no pipeline; decorate the function that calls your steps with @pipeline."
         )
+    roots = _not_called_by_another(found)
+    if len(roots) == 1:
+        return found[roots[0]]
     if len(found) > 1:
         raise StackhopError(
             f"{file} defines {len(found)} pipelines ({', '.join(sorted(found))}); "
             f"name the one to use as {file}:{sorted(found)[0]}."
         )
     return next(iter(found.values()))
+
+
+def _not_called_by_another(found: dict[str, Any]) -> list[str]:
+    """The pipelines no other pipeline of the file calls: a file that nests `prepare` in `train` means `train`."""
+    called: set[str] = set()
+    for obj in found.values():
+        code = getattr(obj.fn, "__code__", None)
+        names = code.co_names if code is not None else ()
+        called.update(n for n in names if n in found and found[n] is not obj)
+    return [attr for attr in found if attr not in called]
 
 
 def import_user_file(path: Path) -> Any:
