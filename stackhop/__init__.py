@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Else": "stackhop.core.dsl",
     "Condition": "stackhop.core.dsl",
     "ParallelFor": "stackhop.core.dsl",
+    "Collected": "stackhop.core.tracing",
     "ExitHandler": "stackhop.core.dsl",
     "InputPath": "stackhop.core.containers",
     "InputValue": "stackhop.core.containers",
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
         Concat, ContainerSpec, IfPresent, InputPath, InputUri, InputValue, OutputPath, OutputUri,
         container_component, container_step,
     )
+    from stackhop.core.tracing import Collected
     from stackhop.core.dsl import (
         Condition, Elif, Else, ExitHandler, If, ParallelFor, fail_step, pipeline, resource_op, step,
     )

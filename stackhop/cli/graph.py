@@ -18,7 +18,13 @@ def _label(g: ir.Group) -> str:
     if g.kind == "condition":
         return f"If {ir.describe_expr(g.condition)}"
     if g.kind == "parallel_for":
-        items = f"params.{g.items.param}" if g.items and g.items.param else f"{len(g.items.static or ())} items"
+        assert g.items is not None
+        if g.items.output is not None:
+            items = f"each item of {ir.describe_value(g.items.output)}"
+        elif g.items.param:
+            items = f"params.{g.items.param}"
+        else:
+            items = f"{len(g.items.static or ())} items"
         return f"ParallelFor {items}" + (f" (parallelism {g.parallelism})" if g.parallelism else "")
     return f"ExitHandler -> {g.exit_step}"
 

@@ -52,6 +52,10 @@ if TYPE_CHECKING:
 class Capability(str, enum.Enum):
     CONDITIONS = "conditions"
     PARALLEL_FOR = "parallel_for"
+    RUNTIME_FAN_OUT = "runtime_fan_out"
+    """A ParallelFor over a list a step returns at run time."""
+    FAN_IN = "fan_in"
+    """Collected(...): one step reads every iteration's value of a loop."""
     EXIT_HANDLER = "exit_handler"
     RETRIES = "retries"
     CACHING = "caching"

@@ -109,6 +109,7 @@ class StepDef:
                 **{n: (t, hint is not None) for n, t, hint in sig.returns},
             },
             materializers=self.materializers(trace),
+            item_types=sig.item_types,
             python={**self.code(trace), "packages": list(self.packages)} if self.packages else self.code(trace),
             settings=_copy_settings(self._settings),
             allow_pickle=self.allow_pickle,
@@ -503,14 +504,21 @@ class Else(Elif):
 class ParallelFor:
     """`with ParallelFor([...]) as item:` — the body runs once per item, at most `parallelism` at a time."""
 
-    def __init__(self, items: list[Any] | PipelineParam, parallelism: int | None = None):
-        if not isinstance(items, (list, tuple, PipelineParam)):
+    def __init__(self, items: list[Any] | PipelineParam | TaskOutput | Task, parallelism: int | None = None):
+        if isinstance(items, (Task, tracing.NestedTask)):
+            items = items.output
+        if not isinstance(items, (list, tuple, PipelineParam, TaskOutput)):
             raise PipelineDefinitionError(
-                f"ParallelFor takes a list or a list pipeline parameter, got {type(items).__name__}."
+                f"ParallelFor takes a list, a list pipeline parameter or a step's list output, got {type(items).__name__}."
             )
         if isinstance(items, PipelineParam) and items.type != "list":
             raise PipelineDefinitionError(
                 f"ParallelFor over pipeline parameter {items.name!r} needs it typed `list`, it is {items.type}."
+            )
+        if isinstance(items, TaskOutput) and items.type != "list":
+            raise PipelineDefinitionError(
+                f"ParallelFor over {items!r} needs a list, but the step declares it {items.type}; annotate it "
+                "`list` (for example `-> list[dict]`) or loop over another output."
             )
         if parallelism is not None and (isinstance(parallelism, bool) or not isinstance(parallelism, int)):
             raise PipelineDefinitionError(f"ParallelFor parallelism must be a whole number, got "

@@ -73,7 +73,17 @@ class LoopItemRef(_Frozen):
     field: str | None = None
 
 
-Value = Annotated[Union[Const, ParamRef, OutputRef, LoopItemRef], Field(discriminator="kind")]
+class CollectedRef(_Frozen):
+    """Every iteration's value of an output of a step inside ParallelFor loops, as one list in iteration order.
+
+    Read by a step outside the loops it collects over; nested loops flatten, as kfp's `dsl.Collected` does."""
+
+    kind: Literal["collected"] = "collected"
+    step: str
+    output: str
+
+
+Value = Annotated[Union[Const, ParamRef, OutputRef, LoopItemRef, CollectedRef], Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------- condition expressions
@@ -109,6 +119,8 @@ def describe_value(v: object, *, prose: bool = False) -> str:
         return f"parameter {v.name!r}" if prose else f"params.{v.name}"
     if isinstance(v, LoopItemRef):
         return f"the item of {v.loop}" if prose else "item" + (f".{v.field}" if v.field else "")
+    if isinstance(v, CollectedRef):
+        return f"Collected(output {v.output!r} of step {v.step!r})" if prose else f"Collected({v.step}.{v.output})"
     return repr(getattr(v, "value", v))
 
 
@@ -122,7 +134,7 @@ def describe_expr(e: object) -> str:
     return "?"
 
 
-def expr_values(expr: Compare | BoolOp | Not) -> list[Const | ParamRef | OutputRef | LoopItemRef]:
+def expr_values(expr: Compare | BoolOp | Not) -> list[Const | ParamRef | OutputRef | LoopItemRef | CollectedRef]:
     """Every leaf value an expression reads, in order."""
     if isinstance(expr, Compare):
         return [expr.left, expr.right]
@@ -355,6 +367,8 @@ class OutputSpec(_Frozen):
     """A return value stored as an artifact (bytes, numpy, pandas ...) through a materializer."""
     materializer: str | None = None
     """The materializer chosen from the return annotation when traced ("auto": from the value at run time)."""
+    item_type: ScalarType | None = None
+    """For a `list[X]` output of scalars X: X, so a ParallelFor over it knows its items' type (kfp's item type)."""
 
 
 class StepSettings(_Frozen):
@@ -397,8 +411,11 @@ class Step(_Frozen):
 
 
 class LoopItems(_Frozen):
+    """Exactly one of: a list known when the pipeline is written, a list parameter, or a list a step returns at run time."""
+
     static: tuple[JsonValue, ...] | None = None
     param: str | None = None
+    output: OutputRef | None = None
 
 
 class Group(_Frozen):
@@ -480,6 +497,13 @@ class Pipeline(_Frozen):
         data = self.model_dump(mode="json")
         if not data["outputs"]:
             del data["outputs"]  # so a pipeline that returns nothing keeps the digest it always had
+        for g in data["groups"]:  # fields added later are written only when set, for the same reason
+            if g.get("items") and g["items"]["output"] is None:
+                del g["items"]["output"]
+        for st in data["steps"]:
+            for o in st["outputs"]:
+                if o["item_type"] is None:
+                    del o["item_type"]
         return canonical_json(data)
 
     @classmethod
@@ -521,12 +545,14 @@ def step_dependencies(step: Step, groups_by_id: dict[str, Group]) -> list[str]:
     """Steps that must finish before `step` may start (not counting exit-handler edges)."""
     ups: list[str] = list(step.after)
     for i in step.inputs:
-        if isinstance(i.value, OutputRef):
+        if isinstance(i.value, (OutputRef, CollectedRef)):
             ups.append(i.value.step)
     gid = step.group
     while gid is not None:
         g = groups_by_id[gid]
         if g.condition is not None:
             ups.extend(v.step for v in expr_values(g.condition) if isinstance(v, OutputRef))
+        if g.items is not None and g.items.output is not None:
+            ups.append(g.items.output.step)
         gid = g.parent
     return list(dict.fromkeys(u for u in ups if u != step.name))

@@ -94,11 +94,14 @@ def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, A
     elif g.kind == "parallel_for":
         if isinstance(g.items, tracing.PipelineParam):
             out["items"] = {"param": g.items.name}
+        elif isinstance(g.items, tracing.TaskOutput):
+            out["items"] = {"output": {"kind": "output", "step": g.items.task.name, "output": g.items.name}}
         else:
             items = [tracing.to_value(i, where=f"{where}, {g.id}") for i in g.items]
             if not all(isinstance(i, ir.Const) for i in items):
                 raise PipelineDefinitionError(
-                    f"{where}: ParallelFor items must be constants; to loop over a runtime list, pass a list parameter."
+                    f"{where}: ParallelFor items must be constants; to loop over a list known only at run time, loop over "
+                    "the step output or the list parameter that holds it (`ParallelFor(make_configs().output)`)."
                 )
             out["items"] = {"static": [i.value for i in items]}
         out["parallelism"] = g.parallelism
@@ -128,7 +131,8 @@ def _step(t: tracing.Task, where: str) -> dict[str, Any]:
                 as_value=as_value,
             )
         )
-    outputs = [dict(name=n, type=ty, from_return=fr, **({"materializer": t.materializers[n]} if n in t.materializers else {}))
+    outputs = [dict(name=n, type=ty, from_return=fr, **({"materializer": t.materializers[n]} if n in t.materializers else {}),
+                    **({"item_type": t.item_types[n]} if n in t.item_types else {}))
                for n, (ty, fr) in t.output_types.items()]
     data: dict[str, Any] = dict(
         name=t.name,

@@ -63,12 +63,21 @@ class RunView:
     def loops(self, step: str) -> list[dict[str, Any]]:
         return [g for g in self.chain(self.steps[step].get("group")) if g["kind"] == "parallel_for"]
 
-    def loop_items(self, group: dict[str, Any]) -> list[Any]:
+    def loop_items(self, group: dict[str, Any], outer: Index = ()) -> list[Any]:
+        """The items of a loop, at `outer`: the iteration of each loop around it (a step's list output differs per iteration)."""
         items = group["items"]
         if items.get("param") is not None:
             value = self.parameters[items["param"]]
             if not isinstance(value, list):
                 raise ValueError(f"ParallelFor parameter {items['param']!r} must be a list, got {type(value).__name__}")
+            return value
+        if items.get("output") is not None:
+            ref = items["output"]
+            record = self.outputs(ref["step"], self.upstream_index(ref["step"], outer))
+            value = record.get("scalars", {}).get(ref["output"])
+            if not isinstance(value, list):
+                raise ValueError(f"{group['id']} iterates over output {ref['output']!r} of step {ref['step']!r}, which "
+                                 f"returned {type(value).__name__} {_short(value)}, not a list")
             return value
         return list(items["static"])
 
@@ -76,9 +85,18 @@ class RunView:
         """Every loop index this step runs at (one empty index when it is in no loop)."""
         indexes: list[Index] = [()]
         for loop in self.loops(step):
-            n = len(self.loop_items(loop))
-            indexes = [ix + (i,) for ix in indexes for i in range(n)]
+            indexes = [ix + (i,) for ix in indexes for i in range(len(self.loop_items(loop, ix)))]
         return indexes
+
+    def collected(self, step: str, output: str, consumer: str, index: Index) -> list[Any]:
+        """`Collected(step.output)` for a consumer at `index`: every iteration's value below the loops they share."""
+        shared = index[: _common(self.loops(consumer), self.loops(step))]
+        values = []
+        for up_index in self.instances(step):
+            if up_index[: len(shared)] == shared:
+                record = self.outputs(step, up_index)
+                values.append(record["scalars"][output] if output in record.get("scalars", {}) else record["artifacts"][output])
+        return values
 
     # -------------------------------------------------------------- outputs
     def outputs_uri(self, step: str, index: Index) -> str:
@@ -108,8 +126,10 @@ class RunView:
         if kind == "loop_item":
             loops = self.loops(consumer)
             pos = next(i for i, g in enumerate(loops) if g["id"] == value["loop"])
-            item = self.loop_items(loops[pos])[index[pos]]
+            item = self.loop_items(loops[pos], index[:pos])[index[pos]]
             return item[value["field"]] if value.get("field") else item
+        if kind == "collected":
+            return self.collected(value["step"], value["output"], consumer, index)
         step, output = value["step"], value["output"]
         record = self.outputs(step, self.upstream_index(step, index))
         if output in record.get("scalars", {}):
@@ -158,6 +178,18 @@ def evaluate(expr: dict[str, Any], lookup: Callable[[dict[str, Any]], Any]) -> b
         return not evaluate(expr["operand"], lookup)
     results = (evaluate(e, lookup) for e in expr["operands"])
     return all(results) if kind == "and" else any(results)
+
+
+def _common(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n]["id"] == b[n]["id"]:
+        n += 1
+    return n
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def instance_key(step: str, index: Index) -> str:

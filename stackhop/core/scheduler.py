@@ -58,6 +58,9 @@ class Instance:
     cache: dict[str, Any] | None = None
     """How the cache answered: hit (and from which run), miss (and what changed), or disabled."""
     loop_slot: tuple[str, Index] | None = None
+    placeholder: bool = False
+    """Stands for the iterations of a loop over a step output that has not been produced yet."""
+    problem: str = ""
 
     @property
     def deps(self) -> list[str]:
@@ -121,6 +124,7 @@ class Scheduler(ABC):
 
     # ------------------------------------------------------------------ graph
     def _build(self) -> None:
+        """What each step waits for; the instances follow from it, and grow as loops over step outputs learn their items."""
         v = self.view
         exit_members: dict[str, list[str]] = {}
         for g in v.groups.values():
@@ -128,22 +132,72 @@ class Scheduler(ABC):
                 exit_members[g["exit_step"]] = [
                     s for s in v.steps if g["id"] in [x["id"] for x in v.chain(v.steps[s].get("group"))]
                 ]
+        self.ups: dict[str, tuple[list[str], list[str]]] = {}
         for s in v.ir["steps"]:
             name = s["name"]
-            data_ups = [i["value"]["step"] for i in s["inputs"] if i.get("value") and i["value"]["kind"] == "output"]
+            data_ups = [i["value"]["step"] for i in s["inputs"]
+                        if i.get("value") and i["value"]["kind"] in ("output", "collected")]
             for g in v.chain(s.get("group")):
                 if g["kind"] == "condition":
                     data_ups += [x["step"] for x in _expr_outputs(g["condition"])]
+                if g["kind"] == "parallel_for" and g["items"].get("output"):
+                    data_ups.append(g["items"]["output"]["step"])
             order_ups = list(s.get("after", [])) + exit_members.get(name, [])
-            loops = [g["id"] for g in v.loops(name)]
-            for index in v.instances(name):
-                inst = Instance(name, index, instance_key(name, index), is_exit=name in exit_members)
-                inst.data_deps = self._instances_of(dict.fromkeys(data_ups), loops, index)
-                inst.order_deps = self._instances_of(dict.fromkeys(order_ups), loops, index)
-                if loops:
-                    inst.loop_slot = (loops[-1], index[:-1])
-                self.instances[inst.key] = inst
+            self.ups[name] = (list(dict.fromkeys(data_ups)), list(dict.fromkeys(order_ups)))
+        self.exit_steps = set(exit_members)
+        self._expand()
+
+    def _expand(self) -> None:
+        """(Re)make the instances: a loop whose items a step has not produced yet is one placeholder, `train[*]`."""
+        old, new = self.instances, {}
+        self.slots = {s["name"]: self._slots(s["name"]) for s in self.view.ir["steps"]}
+        for name, slots in self.slots.items():
+            for index, complete, problem in slots:
+                key = instance_key(name, index) + ("" if complete else "[*]")
+                inst = old.get(key) or Instance(name, index, key, is_exit=name in self.exit_steps,
+                                                placeholder=not complete)
+                inst.problem = problem
+                new[key] = inst
+        self.instances = new
+        for inst in new.values():
+            data_ups, order_ups = self.ups[inst.step]
+            loops = [g["id"] for g in self.view.loops(inst.step)]
+            if inst.placeholder:
+                ref = self.view.loops(inst.step)[len(inst.index)]["items"]["output"]
+                inst.data_deps = self._instances_of({ref["step"]: None}, loops, inst.index)
+                inst.order_deps = []
+                inst.native = f"waiting for {ref['step']}"
+                continue
+            inst.data_deps = self._instances_of(dict.fromkeys(data_ups), loops, inst.index)
+            inst.order_deps = self._instances_of(dict.fromkeys(order_ups), loops, inst.index)
+            if loops:
+                inst.loop_slot = (loops[-1], inst.index[:-1])
         self.order = _topological(self.instances)
+
+    def _slots(self, step: str) -> list[tuple[Index, bool, str]]:
+        """(index, complete, problem) for each instance of a step; incomplete ones stand for loops not expanded yet."""
+        out: list[tuple[Index, bool, str]] = []
+        partial: list[Index] = [()]
+        for loop in self.view.loops(step):
+            deeper: list[Index] = []
+            for ix in partial:
+                ref = loop["items"].get("output")
+                if ref is not None:
+                    up = self.instances.get(instance_key(ref["step"], self.view.upstream_index(ref["step"], ix)))
+                    if up is None or up.status not in OK:
+                        out.append((ix, False, ""))
+                        continue
+                    try:
+                        count = len(self.view.loop_items(loop, ix))
+                    except Exception as exc:
+                        out.append((ix, False, f"{exc}; make the step return a list"))
+                        continue
+                else:
+                    count = len(self.view.loop_items(loop, ix))
+                deeper += [ix + (i,) for i in range(count)]
+            partial = deeper
+        out += [(ix, True, "") for ix in partial]
+        return sorted(out, key=lambda x: x[0])
 
     def _instances_of(self, ups: dict[str, None], loops: list[str], index: Index) -> list[str]:
         keys: list[str] = []
@@ -152,10 +206,24 @@ class Scheduler(ABC):
             common = 0
             while common < min(len(loops), len(up_loops)) and loops[common] == up_loops[common]:
                 common += 1
-            for up_index in self.view.instances(up):
-                if up_index[:common] == index[:common]:
-                    keys.append(instance_key(up, up_index))
+            for up_index, complete, _ in self.slots[up]:
+                n = min(common, len(index), len(up_index))
+                if up_index[:n] == index[:n]:
+                    keys.append(instance_key(up, up_index) + ("" if complete else "[*]"))
         return keys
+
+    def _open(self, inst: Instance) -> bool:
+        """A placeholder whose items producer has settled: expand its loop, or settle it as the producer did."""
+        for d in inst.data_deps:
+            up = self.instances[d]
+            if up.status not in OK:
+                word = "upstream_skipped" if up.status == "SKIPPED" else "upstream_failed"
+                return self.settle(inst, "SKIPPED", word, f"{d} is {up.status.lower()}")
+        self._expand()
+        left = self.instances.get(inst.key)
+        if left is not None and left.status == "PENDING":
+            self.settle(left, "FAILED", "bad_items", left.problem or "the loop's items could not be read")
+        return True
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> str:
@@ -231,6 +299,9 @@ class Scheduler(ABC):
                     continue
                 if not all(self.instances[d].status in TERMINAL for d in inst.deps):
                     continue
+                if inst.placeholder:
+                    changed = self._open(inst)
+                    break  # the instances changed: walk them afresh
                 if self._decide(inst):
                     changed = True
 
@@ -281,7 +352,8 @@ class Scheduler(ABC):
     def settle(self, inst: Instance, status: str, native: str, message: str = "") -> bool:
         inst.status, inst.native, inst.message = status, native, message
         inst.finished_at = time.time()
-        self.on_settled(inst)
+        if not inst.placeholder:
+            self.on_settled(inst)
         return True
 
     # ------------------------------------------------------------------ attempts ending

@@ -40,6 +40,8 @@ class Signature:
     params: tuple[ParamInfo, ...]
     returns: tuple[tuple[str, str, Any], ...] = field(default=())
     """(output name, type, the annotation when a materializer stores it, else None)"""
+    item_types: dict[str, str] = field(default_factory=dict)
+    """Outputs annotated `list[X]` with X a scalar type -> X."""
 
     @property
     def inputs(self) -> tuple[ParamInfo, ...]:
@@ -117,7 +119,22 @@ def read_signature(fn: Callable[..., Any], *, step: str) -> Signature:
                 f"step {step!r} has a parameter {name!r}: Output[{written[name]}], and {what}; every output needs its "
                 f"own name, so rename the parameter{'' if single else ' or the field'}."
             )
-    return Signature(tuple(params), returns)
+    return Signature(tuple(params), returns, _item_types(hints.get("return", None)))
+
+
+def list_item_type(annotation: Any) -> str | None:
+    """`list[dict]` -> "dict"; a bare `list`, or items that are not scalars, give None."""
+    if typing.get_origin(annotation) is not list:
+        return None
+    args = typing.get_args(annotation)
+    return scalar_type_name(args[0]) if len(args) == 1 else None
+
+
+def _item_types(hint: Any) -> dict[str, str]:
+    if hint is None or hint is type(None):
+        return {}
+    fields = typing.get_type_hints(hint) if _is_namedtuple(hint) and getattr(hint, "__annotations__", None) else {"output": hint}
+    return {name: t for name, ann in fields.items() if (t := list_item_type(ann))}
 
 
 def _artifact_class(step: str, name: str, arg: Any) -> type[Artifact]:

@@ -117,6 +117,23 @@ class TaskOutput(_Operand):
         return f"output {self.name!r} of step {self.task.name!r}"
 
 
+class Collected:
+    """`Collected(train.outputs["score"])`: the list of that output over every iteration of the loops around
+    `train`, in iteration order, handed to a step after them (kfp's `dsl.Collected`)."""
+
+    def __init__(self, output: Any):
+        if isinstance(output, (Task, NestedTask)):
+            output = output.output
+        if not isinstance(output, TaskOutput):
+            raise PipelineDefinitionError(
+                f"Collected takes the output of a step inside a ParallelFor, such as Collected(train.output), "
+                f"not {reprlib.repr(output)}.")
+        self.output = output
+
+    def __repr__(self) -> str:
+        return f"Collected({self.output!r})"
+
+
 class LoopItem(_Operand):
     def __init__(self, group: "GroupRec", field_name: str | None = None):
         self.group = group
@@ -181,6 +198,8 @@ class Task:
     allow_pickle: bool = False
     materializers: dict[str, str] = field(default_factory=dict)
     """Return outputs stored through a materializer -> its name."""
+    item_types: dict[str, str] = field(default_factory=dict)
+    """`list[X]` outputs -> X, for the items of a ParallelFor over them."""
 
     # ------------------------------------------------------------ outputs
     @property
@@ -622,9 +641,11 @@ class _TraceScope:
 # ---------------------------------------------------------------------- trace -> IR
 
 
-def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | ir.LoopItemRef":
+def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | ir.LoopItemRef | ir.CollectedRef":
     from stackhop.core import ir  # lazy: pydantic, as in image_setting()
 
+    if isinstance(v, Collected):
+        return ir.CollectedRef(step=v.output.task.name, output=v.output.name)
     if isinstance(v, (Task, NestedTask)):
         v = v.output
     if isinstance(v, TaskOutput):

@@ -115,8 +115,16 @@ def _groups(p: ir.Pipeline, groups: dict[str, ir.Group], steps: dict[str, ir.Ste
                 raise ValidationError(f"{gwhere}: a condition group needs a condition.")
             _condition(p, g, g.condition, steps, groups, gwhere)
         elif g.kind == "parallel_for":
-            if g.items is None or (g.items.static is None) == (g.items.param is None):
-                raise ValidationError(f"{gwhere}: a ParallelFor needs either a static list or a list parameter.")
+            given = [x for x in (g.items.static, g.items.param, g.items.output) if x is not None] if g.items else []
+            if len(given) != 1:
+                raise ValidationError(f"{gwhere}: a ParallelFor needs exactly one of a static list, a list parameter "
+                                      "or a step's list output.")
+            if g.items.output is not None:
+                source = _value_type(p, g.items.output, steps, groups, g.parent, gwhere, reading="the ParallelFor")
+                if source != "list":
+                    raise ValidationError(
+                        f"{gwhere}: ParallelFor iterates over {_describe(g.items.output)}, which is {source}, not a "
+                        "list; loop over a list output (annotate the step `-> list[...]`).")
             if g.items.param is not None:
                 param = p.parameter(g.items.param)
                 if param is None or param.type != "list":
@@ -194,6 +202,8 @@ def _value_type(
         if v.loop not in _chain(consumer_group, groups) or groups[v.loop].kind != "parallel_for":
             raise ValidationError(f"{where}: {reading} uses the item of {v.loop!r} outside that ParallelFor.")
         return None
+    if isinstance(v, ir.CollectedRef):
+        return _collected_type(p, v, steps, groups, consumer_group, where, reading)
     assert isinstance(v, ir.OutputRef)
     up = steps.get(v.step)
     if up is None:
@@ -219,9 +229,42 @@ def _value_type(
         if kind == "parallel_for":
             raise ValidationError(
                 f"{where}: {reading} uses output {v.output!r} of step {v.step!r} from outside its ParallelFor ({gid}); "
-                "collecting loop outputs is not supported, consume it inside the loop."
+                f"consume it inside the loop, or pass Collected({v.step}.outputs[{v.output!r}]) for the list of "
+                "every iteration's value."
             )
     return out.type
+
+
+def _collected_type(p: ir.Pipeline, v: ir.CollectedRef, steps: dict[str, ir.Step], groups: dict[str, ir.Group],
+                    consumer_group: str | None, where: str, reading: str) -> str:
+    """A Collected value is a list, read after every loop it gathers over, with no If between."""
+    up = steps.get(v.step)
+    out = up.output(v.output) if up is not None else None
+    if up is None or out is None:
+        _value_type(p, ir.OutputRef(step=v.step, output=v.output), steps, groups, consumer_group, where, reading)
+    assert up is not None and out is not None
+    consumer_chain = _chain(consumer_group, groups)
+    crossed = [gid for gid in _chain(up.group, groups) if gid not in consumer_chain]
+    loops = [gid for gid in crossed if groups[gid].kind == "parallel_for"]
+    if not loops:
+        own = [gid for gid in _chain(up.group, groups) if groups[gid].kind == "parallel_for"]
+        if own:
+            raise ValidationError(
+                f"{where}: {reading} reads Collected({v.step}.{v.output}) inside {own[0]}, the loop it collects over; "
+                "move the step after the loop, or pass the output itself to use one iteration's value.")
+        raise ValidationError(
+            f"{where}: {reading} reads Collected({v.step}.{v.output}), but step {v.step!r} is in no ParallelFor, so "
+            f"there is nothing to collect; pass {v.step}.outputs[{v.output!r}] itself.")
+    held = [gid for gid in crossed if groups[gid].kind != "parallel_for"]
+    if held:
+        raise ValidationError(
+            f"{where}: {reading} reads Collected({v.step}.{v.output}), and step {v.step!r} runs only under {held[0]} "
+            "inside the loop, so some iterations would have no value; collect a step outside the If.")
+    if ir.is_artifact_type(out.type) or out.from_return:
+        raise ValidationError(
+            f"{where}: {reading} reads Collected({v.step}.{v.output}), a {out.type} artifact; collecting artifacts is "
+            "not supported yet, so collect a scalar output instead (a score, or the artifact's URI as a str).")
+    return "list"
 
 
 def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[str, ir.Group], where: str) -> None:

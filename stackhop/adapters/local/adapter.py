@@ -77,7 +77,8 @@ class LocalAdapter(Adapter):
     Settings = LocalSettings
     Ref = LocalRef
     capabilities = frozenset({
-        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
+        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN,
+        Capability.EXIT_HANDLER, Capability.RETRIES,
         Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.CONTAINER_STEPS, Capability.GPU,
     })
     ignored = frozenset({Capability.NODE_SELECTORS, Capability.TOLERATIONS})

@@ -193,6 +193,8 @@ class _Compiler:
             if value.field:
                 spec = {**spec, "parameterExpressionSelector": f"parseJson(string_value)[{json.dumps(value.field)}]"}
             return spec
+        if isinstance(value, ir.CollectedRef):  # kfp's fan-in: each loop DAG re-exports the output as a LIST
+            return self.bind_output(consumer, ir.OutputRef(step=value.step, output=value.output), "list", artifact=False)
         assert isinstance(value, ir.OutputRef)
         return self.bind_output(consumer, value, type_name, artifact=artifact)
 
@@ -204,10 +206,19 @@ class _Compiler:
         return found.type
 
     def loop_item_channel(self, loop: str) -> str:
+        items = self.groups[loop].items
+        if items is not None and items.output is not None:  # kfp names the item after the list it iterates
+            return f"{self.output_channel(items.output)}-loop-item"
         return f"pipelinechannel--{self.names[loop]}-loop-item"
+
+    def output_channel(self, ref: ir.OutputRef) -> str:
+        return f"pipelinechannel--{self.names[ref.step]}-{ref.output}"
 
     def loop_item_type(self, loop: str) -> str:
         items = self.groups[loop].items
+        if items is not None and items.output is not None:
+            produced = self.steps[items.output.step].output(items.output.output)
+            return PARAM_TYPES.get(produced.item_type or "str", "STRING") if produced else "STRING"
         if items is None or items.static is None:
             return "STRING"
         kinds = {PARAM_TYPES.get(_scalar_kind(v), "STRING") for v in items.static}
@@ -505,6 +516,12 @@ class _Compiler:
             chan = self.loop_item_channel(g.id)
             if g.items.static is not None:
                 items: dict[str, Any] = {"raw": json.dumps(list(g.items.static), sort_keys=True, separators=(",", ":"))}
+            elif g.items.output is not None:
+                bound = self.bind(g.id, g.items.output, "list", artifact=False)
+                items_chan = self.output_channel(g.items.output)
+                task.setdefault("inputs", {}).setdefault("parameters", {})[items_chan] = bound
+                self.dags[g.id].inputs["parameters"][items_chan] = {"parameterType": "LIST"}
+                items = {"inputParameter": items_chan}
             else:
                 assert g.items.param is not None
                 bound = self.bind(g.id, ir.ParamRef(name=g.items.param), "list", artifact=False)
@@ -539,7 +556,7 @@ class _Compiler:
         elif isinstance(v, ir.LoopItemRef):
             type_name, chan = "str", self.loop_item_channel(v.loop)
             if v.field:
-                chan = f"pipelinechannel--{self.names[v.loop]}-loop-item-{v.field}"
+                chan = f"{chan}-{v.field}"
         else:
             assert isinstance(v, ir.OutputRef)
             out = self.steps[v.step].output(v.output)

@@ -145,7 +145,8 @@ class SpecEmulator(Emulator):
                 value = params[source]
             elif "taskOutputParameter" in spec:
                 src = spec["taskOutputParameter"]
-                value = self._output_parameter(level.dag, src["producerTask"], src["outputParameterKey"], prefix, name)
+                value = self._output_parameter(level.dag, src["producerTask"], src["outputParameterKey"], prefix, name,
+                                               (params, arts))
             elif "taskFinalStatus" in spec:
                 value = self._final_status(level.dag, spec["taskFinalStatus"]["producerTask"], prefix)
             else:
@@ -174,17 +175,32 @@ class SpecEmulator(Emulator):
             raise EmulationError(f"task {consumer!r} reads task {producer!r}, which is not in its DAG")
         return task, self.components[task["componentRef"]["name"]]
 
-    def _output_parameter(self, dag: dict[str, Any], producer: str, key: str, prefix: Index, consumer: str) -> Any:
+    def _output_parameter(self, dag: dict[str, Any], producer: str, key: str, prefix: Index, consumer: str,
+                          scope: tuple[dict[str, Any], dict[str, list[str]]]) -> Any:
+        """`scope`: the parameters and artifacts of `dag`, which a loop DAG's items may come from."""
         task, comp = self._producer(dag, producer, consumer)
         if "dag" in comp:
-            if task.get("parameterIterator") is not None:
-                raise EmulationError(f"task {consumer!r} reads output {key!r} collected over loop {producer!r}; "
-                                     "fan-in is not emulated")
             sel = comp["dag"].get("outputs", {}).get("parameters", {}).get(key)
             if sel is None:
                 raise EmulationError(f"DAG {producer!r} has no output parameter {key!r}")
             src = sel["valueFromParameter"]
-            return self._output_parameter(comp["dag"], src["producerSubtask"], src["outputParameterKey"], prefix, producer)
+            inner_params, inner_arts = self._inputs(_Level(dag, producer, task), *scope, prefix)
+            iterator = task.get("parameterIterator")
+            if iterator is None:
+                return self._output_parameter(comp["dag"], src["producerSubtask"], src["outputParameterKey"], prefix,
+                                              producer, (inner_params, inner_arts))
+            # fan-in, as the KFP driver gathers it: one value per iteration, in order; nested loops flatten
+            inner = comp["dag"]["tasks"].get(src["producerSubtask"], {})
+            collected: list[Any] = []
+            for i, item in enumerate(self._items(producer, iterator, inner_params)):
+                value = self._output_parameter(comp["dag"], src["producerSubtask"], src["outputParameterKey"],
+                                               prefix + (i,), producer,
+                                               ({**inner_params, iterator["itemInput"]: item}, inner_arts))
+                if inner.get("parameterIterator") is not None:
+                    collected.extend(value)
+                else:
+                    collected.append(value)
+            return collected
         produced = self.outputs.get((producer, prefix))
         if produced is None:  # served from cache, so never collected: its committed record holds the value
             produced = self._committed(producer, prefix).get("scalars", {})

@@ -72,7 +72,8 @@ class VertexAdapter(Adapter):
     Settings = VertexSettings
     Ref = VertexRef
     capabilities = frozenset({
-        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.EXIT_HANDLER, Capability.RETRIES,
+        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN,
+        Capability.EXIT_HANDLER, Capability.RETRIES,
         Capability.CACHING, Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS,
     })
     poll_seconds = (5.0, 30.0)
