@@ -349,3 +349,59 @@ def test_the_cli_exits_2_on_a_collection_inside_its_own_loop(write_pipeline, pro
         "        u = use(x=w)\n        join(xs=Collected(u.output))\n", name="inside")
     assert_user_error(cli(project, "compile", "inside.py", "-o", str(project / "out")),
                       "inside for-1, the loop it collects over")
+
+
+def test_iterations_are_named_after_their_configs_so_two_runs_match(sweep, project) -> None:
+    four = stackhop.run(sweep, cache=False, progress=False)
+    six = stackhop.run(sweep, parameters={"grid_size": 6}, cache=False, progress=False)
+    assert four.steps()["train[1]"].label == "train[epochs=4,lr=0.005]"
+    for label in (s.label for s in four.steps().values() if s.label):
+        assert four.artifact(label, "output").value == six.artifact(label, "output").value, label
+    from test_cli import stackhop as cli
+
+    log = cli(project, "logs", four.run_id, "train[epochs=4,lr=0.005]")
+    assert log.returncode == 0, log.stderr
+    shown = cli(project, "runs", "show", four.run_id, env={"COLUMNS": "200"})
+    assert "train[1] [epochs=4,lr=0.005]" in shown.stdout
+
+
+WORDS = """
+from stackhop import ParallelFor, pipeline, step
+
+
+@step
+def shout(word: str) -> str:
+    return word.upper()
+
+
+@step
+def weigh(config: dict) -> float:
+    return config["lr"] * 10
+
+
+@pipeline
+def words(items: list = ["ham", "eggs"], configs: list = [{"lr": 0.1, "note": "a b"}, {"lr": 0.2, "note": "c"}]):
+    with ParallelFor(items) as word:
+        shout(word=word)
+    with ParallelFor(configs, key="lr") as config:
+        weigh(config=config)
+"""
+
+
+def test_an_item_names_its_iteration_wherever_it_sits_in_the_list(write_pipeline, project) -> None:
+    module = write_pipeline(WORDS)
+    first = stackhop.run(module.words, cache=False, progress=False)
+    swapped = stackhop.run(module.words, parameters={"items": ["eggs", "ham"]}, cache=False, progress=False)
+    assert first.steps()["shout[0]"].label == "shout[ham]" and swapped.steps()["shout[1]"].label == "shout[ham]"
+    assert first.artifact("shout[ham]", "output").value == swapped.artifact("shout[ham]", "output").value == "HAM"
+    assert first.steps()["weigh[1]"].label == "weigh[lr=0.2]", "key= names dict items by one field"
+    twice = stackhop.run(module.words, parameters={"items": ["ham", "ham"]}, cache=False, progress=False)
+    assert [s.label for k, s in twice.steps().items() if k.startswith("shout")] == ["", ""], "no name: the index"
+
+
+def test_a_key_the_items_lack_is_refused_in_one_sentence(write_pipeline) -> None:
+    module = write_pipeline(WORDS.replace("with ParallelFor(configs, key=\"lr\")",
+                                          "with ParallelFor([{\"lr\": 1}, {\"rate\": 2}], key=\"lr\")"))
+    with pytest.raises(ValidationError) as caught:
+        module.words.build()
+    assert "ParallelFor key 'lr' names each item by that field, but item {'rate': 2} has none" in str(caught.value)

@@ -40,7 +40,7 @@ def mermaid(p: ir.Pipeline) -> str:
 
     def emit(group: str | None, indent: str) -> None:
         for s in members.get(group, []):
-            shape = ("[[", "]]") if s.kind == "container" else ("{{", "}}") if s.kind == "resource" else ("[", "]")
+            shape = {"container": ("[[", "]]"), "resource": ("{{", "}}"), "importer": ("[/", "/]")}.get(s.kind, ("[", "]"))
             lines.append(f'{indent}{_node_id(s.name)}{shape[0]}"{s.display_name or s.name}"{shape[1]}')
         for child in children.get(group, []):
             g = p.group(child)

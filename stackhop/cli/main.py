@@ -348,7 +348,7 @@ def cancel(run_id: str = typer.Argument(...), config: Optional[Path] = ConfigOpt
 @app.command()
 def logs(
     run_id: str = typer.Argument(...),
-    step: Optional[str] = typer.Argument(None, help="Step (e.g. train or train[2]); all steps when omitted."),
+    step: Optional[str] = typer.Argument(None, help="Step (e.g. train, train[2] or train[lr=0.05]); all steps when omitted."),
     json_out: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
@@ -357,6 +357,7 @@ def logs(
 
     handle = get_run(run_id, config=_config(config))
     steps = handle.steps()
+    step = next((key for key, s in steps.items() if s.label and s.label == step), step)
     if step and step not in steps:
         from stackhop.errors import StackhopError
 

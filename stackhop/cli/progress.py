@@ -54,7 +54,8 @@ def show_run(record: Any, state: RunState, outputs: list[dict[str, Any]],
         message = s.message
         if s.cache and s.cache.get("result") == "miss" and s.cache.get("changed") and s.status.value == "SUCCEEDED":
             message = "cache miss: " + "; ".join(s.cache["changed"])
-        table.add_row(Text(key), s.status.value, Text(s.native), str(s.attempts), _duration(s.started_at, s.finished_at),
+        name = f"{key} {s.label[len(s.label.split('[', 1)[0]):]}" if s.label else key
+        table.add_row(Text(name), s.status.value, Text(s.native), str(s.attempts), _duration(s.started_at, s.finished_at),
                       Text(message[:120]))
     console.print(table)
     if pipeline_outputs:

@@ -502,9 +502,13 @@ class Else(Elif):
 
 
 class ParallelFor:
-    """`with ParallelFor([...]) as item:` — the body runs once per item, at most `parallelism` at a time."""
+    """`with ParallelFor([...]) as item:` — the body runs once per item, at most `parallelism` at a time.
 
-    def __init__(self, items: list[Any] | PipelineParam | TaskOutput | Task, parallelism: int | None = None):
+    Each iteration is named after its item where it can be (`train[0.05]`, `train[lr=0.05,depth=3]`), or after
+    one field of dict items with `key="lr"`, so two runs' iterations match; `train[0]` names it too."""
+
+    def __init__(self, items: list[Any] | PipelineParam | TaskOutput | Task, parallelism: int | None = None, *,
+                 key: str | None = None):
         if isinstance(items, (Task, tracing.NestedTask)):
             items = items.output
         if not isinstance(items, (list, tuple, PipelineParam, TaskOutput)):
@@ -525,13 +529,17 @@ class ParallelFor:
                                           f"{type(parallelism).__name__} {parallelism!r}.")
         if parallelism is not None and parallelism < 1:
             raise PipelineDefinitionError(f"ParallelFor parallelism must be at least 1, got {parallelism}.")
+        if key is not None and not (isinstance(key, str) and key.isidentifier()):
+            raise PipelineDefinitionError(f"ParallelFor key must name a field of the items, such as key=\"lr\", "
+                                          f"not {key!r}.")
         self.items = items
         self.parallelism = parallelism
+        self.key = key
         self._rec: GroupRec | None = None
 
     def __enter__(self) -> LoopItem:
         self._rec = current_trace("ParallelFor").open_group(
-            "parallel_for", items=self.items, parallelism=self.parallelism
+            "parallel_for", items=self.items, parallelism=self.parallelism, key=self.key
         )
         return LoopItem(self._rec)
 

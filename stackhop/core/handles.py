@@ -122,7 +122,11 @@ class RunHandle:
         return self._runs.artifacts(self.ref)
 
     def artifact(self, step: str, output: str) -> ArtifactRef:
+        """`step` is a step, an iteration by index (`train[2]`) or by item (`train[lr=0.05]`)."""
         found = [a for a in self.artifacts() if a.step == step and a.output == output]
+        if not found and "[" in step:
+            by_label = {s.label: key for key, s in self.steps().items() if s.label}
+            found = [a for a in self.artifacts() if a.step == by_label.get(step) and a.output == output]
         if not found:
             have = sorted({f"{a.step}.{a.output}" for a in self.artifacts()})
             raise ArtifactError(

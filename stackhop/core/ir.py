@@ -350,6 +350,15 @@ class FailSpec(_Frozen):
     message: str = Field(min_length=1, max_length=1024)
 
 
+class ImporterSpec(_Frozen):
+    """An artifact that already exists, brought into the run: nothing is copied, its URI (the step's input
+    `uri`) is the artifact, as a kfp importer registers one."""
+
+    artifact_type: str
+    metadata: dict[str, JsonValue] = {}
+    reimport: bool = False
+
+
 class InputSpec(_Frozen):
     name: str
     type: str
@@ -389,12 +398,13 @@ class StepSettings(_Frozen):
 
 class Step(_Frozen):
     name: str
-    kind: Literal["python", "container", "resource", "fail"]
+    kind: Literal["python", "container", "resource", "fail", "importer"]
     display_name: str | None = None
     python: PythonCall | None = None
     container: ContainerSpec | None = None
     resource: ResourceOpSpec | None = None
     fail: FailSpec | None = None
+    importer: ImporterSpec | None = None
     inputs: tuple[InputSpec, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
     after: tuple[str, ...] = ()
@@ -425,6 +435,8 @@ class Group(_Frozen):
     condition: Expr | None = None
     items: LoopItems | None = None
     parallelism: int | None = Field(default=None, ge=1)
+    key: str | None = None
+    """The dict field that names each iteration (`train[lr=0.05]`); None: named after the item where it can be."""
     exit_step: str | None = None
 
 
@@ -500,7 +512,11 @@ class Pipeline(_Frozen):
         for g in data["groups"]:  # fields added later are written only when set, for the same reason
             if g.get("items") and g["items"]["output"] is None:
                 del g["items"]["output"]
+            if g["key"] is None:
+                del g["key"]
         for st in data["steps"]:
+            if st["importer"] is None:
+                del st["importer"]
             for o in st["outputs"]:
                 if o["item_type"] is None:
                     del o["item_type"]

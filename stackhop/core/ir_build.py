@@ -105,6 +105,8 @@ def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, A
                 )
             out["items"] = {"static": [i.value for i in items]}
         out["parallelism"] = g.parallelism
+        if g.key is not None:
+            out["key"] = g.key
     else:
         assert g.exit_task is not None
         if g.exit_task.group is not g.parent:
@@ -155,6 +157,8 @@ def _step(t: tracing.Task, where: str) -> dict[str, Any]:
         data["resource"] = t.resource
     if t.fail:
         data["fail"] = t.fail
+    if t.importer:
+        data["importer"] = t.importer
     return data
 
 

@@ -88,6 +88,21 @@ class RunView:
             indexes = [ix + (i,) for ix in indexes for i in range(len(self.loop_items(loop, ix)))]
         return indexes
 
+    def iteration_label(self, step: str, index: Index) -> str:
+        """`train[lr=0.05]`: the instance named after its loops' items, so two runs' iterations match."""
+        names = [self._item_names(loop, index[:pos])[index[pos]] for pos, loop in enumerate(self.loops(step))]
+        return step + "".join(f"[{n}]" for n in names)
+
+    def _item_names(self, loop: dict[str, Any], outer: Index) -> list[str]:
+        cache = self.__dict__.setdefault("_names", {})
+        if (loop["id"], outer) not in cache:
+            items = self.loop_items(loop, outer)
+            names = [_item_name(x, loop.get("key")) for x in items]
+            if None in names or len(set(names)) != len(names):  # no name for every item: the index names them all
+                names = [str(i) for i in range(len(items))]
+            cache[(loop["id"], outer)] = names
+        return cache[(loop["id"], outer)]
+
     def collected(self, step: str, output: str, consumer: str, index: Index) -> list[Any]:
         """`Collected(step.output)` for a consumer at `index`: every iteration's value below the loops they share."""
         shared = index[: _common(self.loops(consumer), self.loops(step))]
@@ -106,7 +121,17 @@ class RunView:
     def outputs(self, step: str, index: Index) -> dict[str, Any]:
         key = (step, index)
         if key not in self._outputs:
-            self._outputs[key] = self.store.read_json(self.wiring.outputs_location(self, step, index))
+            if self.steps[step]["kind"] == "importer":  # its record follows from the IR: no backend writes one
+                from stackhop.core.importing import imported_record  # lazy: only pipelines that import need it
+
+                uri = next(i for i in self.steps[step]["inputs"] if i["name"] == "uri")
+                try:
+                    value = self.value(uri["value"], step, index)
+                except KeyError:  # a parameter this step process was not handed: its wiring has the URI
+                    value = None
+                self._outputs[key] = imported_record(self.steps[step], value)
+            else:
+                self._outputs[key] = self.store.read_json(self.wiring.outputs_location(self, step, index))
         return self._outputs[key]
 
     def remember_outputs(self, step: str, index: Index, record: dict[str, Any]) -> None:
@@ -185,6 +210,37 @@ def _common(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:
     while n < min(len(a), len(b)) and a[n]["id"] == b[n]["id"]:
         n += 1
     return n
+
+
+_NAME_TEXT = re.compile(r"^[A-Za-z_][\w.\-:/@+]{0,39}$")
+
+
+def _item_name(item: Any, key: str | None) -> str | None:
+    """A short, bracket-free name for one loop item, or None when it has none."""
+    if key is not None:
+        if not isinstance(item, dict) or key not in item:
+            return None
+        value = _name_value(item[key])
+        return f"{key}={value}" if value is not None else None
+    if isinstance(item, dict):
+        parts = [(k, _name_value(v)) for k, v in sorted(item.items())]
+        text = ",".join(f"{k}={v}" for k, v in parts)
+        ok = parts and all(v is not None and _NAME_TEXT.match(str(k)) for k, v in parts) and len(text) <= 48
+        return text if ok else None
+    if isinstance(item, str):
+        return item if _NAME_TEXT.match(item) else None
+    value = _name_value(item)
+    return f"item={value}" if value is not None else None
+
+
+def _name_value(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, str) and _NAME_TEXT.match(value):
+        return value
+    return None
 
 
 def _short(value: Any) -> str:

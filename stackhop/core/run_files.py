@@ -41,7 +41,7 @@ def to_run_state(state: dict[str, Any], run_prefix: str) -> RunState:
             name=key, status=StepStatus.parse(s["status"]), native=s.get("native", ""), attempts=s.get("attempts", 0),
             started_at=s.get("started_at"), finished_at=s.get("finished_at"), exit_code=s.get("exit_code"),
             message=s.get("message", ""), log_uri=log_uri(run_prefix, key) if not key.endswith("[*]") else None,
-            cache=s.get("cache"),
+            cache=s.get("cache"), label=s.get("label", ""),
         )
         for key, s in sorted(state["steps"].items(), key=lambda kv: position(kv[0]))
     }

@@ -69,6 +69,8 @@ class StepState:
     log_uri: str | None = None
     cache: dict[str, Any] | None = None
     """How the cache answered where the scheduler ran: {"result": "hit" | "miss" | "disabled", "changed": [...]}."""
+    label: str = ""
+    """A loop iteration named after its item (`train[lr=0.05]`), the same in every run that tried that item."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "status": self.status.value}

@@ -21,9 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.cache_key import changes, input_part, key_of, material
 from stackhop.core.graph import stable_topological
 from stackhop.core.resolve import Index, RunView, instance_key
+from stackhop.errors import ArtifactError
 
 OK = ("SUCCEEDED", "CACHED")
 TERMINAL = ("SUCCEEDED", "CACHED", "FAILED", "SKIPPED", "CANCELLED")
@@ -61,6 +63,8 @@ class Instance:
     placeholder: bool = False
     """Stands for the iterations of a loop over a step output that has not been produced yet."""
     problem: str = ""
+    label: str = ""
+    """The iteration named after its items (`train[lr=0.05]`), when it is in a loop."""
 
     @property
     def deps(self) -> list[str]:
@@ -172,6 +176,8 @@ class Scheduler(ABC):
             inst.order_deps = self._instances_of(dict.fromkeys(order_ups), loops, inst.index)
             if loops:
                 inst.loop_slot = (loops[-1], inst.index[:-1])
+                if not inst.label:
+                    inst.label = self.view.iteration_label(inst.step, inst.index)
         self.order = _topological(self.instances)
 
     def _slots(self, step: str) -> list[tuple[Index, bool, str]]:
@@ -332,12 +338,27 @@ class Scheduler(ABC):
                 return self.settle(inst, "FAILED", "condition_error", f"could not evaluate the condition: {exc}")
             if not holds:
                 return self.settle(inst, "SKIPPED", "condition_false", f"{group} is false")
+        if self.view.steps[inst.step]["kind"] == "importer":
+            return self._import(inst)
         if self._try_cache(inst):
             return True
         if not self._has_capacity(inst):
             return False
         self._start(inst)
         return True
+
+    def _import(self, inst: Instance) -> bool:
+        """An importer runs nothing: its artifact must exist, and its record is written where readers look."""
+        try:
+            record = self.view.outputs(inst.step, inst.index)
+            uri = record["artifacts"]["artifact"]["uri"]
+            if not uri or not ArtifactStore.for_uri(uri).exists(uri):
+                raise ArtifactError(f"step {inst.step!r} imports {uri}, which does not exist; check the URI, or "
+                                    "write the artifact there first")
+        except Exception as exc:
+            return self.settle(inst, "FAILED", "import_failed", str(exc).rstrip("."))
+        self.store.write_json(self.view.outputs_uri(inst.step, inst.index), {**record, "run_id": self.view.run_id})
+        return self.settle(inst, "SUCCEEDED", "imported", f"imported {uri}")
 
     def _start(self, inst: Instance) -> None:
         inst.attempts += 1
@@ -477,6 +498,7 @@ class Scheduler(ABC):
                 "status": i.status, "native": i.native, "attempts": i.attempts, "started_at": i.started_at,
                 "finished_at": i.finished_at, "exit_code": i.exit_code, "message": i.message,
                 "backend_name": i.backend_name, **({"cache": i.cache} if i.cache else {}),
+                **({"label": i.label} if i.label and i.label != key else {}),
             }
             for key in self.order
             for i in (self.instances[key],)

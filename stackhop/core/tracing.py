@@ -159,6 +159,7 @@ class GroupRec:
     condition: ExprNode | None = None
     items: Any = None
     parallelism: int | None = None
+    key: str | None = None
     exit_task: "Task | None" = None
     chain: tuple[Any, ...] = ()
     """For an If/Elif branch: its own condition and those of the branches before it, for an Elif or Else after it."""
@@ -191,6 +192,7 @@ class Task:
     container: dict[str, Any] | None = None
     resource: dict[str, Any] | None = None
     fail: dict[str, str] | None = None
+    importer: dict[str, Any] | None = None
     after_tasks: list["Task"] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     secrets: list[dict[str, str]] = field(default_factory=list)

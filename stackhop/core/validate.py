@@ -119,6 +119,11 @@ def _groups(p: ir.Pipeline, groups: dict[str, ir.Group], steps: dict[str, ir.Ste
             if len(given) != 1:
                 raise ValidationError(f"{gwhere}: a ParallelFor needs exactly one of a static list, a list parameter "
                                       "or a step's list output.")
+            if g.key is not None and g.items.static is not None:
+                lacking = next((x for x in g.items.static if not isinstance(x, dict) or g.key not in x), None)
+                if lacking is not None:
+                    raise ValidationError(f"{gwhere}: ParallelFor key {g.key!r} names each item by that field, but "
+                                          f"item {lacking!r} has none; give every item the field, or drop key=.")
             if g.items.output is not None:
                 source = _value_type(p, g.items.output, steps, groups, g.parent, gwhere, reading="the ParallelFor")
                 if source != "list":
@@ -270,7 +275,8 @@ def _collected_type(p: ir.Pipeline, v: ir.CollectedRef, steps: dict[str, ir.Step
 def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[str, ir.Group], where: str) -> None:
     if s.group is not None and s.group not in groups:
         raise ValidationError(f"{where}: unknown group {s.group!r}.")
-    body = {"python": s.python, "container": s.container, "resource": s.resource, "fail": s.fail}
+    body = {"python": s.python, "container": s.container, "resource": s.resource, "fail": s.fail,
+            "importer": s.importer}
     if body[s.kind] is None or sum(v is not None for v in body.values()) != 1:
         raise ValidationError(f"{where}: a {s.kind} step must carry exactly its `{s.kind}` body.")
     for i in s.inputs:
@@ -299,6 +305,14 @@ def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[st
     clash = set(names) & set(s.settings.env) or {n for n in names if names.count(n) > 1}
     if clash:
         raise ValidationError(f"{where}: environment variable {sorted(clash)[0]!r} is set twice (env and secret); keep one.")
+    if s.importer is not None:
+        uri = s.input("uri")
+        if uri is None or not isinstance(uri.value, (ir.Const, ir.ParamRef)) or (
+                isinstance(uri.value, ir.Const) and not isinstance(uri.value.value, str)):
+            raise ValidationError(f"{where}: an importer's uri must be a URI string or a str pipeline parameter, known "
+                                  "before the run starts.")
+        if [o.name for o in s.outputs] != ["artifact"] or not ir.is_artifact_type(s.outputs[0].type):
+            raise ValidationError(f"{where}: an importer has exactly one output, 'artifact', of an artifact type.")
     if s.resource:
         _manifest_parameters(p, s.resource, where)
     if s.container:

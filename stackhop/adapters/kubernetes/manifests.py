@@ -54,6 +54,8 @@ def compile_manifests(p: ir.Pipeline, settings: KubernetesSettings, artifact_roo
     bases = job_bases(p.name, [s.name for s in p.steps])
     docs: list[dict[str, Any]] = []
     for step in p.steps:
+        if step.kind == "importer":  # the driver settles it: nothing runs, so no Job
+            continue
         if step.kind == "resource":
             docs.append(_resource_doc(p, step, settings))
         else:

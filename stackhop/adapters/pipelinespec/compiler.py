@@ -291,6 +291,9 @@ class _Compiler:
         if s.kind == "container":
             self.container_step(s)
             return
+        if s.kind == "importer":
+            self.importer_step(s)
+            return
         name = self.names[s.name]
         task = self.dags[s.group].tasks.setdefault(name, {})
         comp: dict[str, Any] = {"executorLabel": f"exec-{name}"}
@@ -318,7 +321,7 @@ class _Compiler:
                 task_arts[inp.name] = self.bind(s.name, inp.value, produced.type, artifact=True)
                 in_arts[inp.name] = {"artifactType": artifact_type(produced.type)}
                 args += ["--input-artifact", f"{inp.name}={{{{$.inputs.artifacts['{inp.name}'].uri}}}}"]
-                if self.steps[inp.value.step].kind != "container":  # a container step writes no stackhop meta
+                if self.steps[inp.value.step].kind not in ("container", "importer"):  # they write no stackhop meta
                     upstream[inp.value.step] = None
         for up in upstream:
             key = f"{META_OUTPUT}_{self.names[up].replace('-', '_')}"
@@ -424,6 +427,29 @@ class _Compiler:
                     {"parameters": out_params, "artifacts": out_arts}, {"parameters": task_params, "artifacts": task_arts})
         self.executors[f"exec-{name}"] = {"container": self.container(
             s, translate.items(s.container.command), translate.items(s.container.args), {})}
+
+    def importer_step(self, s: ir.Step) -> None:
+        """An importer task, as kfp compiles `dsl.importer`: the driver registers the URI, no container runs."""
+        assert s.importer is not None
+        name = self.names[s.name]
+        task = self.dags[s.group].tasks.setdefault(name, {})
+        uri = s.input("uri")
+        assert uri is not None and uri.value is not None
+        for after in s.after:
+            self.depend(s.name, after)
+        bound = self.bind(s.name, uri.value, "str", artifact=False)
+        self.finish(s, task, {"executorLabel": f"exec-{name}"},
+                    {"parameters": {"uri": {"parameterType": "STRING"}}, "artifacts": {}},
+                    {"parameters": {}, "artifacts": {"artifact": {"artifactType": artifact_type(s.importer.artifact_type)}}},
+                    {"parameters": {"uri": bound}, "artifacts": {}})
+        spec: dict[str, Any] = {"artifactUri": {"constant": uri.value.value} if isinstance(uri.value, ir.Const)
+                                else {"runtimeParameter": "uri"}}
+        if s.importer.metadata:
+            spec["metadata"] = dict(sorted(s.importer.metadata.items()))
+        if s.importer.reimport:
+            spec["reimport"] = True
+        spec["typeSchema"] = artifact_type(s.importer.artifact_type)
+        self.executors[f"exec-{name}"] = {"importer": spec}
 
     def container(self, s: ir.Step, command: list[str], args: list[str], own_env: dict[str, str]) -> dict[str, Any]:
         st = s.settings

@@ -164,7 +164,8 @@ class SpecEmulator(Emulator):
                 t_arts[key] = arts[source]
             elif "taskOutputArtifact" in spec:
                 src = spec["taskOutputArtifact"]
-                t_arts[key] = self._output_artifact(level.dag, src["producerTask"], src["outputArtifactKey"], prefix, name)
+                t_arts[key] = self._output_artifact(level.dag, src["producerTask"], src["outputArtifactKey"], prefix, name,
+                                                    (params, arts))
             else:
                 raise EmulationError(f"task {name!r}: artifact input {key!r} has an unknown source: {spec}")
         return t_params, t_arts
@@ -215,8 +216,16 @@ class SpecEmulator(Emulator):
         except Exception:
             return {}
 
-    def _output_artifact(self, dag: dict[str, Any], producer: str, key: str, prefix: Index, consumer: str) -> list[str]:
+    def _output_artifact(self, dag: dict[str, Any], producer: str, key: str, prefix: Index, consumer: str,
+                         scope: tuple[dict[str, Any], dict[str, list[str]]]) -> list[str]:
         task, comp = self._producer(dag, producer, consumer)
+        importer = self.executors.get(comp.get("executorLabel", ""), {}).get("importer")
+        if importer is not None:  # the driver registers the URI the importer names: nothing ran, nothing moved
+            source = importer["artifactUri"]
+            if "constant" in source:
+                return [source["constant"]]
+            params, _ = self._inputs(_Level(dag, producer, task), *scope, prefix)
+            return [params[source["runtimeParameter"]]]
         if "dag" in comp:
             if task.get("parameterIterator") is not None:
                 raise EmulationError(f"task {consumer!r} reads artifact {key!r} collected over loop {producer!r}; "
@@ -224,8 +233,10 @@ class SpecEmulator(Emulator):
             sel = comp["dag"].get("outputs", {}).get("artifacts", {}).get(key)
             if sel is None:
                 raise EmulationError(f"DAG {producer!r} has no output artifact {key!r}")
+            inner = self._inputs(_Level(dag, producer, task), *scope, prefix)
             return [uri for s in sel["artifactSelectors"]
-                    for uri in self._output_artifact(comp["dag"], s["producerSubtask"], s["outputArtifactKey"], prefix, producer)]
+                    for uri in self._output_artifact(comp["dag"], s["producerSubtask"], s["outputArtifactKey"], prefix,
+                                                     producer, inner)]
         if key not in comp.get("outputDefinitions", {}).get("artifacts", {}):
             raise EmulationError(f"task {consumer!r} reads artifact {key!r} of task {producer!r}, which it does not declare")
         if key != META_OUTPUT and (producer, prefix) not in self.outputs:  # served from cache: the cached execution's

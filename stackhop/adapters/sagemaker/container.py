@@ -101,6 +101,8 @@ class ContainerArgs:
                 raise PipelineDefinitionError(
                     f"{self.where()}: input {p.name!r} is a {spec.type}, not an artifact, so it has no URI; use "
                     f"InputValue({p.name!r}) or InputPath({p.name!r}).")
+            if self.c.p.step(value.step).kind == "importer":
+                return self.c.imported_uri(value)
             return self.c.record_value(value, self.index, f"artifacts.{value.output}.uri")
         return self.input_path(p.name, value, artifact)
 
@@ -122,6 +124,18 @@ class ContainerArgs:
 
     def input_path(self, name: str, ref: ir.OutputRef, artifact: bool) -> str:
         """A ProcessingInput per input: the artifact (or scalar text file) lands at `<LocalPath>/<output name>`."""
+        if name not in self._staged and self.c.p.step(ref.step).kind == "importer":
+            uri = self.c.imported_uri(ref)
+            if not isinstance(uri, str):
+                raise PipelineDefinitionError(
+                    f"{self.where()}: InputPath({name!r}) reads an importer whose URI is a pipeline parameter, and "
+                    "SageMaker names the downloaded file only after the object it fetched; write the URI in the "
+                    f"pipeline, or pass InputUri({name!r}) and fetch it in the command.")
+            local = f"{self.input_dir}/{name}"
+            self.inputs.append({"InputName": name, "S3Input": {
+                "S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix", "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated"}})
+            self._staged[name] = f"{local}/{uri.rstrip('/').rsplit('/', 1)[-1]}"
         if name not in self._staged:
             self.upstream(ref)
             if artifact:

@@ -209,6 +209,8 @@ class _Compiler:
         mine = self.loops(step.name)
         out: list[str] = []
         for up in step.after:
+            if self.p.step(up).kind == "importer":  # nothing runs for it, so nothing to wait for
+                continue
             theirs = self.loops(up)
             common = 0
             while common < min(len(mine), len(theirs)) and mine[common] == theirs[common]:
@@ -224,8 +226,16 @@ class _Compiler:
 
     # -------------------------------------------------------------- values
     def upstream_of(self, step: ir.Step) -> list[str]:
-        ups = [i.value.step for i in step.inputs if isinstance(i.value, ir.OutputRef)]
+        """Steps whose records this one reads; an importer has none, its record follows from the run spec."""
+        ups = [i.value.step for i in step.inputs
+               if isinstance(i.value, ir.OutputRef) and self.p.step(i.value.step).kind != "importer"]
         return list(dict.fromkeys(ups))
+
+    def imported_uri(self, ref: ir.OutputRef) -> Any:
+        """What an importer's artifact is in the definition: its URI, written out or a parameter."""
+        uri = self.p.step(ref.step).input("uri")
+        assert uri is not None and isinstance(uri.value, (ir.Const, ir.ParamRef))
+        return uri.value.value if isinstance(uri.value, ir.Const) else {"Get": f"Parameters.{uri.value.name}"}
 
     def property_value(self, ref: ir.OutputRef, index: tuple[int, ...]) -> dict[str, Any]:
         up = self.p.step(ref.step)
@@ -484,6 +494,8 @@ class _Compiler:
         # (per loop index) becomes one ConditionStep whose conditions are ANDed.
         conditional: dict[tuple[tuple[str, ...], tuple[int, ...]], list[tuple[ir.Step, dict[str, Any]]]] = {}
         for s in self.p.steps:
+            if s.kind == "importer":  # no step: consumers read its URI directly
+                continue
             chain = _condition_chain(self.p, s)
             for index in self.instances(s):
                 doc = self.processing_step(s, index)

@@ -157,6 +157,9 @@ class DefinitionEmulator(Emulator):
         raise EmulationError(f"condition type {kind!r} is not emulated")
 
     def condition(self, step: str, index: Index) -> bool | None:
+        if any(s["name"] == step and s["kind"] == "importer" for s in self.run.pipeline["steps"]):
+            return None  # the definition has no step for an importer: its readers name its URI
+
         name = self._named(step, index)["Name"]
         if name not in self.branch_of:
             return None
