@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "Condition": "stackhop.core.dsl",
     "ParallelFor": "stackhop.core.dsl",
     "Collected": "stackhop.core.tracing",
+    "OneOf": "stackhop.core.tracing",
     "importer": "stackhop.core.importing",
     "ExitHandler": "stackhop.core.dsl",
     "InputPath": "stackhop.core.containers",
@@ -89,7 +90,7 @@ if TYPE_CHECKING:
         Concat, ContainerSpec, IfPresent, InputPath, InputUri, InputValue, OutputPath, OutputUri,
         container_component, container_step,
     )
-    from stackhop.core.tracing import Collected
+    from stackhop.core.tracing import Collected, OneOf
     from stackhop.core.importing import importer
     from stackhop.core.dsl import (
         Condition, Elif, Else, ExitHandler, If, ParallelFor, fail_step, pipeline, resource_op, step,

@@ -305,6 +305,11 @@ def _run_python(view: RunView, step: dict[str, Any], index: Index) -> dict[str, 
             if spec["type"] in SCALARS:
                 kwargs[spec["name"]] = float(value) if spec["type"] == "float" and isinstance(value, int) else value
                 continue
+            if spec.get("is_list"):  # Collected artifacts: one per iteration, in iteration order
+                cls = ARTIFACT_CLASSES[spec["type"]]
+                kwargs[spec["name"]] = [cls(spec["name"], v["uri"], stack.enter_context(view.store.local_copy(v["uri"])),
+                                            v.get("metadata")) for v in value]
+                continue
             path = stack.enter_context(view.store.local_copy(value["uri"]))
             if spec.get("as_value"):
                 if not value.get("materializer"):

@@ -68,6 +68,16 @@ def test_a_local_run_reads_the_file_where_it_is(census, project) -> None:
     assert handle.steps()["importer"].message == f"imported {uri}"
 
 
+def test_a_reader_is_served_from_cache_until_the_imported_file_changes(census, project) -> None:
+    uri = put(f"file://{project}/data/iris.csv")
+    first = stackhop.run(census, parameters={"uri": uri}, progress=False)
+    again = stackhop.run(census, parameters={"uri": uri}, progress=False)
+    assert read(first) == read(again) and again.steps()["count_rows"].status == StepStatus.CACHED
+    ArtifactStore.for_uri(uri).write_bytes(uri, CSV + b"6.3,4.9\n")
+    changed = stackhop.run(census, parameters={"uri": uri}, progress=False)
+    assert read(changed)[0] == "4 rows from uci", "a new file is new input, not a cache hit"
+
+
 def test_a_missing_uri_fails_the_importer_in_one_sentence_and_skips_its_readers(census, project) -> None:
     uri = f"file://{project}/data/nowhere.csv"
     handle = stackhop.run(census, parameters={"uri": uri}, cache=False, progress=False)

@@ -182,6 +182,14 @@ def _kfp(write_pipeline, source: str, name: str, tmp_path) -> dict:
     return json.loads(text.replace('-Output"', '-output"').replace('-Output-', '-output-').replace('"Output"', '"output"'))
 
 
+def _kfps_part(ours: dict, theirs: dict) -> bool:
+    """Ours holds what kfp's holds, and besides only stackhop's own records (`stackhop_meta`), which carry the
+    metadata and digests of the artifacts beside them."""
+    def drop(d: dict) -> dict:
+        return {k: drop(v) if isinstance(v, dict) else v for k, v in d.items() if "stackhop_meta" not in k}
+    return drop(ours) == theirs
+
+
 def _no_ref(task: dict) -> dict:
     return {k: v for k, v in task.items() if k not in ("componentRef", "cachingOptions")}
 
@@ -405,3 +413,115 @@ def test_a_key_the_items_lack_is_refused_in_one_sentence(write_pipeline) -> None
     with pytest.raises(ValidationError) as caught:
         module.words.build()
     assert "ParallelFor key 'lr' names each item by that field, but item {'rate': 2} has none" in str(caught.value)
+
+
+SHARDS = """
+from stackhop import Collected, Dataset, Input, Output, ParallelFor, pipeline, step
+
+
+@step
+def plan(n: int) -> list[int]:
+    return list(range(n))
+
+
+@step
+def shard(i: int, part: Output[Dataset]) -> None:
+    with open(part.path, "w") as f:
+        f.write("row\\n" * (i + 1))
+    part.metadata["rows"] = i + 1
+
+
+@step
+def merge(parts: Input[list[Dataset]]) -> str:
+    return ",".join(f"{sum(1 for _ in open(p.path))}/{p.metadata['rows']}" for p in parts)
+
+
+@pipeline
+def sharded(n: int = 3):
+    with ParallelFor(plan(n=n).output) as i:
+        part = shard(i=i)
+    merge(parts=Collected(part.outputs["part"]))
+"""
+
+
+@pytest.fixture
+def sharded(write_pipeline, write_config):
+    write_config(STACKS)
+    return write_pipeline(SHARDS).sharded
+
+
+def test_collected_artifacts_arrive_as_a_list_in_iteration_order(sharded) -> None:
+    handle = stackhop.run(sharded, progress=False)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("merge", "output").value == "1/1,2/2,3/3"
+    again = stackhop.run(sharded, progress=False)
+    assert again.steps()["merge"].status == StepStatus.CACHED
+
+
+def test_collected_artifacts_pass_through_the_fake_kubernetes_server(sharded, project, write_config) -> None:
+    with FakeKubernetes(version="1.37", time_scale=0.05) as kube:
+        k8s_stack(write_config, kube, project)
+        handle = stackhop.run(sharded, cache=False, progress=False)
+        assert handle.wait(timeout=180) == RunStatus.SUCCEEDED, handle.state().message
+        assert handle.artifact("merge", "output").value == "1/1,2/2,3/3"
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ("    merge(parts=part.outputs['part'])\n", "is a list of Dataset artifacts (Input[list[Dataset]]), which only"),
+    ("    one(part=Collected(part.outputs['part']))\n", "is one Dataset artifact but gets Collected("),
+])
+def test_a_list_of_artifacts_fed_the_wrong_way_is_refused_in_one_sentence(write_pipeline, body, fragment) -> None:
+    source = SHARDS.split("    merge(parts=")[0].replace("@pipeline", "@step\ndef one(part: Input[Dataset]) -> int:\n"
+                                                          "    return 1\n\n\n@pipeline") + body
+    with pytest.raises(ValidationError) as caught:
+        write_pipeline(source).sharded.build()
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("stack", ["vertex", "kfp"])
+def test_collected_artifacts_reach_the_step_through_the_launchers_executor_input(sharded, gcs, stack) -> None:
+    handle = stackhop.run(sharded, stack, emulate=True, cache=False, progress=False)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("merge", "output").value.split(",") == ["1/1", "2/2", "3/3"]
+
+
+KFP_SHARDS = """
+from typing import List
+
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11")
+def plan(n: int) -> List[int]:
+    return []
+
+
+@dsl.component(base_image="python:3.11")
+def shard(i: int, part: dsl.Output[dsl.Dataset]):
+    pass
+
+
+@dsl.component(base_image="python:3.11")
+def merge(parts: dsl.Input[List[dsl.Dataset]]) -> str:
+    return ""
+
+
+@dsl.pipeline
+def sharded(n: int = 3):
+    with dsl.ParallelFor(plan(n=n).output) as i:
+        part = shard(i=i)
+    merge(parts=dsl.Collected(part.outputs["part"]))
+"""
+
+
+def test_collected_artifacts_have_kfps_own_shape(sharded, write_pipeline, tmp_path) -> None:
+    theirs, ours = _kfp(write_pipeline, KFP_SHARDS, "sharded", tmp_path), _ours(sharded)
+    loop_theirs, loop_ours = theirs["components"]["comp-for-loop-1"], ours["components"]["comp-for-loop-1"]
+    assert _kfps_part(loop_ours["outputDefinitions"], loop_theirs["outputDefinitions"])
+    assert _kfps_part(loop_ours["dag"]["outputs"], loop_theirs["dag"]["outputs"])
+    merge_theirs, merge_ours = theirs["root"]["dag"]["tasks"]["merge"], ours["root"]["dag"]["tasks"]["merge"]
+    assert _kfps_part(merge_ours["inputs"]["artifacts"], merge_theirs["inputs"]["artifacts"])
+    assert _kfps_part(ours["components"]["comp-merge"]["inputDefinitions"]["artifacts"],
+                      theirs["components"]["comp-merge"]["inputDefinitions"]["artifacts"])
+    assert (ours["components"]["comp-plan"]["outputDefinitions"]["parameters"]
+            == theirs["components"]["comp-plan"]["outputDefinitions"]["parameters"])

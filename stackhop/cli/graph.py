@@ -26,6 +26,8 @@ def _label(g: ir.Group) -> str:
         else:
             items = f"{len(g.items.static or ())} items"
         return f"ParallelFor {items}" + (f" (parallelism {g.parallelism})" if g.parallelism else "")
+    if g.kind == "branches":
+        return "If / Elif / Else"
     return f"ExitHandler -> {g.exit_step}"
 
 

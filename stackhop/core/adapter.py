@@ -56,6 +56,8 @@ class Capability(str, enum.Enum):
     """A ParallelFor over a list a step returns at run time."""
     FAN_IN = "fan_in"
     """Collected(...): one step reads every iteration's value of a loop."""
+    ONE_OF = "one_of"
+    """OneOf(...): one step reads the output of whichever branch of an If/Elif/Else chain ran."""
     EXIT_HANDLER = "exit_handler"
     RETRIES = "retries"
     CACHING = "caching"

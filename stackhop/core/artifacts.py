@@ -118,6 +118,17 @@ class ArtifactStore:
         with self._remote(uri):
             return bool(self.fs.exists(uri))
 
+    def version(self, uri: str) -> str:
+        """What changes when the object at `uri` does: its content digest here, the store's own version (ETag,
+        generation, size and time) remotely, where reading a whole dataset to hash it would cost a download."""
+        if self.is_local or uri.startswith("file://"):
+            return content_digest(self.local_path(uri))
+        with self._remote(uri):
+            info = self.fs.info(uri)
+        kept = {k: str(info[k]) for k in ("ETag", "etag", "md5Hash", "generation", "size", "LastModified", "updated")
+                if info.get(k) is not None}
+        return "version:" + hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
     def read_bytes(self, uri: str) -> bytes:
         try:
             if self.is_local or uri.startswith("file://"):

@@ -45,6 +45,8 @@ def key_of(parts: dict[str, Any]) -> str:
 def input_part(spec: dict[str, Any], value: Any) -> dict[str, Any]:
     if spec["type"] in SCALARS:
         return {"value": value}
+    if spec.get("is_list"):
+        return {"digests": [v.get("digest") for v in value]}
     return {"digest": value.get("digest")}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stackhop.core.adapter import Adapter, Capability
-from stackhop.core.ir import CollectedRef, Pipeline
+from stackhop.core.ir import CollectedRef, OneOfRef, Pipeline
 from stackhop.core.plugins import adapters
 from stackhop.core.stack import Stack
 from stackhop.errors import CapabilityError
@@ -25,12 +25,14 @@ def required_capabilities(ir: Pipeline) -> dict[Capability, list[str]]:
 
     for s in ir.steps:
         for g in ir.group_chain(s.group):
-            if g.kind != "exit_handler":
+            if g.kind in ("condition", "parallel_for"):
                 need({"condition": Capability.CONDITIONS, "parallel_for": Capability.PARALLEL_FOR}[g.kind], s.name)
             if g.items is not None and g.items.output is not None:
                 need(Capability.RUNTIME_FAN_OUT, s.name)
         if any(isinstance(i.value, CollectedRef) for i in s.inputs):
             need(Capability.FAN_IN, s.name)
+        if any(isinstance(i.value, OneOfRef) for i in s.inputs):
+            need(Capability.ONE_OF, s.name)
         st = s.settings
         if st.retry and st.retry.max_retries > 0:
             need(Capability.RETRIES, s.name)

@@ -110,6 +110,7 @@ class StepDef:
             },
             materializers=self.materializers(trace),
             item_types=sig.item_types,
+            list_inputs=tuple(p.name for p in inputs if p.is_list),
             python={**self.code(trace), "packages": list(self.packages)} if self.packages else self.code(trace),
             settings=_copy_settings(self._settings),
             allow_pickle=self.allow_pickle,
@@ -478,7 +479,8 @@ class Elif:
         before = trace.branch_before(what)
         negated = tuple(ExprNode("not", "not", (c,)) for c in before.chain)
         condition = ExprNode("and", "and", negated + own) if own or len(negated) > 1 else negated[0]
-        self._rec = trace.open_group("condition", condition=condition, chain=before.chain + own)
+        self._rec = trace.open_group("condition", condition=condition, chain=before.chain + own,
+                                     parent=before.branches, branches=before.branches)
 
     def __enter__(self) -> None:
         self._open("Elif", (self.condition,))

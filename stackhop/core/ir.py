@@ -83,7 +83,14 @@ class CollectedRef(_Frozen):
     output: str
 
 
-Value = Annotated[Union[Const, ParamRef, OutputRef, LoopItemRef, CollectedRef], Field(discriminator="kind")]
+class OneOfRef(_Frozen):
+    """The output of whichever branch of one If/Elif/Else chain ran (kfp's `dsl.OneOf`)."""
+
+    kind: Literal["oneof"] = "oneof"
+    values: tuple[OutputRef, ...]
+
+
+Value = Annotated[Union[Const, ParamRef, OutputRef, LoopItemRef, CollectedRef, OneOfRef], Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------- condition expressions
@@ -121,6 +128,8 @@ def describe_value(v: object, *, prose: bool = False) -> str:
         return f"the item of {v.loop}" if prose else "item" + (f".{v.field}" if v.field else "")
     if isinstance(v, CollectedRef):
         return f"Collected(output {v.output!r} of step {v.step!r})" if prose else f"Collected({v.step}.{v.output})"
+    if isinstance(v, OneOfRef):
+        return "OneOf(" + ", ".join(describe_value(x, prose=prose) for x in v.values) + ")"
     return repr(getattr(v, "value", v))
 
 
@@ -367,6 +376,8 @@ class InputSpec(_Frozen):
     has_default: bool = False
     as_value: bool = False
     """For artifact inputs annotated with a plain Python type: hand the step the loaded value."""
+    is_list: bool = False
+    """A list of artifacts of `type` (`Input[list[Dataset]]`), which only Collected(...) gives."""
 
 
 class OutputSpec(_Frozen):
@@ -430,7 +441,8 @@ class LoopItems(_Frozen):
 
 class Group(_Frozen):
     id: str
-    kind: Literal["condition", "parallel_for", "exit_handler"]
+    kind: Literal["condition", "parallel_for", "exit_handler", "branches"]
+    """"branches" holds the branches of one If/Elif/Else chain and runs whenever its parent does."""
     parent: str | None = None
     condition: Expr | None = None
     items: LoopItems | None = None
@@ -520,6 +532,9 @@ class Pipeline(_Frozen):
             for o in st["outputs"]:
                 if o["item_type"] is None:
                     del o["item_type"]
+            for i in st["inputs"]:
+                if not i["is_list"]:
+                    del i["is_list"]
         return canonical_json(data)
 
     @classmethod
@@ -563,6 +578,8 @@ def step_dependencies(step: Step, groups_by_id: dict[str, Group]) -> list[str]:
     for i in step.inputs:
         if isinstance(i.value, (OutputRef, CollectedRef)):
             ups.append(i.value.step)
+        if isinstance(i.value, OneOfRef):
+            ups.extend(x.step for x in i.value.values)
     gid = step.group
     while gid is not None:
         g = groups_by_id[gid]

@@ -107,7 +107,7 @@ def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, A
         out["parallelism"] = g.parallelism
         if g.key is not None:
             out["key"] = g.key
-    else:
+    elif g.kind == "exit_handler":
         assert g.exit_task is not None
         if g.exit_task.group is not g.parent:
             raise PipelineDefinitionError(
@@ -131,6 +131,7 @@ def _step(t: tracing.Task, where: str) -> dict[str, Any]:
                 default=default,
                 has_default=has_default,
                 as_value=as_value,
+                **({"is_list": True} if name in t.list_inputs else {}),
             )
         )
     outputs = [dict(name=n, type=ty, from_return=fr, **({"materializer": t.materializers[n]} if n in t.materializers else {}),

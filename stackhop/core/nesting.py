@@ -19,7 +19,8 @@ from stackhop.errors import PipelineDefinitionError
 if TYPE_CHECKING:
     from stackhop.core.dsl import PipelineDef
 
-_TRACED = (tracing.TaskOutput, tracing.PipelineParam, tracing.LoopItem, tracing.Task, tracing.NestedTask, tracing.Collected)
+_TRACED = (tracing.TaskOutput, tracing.PipelineParam, tracing.LoopItem, tracing.Task, tracing.NestedTask, tracing.Collected,
+            tracing.OneOf)
 
 
 def call_nested(trace: tracing.Trace, pdef: "PipelineDef", args: tuple[Any, ...], kwargs: dict[str, Any]) -> tracing.NestedTask:

@@ -155,6 +155,13 @@ class RunView:
             return item[value["field"]] if value.get("field") else item
         if kind == "collected":
             return self.collected(value["step"], value["output"], consumer, index)
+        if kind == "oneof":  # the branch that ran is the one that left outputs
+            for ref in value["values"]:
+                try:
+                    return self.value(ref, consumer, index)
+                except Exception:
+                    continue
+            raise ValueError(f"no branch of {', '.join(r['step'] for r in value['values'])} produced an output")
         step, output = value["step"], value["output"]
         record = self.outputs(step, self.upstream_index(step, index))
         if output in record.get("scalars", {}):

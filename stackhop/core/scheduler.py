@@ -66,9 +66,12 @@ class Instance:
     label: str = ""
     """The iteration named after its items (`train[lr=0.05]`), when it is in a loop."""
 
+    oneof_deps: list[list[str]] = field(default_factory=list)
+    """For each OneOf input, the branch steps it chooses among: one of each must have succeeded."""
+
     @property
     def deps(self) -> list[str]:
-        return self.data_deps + self.order_deps
+        return self.data_deps + self.order_deps + [d for group in self.oneof_deps for d in group]
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,13 @@ class Scheduler(ABC):
                     s for s in v.steps if g["id"] in [x["id"] for x in v.chain(v.steps[s].get("group"))]
                 ]
         self.ups: dict[str, tuple[list[str], list[str]]] = {}
+        self.oneof_ups: dict[str, list[list[str]]] = {}
         for s in v.ir["steps"]:
             name = s["name"]
             data_ups = [i["value"]["step"] for i in s["inputs"]
                         if i.get("value") and i["value"]["kind"] in ("output", "collected")]
+            self.oneof_ups[name] = [[x["step"] for x in i["value"]["values"]] for i in s["inputs"]
+                                    if i.get("value") and i["value"]["kind"] == "oneof"]
             for g in v.chain(s.get("group")):
                 if g["kind"] == "condition":
                     data_ups += [x["step"] for x in _expr_outputs(g["condition"])]
@@ -174,6 +180,7 @@ class Scheduler(ABC):
                 continue
             inst.data_deps = self._instances_of(dict.fromkeys(data_ups), loops, inst.index)
             inst.order_deps = self._instances_of(dict.fromkeys(order_ups), loops, inst.index)
+            inst.oneof_deps = [self._instances_of(dict.fromkeys(g), loops, inst.index) for g in self.oneof_ups[inst.step]]
             if loops:
                 inst.loop_slot = (loops[-1], inst.index[:-1])
                 if not inst.label:
@@ -257,7 +264,10 @@ class Scheduler(ABC):
             if self.cancel_requested:
                 self._cancel_all()
             else:
+                started = self.running()
                 self._schedule()
+                if self.running() > started:  # record the attempts at once: a runner killed now leaves them known
+                    self._write_state("RUNNING")
             self.tick()
             if all(i.status in TERMINAL for i in self.instances.values()):
                 return self._final_status()
@@ -332,6 +342,13 @@ class Scheduler(ABC):
                 up = self.instances[d]
                 if up.status in ("FAILED", "CANCELLED"):
                     return self.settle(inst, "SKIPPED", "upstream_failed", f"{d} is {up.status.lower()}")
+            for group in inst.oneof_deps:
+                ups = [self.instances[d] for d in group]
+                if not any(u.status in OK for u in ups):
+                    bad = next((u for u in ups if u.status != "SKIPPED"), None)
+                    return self.settle(inst, "SKIPPED", "upstream_failed" if bad else "upstream_skipped",
+                                       f"no branch of {', '.join(group)} ran" if bad is None else
+                                       f"{bad.key} is {bad.status.lower()}")
             try:
                 holds, group = self.conditions_hold(inst)
             except Exception as exc:
@@ -352,9 +369,13 @@ class Scheduler(ABC):
         try:
             record = self.view.outputs(inst.step, inst.index)
             uri = record["artifacts"]["artifact"]["uri"]
-            if not uri or not ArtifactStore.for_uri(uri).exists(uri):
+            store = ArtifactStore.for_uri(uri) if uri else None
+            if store is None or not store.exists(uri):
                 raise ArtifactError(f"step {inst.step!r} imports {uri}, which does not exist; check the URI, or "
                                     "write the artifact there first")
+            art = {**record["artifacts"]["artifact"], "digest": store.version(uri)}  # readers' cache keys follow it
+            record = {**record, "artifacts": {"artifact": art}}
+            self.view.remember_outputs(inst.step, inst.index, record)
         except Exception as exc:
             return self.settle(inst, "FAILED", "import_failed", str(exc).rstrip("."))
         self.store.write_json(self.view.outputs_uri(inst.step, inst.index), {**record, "run_id": self.view.run_id})

@@ -33,6 +33,8 @@ class ParamInfo:
     has_default: bool = False
     path: bool = False
     """Annotated InputPath/OutputPath: the function gets a local path str, not a value or an Artifact."""
+    is_list: bool = False
+    """`Input[list[Dataset]]`: every iteration's artifact of a loop, from Collected(...)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,9 @@ def _param(step: str, p: inspect.Parameter, hint: Any) -> ParamInfo:
     origin = typing.get_origin(hint)
     if origin is Input:
         (arg,) = typing.get_args(hint)
+        if typing.get_origin(arg) is list and len(typing.get_args(arg)) == 1:  # kfp's Input[List[Dataset]]
+            cls = _artifact_class(step, p.name, typing.get_args(arg)[0])
+            return ParamInfo(p.name, cls.type_name, "in", is_list=True)
         cls = _artifact_class(step, p.name, arg)
         return ParamInfo(p.name, cls.type_name, "in")
     if origin is Output:

@@ -134,6 +134,22 @@ class Collected:
         return f"Collected({self.output!r})"
 
 
+class OneOf:
+    """`OneOf(a.output, b.output)`: the output of whichever branch of an If/Elif/Else chain ran (kfp's `dsl.OneOf`)."""
+
+    def __init__(self, *outputs: Any):
+        found = [o.output if isinstance(o, (Task, NestedTask)) else o for o in outputs]
+        bad = next((o for o in found if not isinstance(o, TaskOutput)), None)
+        if bad is not None or len(found) < 2:
+            raise PipelineDefinitionError(
+                "OneOf takes the outputs of two or more steps in the branches of one If/Elif/Else chain, such as "
+                f"OneOf(a.output, b.output), not {reprlib.repr(bad if bad is not None else outputs)}.")
+        self.outputs = found
+
+    def __repr__(self) -> str:
+        return "OneOf(" + ", ".join(map(repr, self.outputs)) + ")"
+
+
 class LoopItem(_Operand):
     def __init__(self, group: "GroupRec", field_name: str | None = None):
         self.group = group
@@ -164,6 +180,9 @@ class GroupRec:
     chain: tuple[Any, ...] = ()
     """For an If/Elif branch: its own condition and those of the branches before it, for an Elif or Else after it."""
     chain_ended: bool = False
+    branches: "GroupRec | None" = None
+    """For a branch of an If with an Elif or Else: the group that holds all the chain's branches (kfp's
+    condition-branches), the one place whichever branch ran hands its output on (OneOf)."""
 
 
 class _Outputs(dict):  # type: ignore[type-arg]
@@ -202,6 +221,8 @@ class Task:
     """Return outputs stored through a materializer -> its name."""
     item_types: dict[str, str] = field(default_factory=dict)
     """`list[X]` outputs -> X, for the items of a ParallelFor over them."""
+    list_inputs: tuple[str, ...] = ()
+    """Inputs that take a list of artifacts (`Input[list[Dataset]]`)."""
 
     # ------------------------------------------------------------ outputs
     @property
@@ -573,8 +594,9 @@ class Trace:
     def open_group(self, kind: str, **kw: Any) -> GroupRec:
         n = self._group_counts.get(kind, 0) + 1
         self._group_counts[kind] = n
-        prefix = {"condition": "condition", "parallel_for": "for", "exit_handler": "exit-handler"}[kind]
-        rec = GroupRec(id=f"{prefix}-{n}", kind=kind, parent=self.group, **kw)
+        prefix = {"condition": "condition", "parallel_for": "for", "exit_handler": "exit-handler",
+                  "branches": "branches"}[kind]
+        rec = GroupRec(id=f"{prefix}-{n}", kind=kind, parent=kw.pop("parent", self.group), **kw)
         self.groups.append(rec)
         self.stack.append(rec)
         return rec
@@ -588,7 +610,8 @@ class Trace:
         """The If or Elif an Elif/Else continues: the block closed just before, at the same level, nothing between."""
         last = getattr(self, "last_closed", None)
         rec = last[0] if last else None
-        if (rec is None or rec.kind != "condition" or not rec.chain or rec.parent is not self.group
+        level = rec.branches.parent if rec is not None and rec.branches is not None else getattr(rec, "parent", None)
+        if (rec is None or rec.kind != "condition" or not rec.chain or level is not self.group
                 or last[1:] != (len(self.tasks), len(self.groups))):
             raise PipelineDefinitionError(
                 f"pipeline {self.pipeline!r}: {what} must come right after a `with If(...)` or `with Elif(...)` block "
@@ -596,6 +619,12 @@ class Trace:
         if rec.chain_ended:
             raise PipelineDefinitionError(
                 f"pipeline {self.pipeline!r}: {what} cannot follow an Else block; an If chain ends with its Else.")
+        if rec.branches is None:  # the chain's second branch: its If moves into a group holding every branch
+            n = self._group_counts.get("branches", 0) + 1
+            self._group_counts["branches"] = n
+            holder = GroupRec(id=f"branches-{n}", kind="branches", parent=rec.parent)
+            self.groups.insert(self.groups.index(rec), holder)
+            rec.parent, rec.branches = holder, holder
         return rec
 
 
@@ -643,11 +672,13 @@ class _TraceScope:
 # ---------------------------------------------------------------------- trace -> IR
 
 
-def to_value(v: Any, *, where: str) -> "ir.Const | ir.ParamRef | ir.OutputRef | ir.LoopItemRef | ir.CollectedRef":
+def to_value(v: Any, *, where: str) -> "ir.Value":
     from stackhop.core import ir  # lazy: pydantic, as in image_setting()
 
     if isinstance(v, Collected):
         return ir.CollectedRef(step=v.output.task.name, output=v.output.name)
+    if isinstance(v, OneOf):
+        return ir.OneOfRef(values=tuple(ir.OutputRef(step=o.task.name, output=o.name) for o in v.outputs))
     if isinstance(v, (Task, NestedTask)):
         v = v.output
     if isinstance(v, TaskOutput):

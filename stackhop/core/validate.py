@@ -209,6 +209,8 @@ def _value_type(
         return None
     if isinstance(v, ir.CollectedRef):
         return _collected_type(p, v, steps, groups, consumer_group, where, reading)
+    if isinstance(v, ir.OneOfRef):
+        return _oneof_type(p, v, steps, groups, consumer_group, where, reading)
     assert isinstance(v, ir.OutputRef)
     up = steps.get(v.step)
     if up is None:
@@ -240,6 +242,50 @@ def _value_type(
     return out.type
 
 
+def _oneof_type(p: ir.Pipeline, v: ir.OneOfRef, steps: dict[str, ir.Step], groups: dict[str, ir.Group],
+                consumer_group: str | None, where: str, reading: str) -> str | None:
+    """OneOf reads one output per branch of one If/Elif/Else chain, all of one type, from after the chain."""
+    what = f"{reading} reads {_describe(v)}"
+    holder, seen, types = None, {}, {}
+    for ref in v.values:
+        up = steps.get(ref.step)
+        out = up.output(ref.output) if up is not None else None
+        if up is None or out is None:
+            _value_type(p, ref, steps, groups, up.group if up else None, where, reading)
+        assert up is not None and out is not None
+        chain = _chain(up.group, groups)
+        branch = next((g for g in chain if groups[g].kind == "condition" and groups[g].parent is not None
+                       and groups[groups[g].parent].kind == "branches"), None)
+        if branch is None:
+            raise ValidationError(f"{where}: {what}, but step {ref.step!r} is in no branch of an If/Elif/Else chain; "
+                                  "pass its output directly, or put each candidate in its own branch.")
+        loop = next((g for g in chain[:chain.index(branch)] if groups[g].kind == "parallel_for"), None)
+        if loop is not None:
+            raise ValidationError(f"{where}: {what}, but step {ref.step!r} runs once per item of {loop}; collect it "
+                                  "with Collected(...) inside the branch first.")
+        if holder is not None and groups[branch].parent != holder:
+            raise ValidationError(f"{where}: {what}, whose outputs come from different If/Elif/Else chains; choose "
+                                  "among the branches of one chain.")
+        if branch in seen:
+            raise ValidationError(f"{where}: {what}, which takes steps {seen[branch]!r} and {ref.step!r} from the same "
+                                  f"branch ({branch}); give one output per branch.")
+        holder, seen[branch], types[ref.step] = groups[branch].parent, ref.step, out.type
+    assert holder is not None
+    if holder in _chain(consumer_group, groups):
+        raise ValidationError(f"{where}: {what} inside the If/Elif/Else chain it chooses from; move the step after "
+                              "the chain.")
+    if len(set(types.values())) > 1:
+        listed = ", ".join(f"{k} gives {t}" for k, t in types.items())
+        raise ValidationError(f"{where}: {what} over outputs of different types ({listed}); make every branch return "
+                              "the same type.")
+    consumer_chain = _chain(consumer_group, groups)
+    for gid in _chain(groups[holder].parent, groups):
+        if gid not in consumer_chain and groups[gid].kind in ("condition", "parallel_for"):
+            raise ValidationError(f"{where}: {what}, but the chain sits inside {gid}, which the step is not in; move "
+                                  "the step inside it too.")
+    return next(iter(types.values()))
+
+
 def _collected_type(p: ir.Pipeline, v: ir.CollectedRef, steps: dict[str, ir.Step], groups: dict[str, ir.Group],
                     consumer_group: str | None, where: str, reading: str) -> str:
     """A Collected value is a list, read after every loop it gathers over, with no If between."""
@@ -266,9 +312,7 @@ def _collected_type(p: ir.Pipeline, v: ir.CollectedRef, steps: dict[str, ir.Step
             f"{where}: {reading} reads Collected({v.step}.{v.output}), and step {v.step!r} runs only under {held[0]} "
             "inside the loop, so some iterations would have no value; collect a step outside the If.")
     if ir.is_artifact_type(out.type) or out.from_return:
-        raise ValidationError(
-            f"{where}: {reading} reads Collected({v.step}.{v.output}), a {out.type} artifact; collecting artifacts is "
-            "not supported yet, so collect a scalar output instead (a score, or the artifact's URI as a str).")
+        return f"list[{out.type}]"
     return "list"
 
 
@@ -285,7 +329,10 @@ def _step(p: ir.Pipeline, s: ir.Step, steps: dict[str, ir.Step], groups: dict[st
             if not i.has_default:
                 raise ValidationError(f"{where} needs input {i.name!r}; pass it when calling the step.")
             continue
-        if ir.is_artifact_type(i.type) and not isinstance(i.value, ir.OutputRef):
+        if i.is_list or (ir.is_artifact_type(i.type) and isinstance(i.value, ir.CollectedRef)):
+            _artifact_list(p, i, steps, groups, s.group, where)
+            continue
+        if ir.is_artifact_type(i.type) and not isinstance(i.value, (ir.OutputRef, ir.OneOfRef)):
             _artifact_fed_a_value(i, where)
         source = _value_type(p, i.value, steps, groups, s.group, where, reading=f"input {i.name!r}")
         if source is not None and not type_accepts(i.type, source):
@@ -351,6 +398,22 @@ def _container(s: ir.Step, where: str) -> None:
                 raise ValidationError(
                     f"{where} reads input {ph.name!r}, which is optional and not given; pass it, or put the placeholder "
                     f"inside IfPresent({ph.name!r}, then=[...]).")
+
+
+def _artifact_list(p: ir.Pipeline, i: ir.InputSpec, steps: dict[str, ir.Step], groups: dict[str, ir.Group],
+                   group: str | None, where: str) -> None:
+    """A list of artifacts comes only from Collected(...) of artifacts of the type the input declares."""
+    iwhere = f"{where}, input {i.name!r}"
+    if not i.is_list:
+        raise ValidationError(f"{iwhere} is one {i.type} artifact but gets {_describe(i.value)}, one per iteration; "
+                              f"declare it Input[list[{i.type}]] to take them all.")
+    if not isinstance(i.value, ir.CollectedRef):
+        raise ValidationError(f"{iwhere} is a list of {i.type} artifacts (Input[list[{i.type}]]), which only "
+                              f"Collected(...) of an in-loop step's artifact gives; it gets {_describe(i.value)}.")
+    source = _value_type(p, i.value, steps, groups, group, where, reading=f"input {i.name!r}")
+    if source == "list" or not type_accepts(i.type, str(source)[5:-1]):
+        raise ValidationError(f"{iwhere} expects a list of {i.type} artifacts but gets {_describe(i.value)}, a "
+                              f"{source}; collect an artifact output of that type.")
 
 
 def _artifact_fed_a_value(i: ir.InputSpec, where: str) -> None:

@@ -43,7 +43,7 @@ class KubeflowAdapter(Adapter):
     Settings = KubeflowSettings
     Ref = KubeflowRef
     capabilities = frozenset({
-        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN,
+        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN, Capability.ONE_OF,
         Capability.EXIT_HANDLER, Capability.RETRIES,
         Capability.CACHING, Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS, Capability.SECRETS,
         Capability.NODE_SELECTORS, Capability.TOLERATIONS,

@@ -38,7 +38,7 @@ class KubernetesAdapter(Adapter):
     Settings = KubernetesSettings
     Ref = KubernetesRef
     capabilities = frozenset({
-        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN,
+        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN, Capability.ONE_OF,
         Capability.EXIT_HANDLER, Capability.RETRIES,
         Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.GPU, Capability.RESOURCE_OPS,
         Capability.CONTAINER_STEPS, Capability.NODE_SELECTORS, Capability.TOLERATIONS,

@@ -138,7 +138,8 @@ class _Compiler:
         return f"pipeline {self.p.name!r}, step {step!r}"
 
     def _name_tasks(self) -> None:
-        group_names = {"condition": "condition", "parallel_for": "for-loop", "exit_handler": "exit-handler"}
+        group_names = {"condition": "condition", "parallel_for": "for-loop", "exit_handler": "exit-handler",
+                       "branches": "condition-branches"}
         owner: dict[str, str] = {}
         for g in self.p.groups:
             self.names[g.id] = group_names[g.kind] + "-" + g.id.rsplit("-", 1)[1]
@@ -193,8 +194,15 @@ class _Compiler:
             if value.field:
                 spec = {**spec, "parameterExpressionSelector": f"parseJson(string_value)[{json.dumps(value.field)}]"}
             return spec
+        if isinstance(value, ir.OneOfRef):
+            return self.bind_oneof(consumer, value, type_name, artifact=artifact)
         if isinstance(value, ir.CollectedRef):  # kfp's fan-in: each loop DAG re-exports the output as a LIST
-            return self.bind_output(consumer, ir.OutputRef(step=value.step, output=value.output), "list", artifact=False)
+            produced = self.steps[value.step].output(value.output)
+            assert produced is not None
+            chan = f"pipelinechannel--{self.names[value.step]}-{value.output}"
+            if artifact:
+                return self.hand_over(consumer, value.step, value.output, chan, produced.type, artifact=True, as_list=True)
+            return self.hand_over(consumer, value.step, value.output, chan, "list", artifact=False)
         assert isinstance(value, ir.OutputRef)
         return self.bind_output(consumer, value, type_name, artifact=artifact)
 
@@ -245,22 +253,60 @@ class _Compiler:
         return {"componentInputArtifact": chan} if artifact else {"componentInputParameter": chan}
 
     def bind_output(self, consumer: str, ref: ir.OutputRef, type_name: str, *, artifact: bool) -> dict[str, Any]:
-        producer = self.steps[ref.step]
+        chan = f"pipelinechannel--{self.names[ref.step]}-{ref.output}"
+        return self.hand_over(consumer, ref.step, ref.output, chan, type_name, artifact=artifact)
+
+    def bind_oneof(self, consumer: str, v: ir.OneOfRef, type_name: str, *, artifact: bool) -> dict[str, Any]:
+        """kfp's OneOf: each branch re-exports its step's output, and the chain's DAG picks the one that ran."""
+        produced = self.steps[v.values[0].step].output(v.values[0].output)
+        type_name = produced.type if produced is not None else type_name
+        selectors = []
+        holder = None
+        for ref in v.values:
+            path = self.path(self.steps[ref.step].group)
+            branch = next(g for g in reversed(path) if g is not None and self.groups[g].parent is not None
+                          and self.groups[self.groups[g].parent].kind == "branches")  # type: ignore[index]
+            holder = self.groups[branch].parent
+            chan = f"pipelinechannel--{self.names[ref.step]}-{ref.output}"
+            task, key = self.names[ref.step], ref.output
+            for inner in reversed(path[path.index(branch):]):
+                assert inner is not None
+                self.lift(self.dags[inner], chan, key, task, type_name, artifact)
+                task, key = self.names[inner], chan
+            selectors.append({"outputArtifactKey" if artifact else "outputParameterKey": key, "producerSubtask": task})
+        assert holder is not None
+        dag = self.dags[holder]
+        kind = "artifacts" if artifact else "parameters"
+        found = next((k for k, o in dag.outputs[kind].items() if "-oneof-" in k and
+                      (o.get("artifactSelectors") or o.get("valueFromOneof", {}).get("parameterSelectors")) == selectors),
+                     None)
+        chan = found or f"pipelinechannel--{self.names[holder]}-oneof-{1 + sum('-oneof-' in k for d in dag.outputs.values() for k in d)}"
+        if artifact:
+            dag.outputs["artifacts"][chan] = {"artifactSelectors": selectors}
+            dag.out_defs["artifacts"][chan] = {"artifactType": artifact_type(type_name)}
+        else:
+            dag.outputs["parameters"][chan] = {"valueFromOneof": {"parameterSelectors": selectors}}
+            dag.out_defs["parameters"][chan] = {"parameterType": PARAM_TYPES.get(type_name, "STRING")}
+        return self.hand_over(consumer, holder, chan, chan, type_name, artifact=artifact)
+
+    def hand_over(self, consumer: str, source: str, key: str, chan: str, type_name: str, *,
+                  artifact: bool, as_list: bool = False) -> dict[str, Any]:
+        """The task input that gives `consumer` output `key` of `source` (a step, or a group's task), lifted out
+        through DAG outputs named `chan` up to the DAG both share, then passed down to the consumer."""
         ptype = PARAM_TYPES.get(type_name, "STRING")
         atype = artifact_type(type_name) if artifact else None
-        cpath, ppath = self.path(self.task_dag(consumer)), self.path(producer.group)
+        cpath, ppath = self.path(self.task_dag(consumer)), self.path(self.task_dag(source))
         common = 0
         while common < min(len(cpath), len(ppath)) and cpath[common] == ppath[common]:
             common += 1
         lca = cpath[common - 1]
-        chan = f"pipelinechannel--{self.names[producer.name]}-{ref.output}"
         # up: from the producer's DAG to the LCA's child on the producer's side, through DAG outputs
-        producer_task, key = self.names[producer.name], ref.output
+        producer_task = self.names[source]
         for inner in reversed(ppath[common:]):
             assert inner is not None
-            self.lift(self.dags[inner], chan, key, producer_task, type_name, artifact)
+            self.lift(self.dags[inner], chan, key, producer_task, type_name, artifact, as_list=as_list)
             producer_task, key = self.names[inner], chan
-        self.depend(consumer, producer.name)
+        self.depend(consumer, source)
         if artifact:
             source = {"taskOutputArtifact": {"outputArtifactKey": key, "producerTask": producer_task}}
         else:
@@ -314,15 +360,27 @@ class _Compiler:
                 task_params[inp.name] = self.bind(s.name, inp.value, inp.type, artifact=False)
                 in_params[inp.name] = {"parameterType": PARAM_TYPES[inp.type]}
                 args += ["--input", f"{inp.name}={{{{$.inputs.parameters['{inp.name}']}}}}"]
+            elif isinstance(inp.value, ir.CollectedRef):
+                produced = self.produced(inp.value)
+                task_arts[inp.name] = self.bind(s.name, inp.value, produced.type, artifact=True)
+                in_arts[inp.name] = {"artifactType": artifact_type(produced.type), "isArtifactList": True}
+                if "--executor-input" not in args:
+                    args += ["--executor-input", "{{$}}"]
+                args += ["--input-artifact-list", inp.name]
+                up = inp.value.step
+                if self.steps[up].kind not in ("container", "importer"):  # their records: metadata, digests
+                    key = f"{META_OUTPUT}_{self.names[up].replace('-', '_')}"
+                    task_arts[key] = self.hand_over(s.name, up, META_OUTPUT, f"pipelinechannel--{self.names[up]}-{META_OUTPUT}",
+                                                    "Artifact", artifact=True, as_list=True)
+                    in_arts[key] = {"artifactType": artifact_type("Artifact"), "isArtifactList": True}
+                    args += ["--upstream-list", f"{up}={key}"]
             else:
-                assert isinstance(inp.value, ir.OutputRef)
-                produced = self.steps[inp.value.step].output(inp.value.output)
-                assert produced is not None
+                produced = self.produced(inp.value)
                 task_arts[inp.name] = self.bind(s.name, inp.value, produced.type, artifact=True)
                 in_arts[inp.name] = {"artifactType": artifact_type(produced.type)}
                 args += ["--input-artifact", f"{inp.name}={{{{$.inputs.artifacts['{inp.name}'].uri}}}}"]
-                if self.steps[inp.value.step].kind not in ("container", "importer"):  # they write no stackhop meta
-                    upstream[inp.value.step] = None
+                if isinstance(inp.value, ir.OutputRef) and self.steps[inp.value.step].kind not in ("container", "importer"):
+                    upstream[inp.value.step] = None  # container steps and importers write no stackhop meta
         for up in upstream:
             key = f"{META_OUTPUT}_{self.names[up].replace('-', '_')}"
             task_arts[key] = self.bind(s.name, ir.OutputRef(step=up, output=META_OUTPUT), "Artifact", artifact=True)
@@ -405,10 +463,7 @@ class _Compiler:
             if scalar:
                 task_params[inp.name] = self.bind(s.name, inp.value, inp.type, artifact=False)
             else:
-                assert isinstance(inp.value, ir.OutputRef)
-                produced = self.steps[inp.value.step].output(inp.value.output)
-                assert produced is not None
-                task_arts[inp.name] = self.bind(s.name, inp.value, produced.type, artifact=True)
+                task_arts[inp.name] = self.bind(s.name, inp.value, self.produced(inp.value).type, artifact=True)
         for after in s.after:
             self.depend(s.name, after)
         out_params = {o.name: {"parameterType": PARAM_TYPES[o.type]} for o in s.outputs if o.type in ir.SCALAR_TYPES}
@@ -427,6 +482,14 @@ class _Compiler:
                     {"parameters": out_params, "artifacts": out_arts}, {"parameters": task_params, "artifacts": task_arts})
         self.executors[f"exec-{name}"] = {"container": self.container(
             s, translate.items(s.container.command), translate.items(s.container.args), {})}
+
+    def produced(self, value: Any) -> ir.OutputSpec:
+        """The output an artifact input reads: a step's, or the first branch's of a OneOf (all have one type)."""
+        first = value.values[0] if isinstance(value, ir.OneOfRef) else value
+        assert isinstance(first, (ir.OutputRef, ir.CollectedRef))
+        out = self.steps[first.step].output(first.output)
+        assert out is not None
+        return out
 
     def importer_step(self, s: ir.Step) -> None:
         """An importer task, as kfp compiles `dsl.importer`: the driver registers the URI, no container runs."""
@@ -664,11 +727,12 @@ class _Compiler:
         return _drop_empty(outputs), _drop_empty(defs)
 
     @staticmethod
-    def lift(dag: _Dag, chan: str, key: str, task: str, type_name: str, artifact: bool) -> None:
+    def lift(dag: _Dag, chan: str, key: str, task: str, type_name: str, artifact: bool, *, as_list: bool = False) -> None:
         """Make `task`'s output `key` an output `chan` of the sub-DAG it sits in."""
         if artifact:
             dag.outputs["artifacts"][chan] = {"artifactSelectors": [{"outputArtifactKey": key, "producerSubtask": task}]}
-            dag.out_defs["artifacts"][chan] = {"artifactType": artifact_type(type_name)}
+            dag.out_defs["artifacts"][chan] = {"artifactType": artifact_type(type_name),
+                                               **({"isArtifactList": True} if as_list else {})}
         else:
             dag.outputs["parameters"][chan] = {"valueFromParameter": {"outputParameterKey": key, "producerSubtask": task}}
             dag.out_defs["parameters"][chan] = {"parameterType": PARAM_TYPES.get(type_name, "STRING")}

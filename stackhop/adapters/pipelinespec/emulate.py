@@ -184,8 +184,17 @@ class SpecEmulator(Emulator):
             sel = comp["dag"].get("outputs", {}).get("parameters", {}).get(key)
             if sel is None:
                 raise EmulationError(f"DAG {producer!r} has no output parameter {key!r}")
-            src = sel["valueFromParameter"]
             inner_params, inner_arts = self._inputs(_Level(dag, producer, task), *scope, prefix)
+            if "valueFromOneof" in sel:  # the branch that ran, as the KFP driver picks it
+                ran = [x for x in sel["valueFromOneof"]["parameterSelectors"]
+                       if self._ran(comp["dag"], x["producerSubtask"], prefix)]
+                if len(ran) != 1:
+                    raise EmulationError(f"task {consumer!r} reads OneOf output {key!r} of {producer!r}, and "
+                                         f"{len(ran)} of its branches ran")
+                src = ran[0]
+                return self._output_parameter(comp["dag"], src["producerSubtask"], src["outputParameterKey"], prefix,
+                                              producer, (inner_params, inner_arts))
+            src = sel["valueFromParameter"]
             iterator = task.get("parameterIterator")
             if iterator is None:
                 return self._output_parameter(comp["dag"], src["producerSubtask"], src["outputParameterKey"], prefix,
@@ -227,14 +236,21 @@ class SpecEmulator(Emulator):
             params, _ = self._inputs(_Level(dag, producer, task), *scope, prefix)
             return [params[source["runtimeParameter"]]]
         if "dag" in comp:
-            if task.get("parameterIterator") is not None:
-                raise EmulationError(f"task {consumer!r} reads artifact {key!r} collected over loop {producer!r}; "
-                                     "fan-in is not emulated")
             sel = comp["dag"].get("outputs", {}).get("artifacts", {}).get(key)
             if sel is None:
                 raise EmulationError(f"DAG {producer!r} has no output artifact {key!r}")
             inner = self._inputs(_Level(dag, producer, task), *scope, prefix)
-            return [uri for s in sel["artifactSelectors"]
+            iterator = task.get("parameterIterator")
+            if iterator is not None:  # fan-in: every iteration's artifacts, in order
+                (x,) = sel["artifactSelectors"]
+                return [uri for i, item in enumerate(self._items(producer, iterator, inner[0]))
+                        for uri in self._output_artifact(comp["dag"], x["producerSubtask"], x["outputArtifactKey"],
+                                                         prefix + (i,), producer,
+                                                         ({**inner[0], iterator["itemInput"]: item}, inner[1]))]
+            selectors = sel["artifactSelectors"]
+            if "-oneof-" in key:  # kfp writes OneOf over artifacts as one selector per branch: the one that ran
+                selectors = [x for x in selectors if self._ran(comp["dag"], x["producerSubtask"], prefix)]
+            return [uri for s in selectors
                     for uri in self._output_artifact(comp["dag"], s["producerSubtask"], s["outputArtifactKey"], prefix,
                                                      producer, inner)]
         if key not in comp.get("outputDefinitions", {}).get("artifacts", {}):
@@ -244,6 +260,12 @@ class SpecEmulator(Emulator):
             if cached:
                 return [cached]
         return [self.output_uri(producer, prefix, key)]
+
+    def _ran(self, dag: dict[str, Any], task: str, prefix: Index) -> bool:
+        """Whether some executor under `task` (a task of `dag`) succeeded or was served from cache."""
+        under = [t for t, path in self.paths.items() if any(lv.dag is dag and lv.name == task for lv in path)]
+        return any(state in ("SUCCEEDED", "CACHED") for (t, index), (state, _) in self.states.items()
+                   if t in under and index[: len(prefix)] == prefix)
 
     def _final_status(self, dag: dict[str, Any], producer: str, prefix: Index) -> dict[str, Any]:
         """What the backend hands an exit task: how the tasks under `producer` ended."""
@@ -375,6 +397,12 @@ class _Filler:
             return self.emulator.run.artifact_root.rstrip("/")
         if body == ".pipeline_task_name":
             return task
+        if body == "":  # {{$}}: the ExecutorInput, as the launcher hands it over
+            return json.dumps({"inputs": {
+                "parameterValues": dict(self.params),
+                "artifacts": {k: {"artifacts": [{"uri": u, "metadata": {}} for u in uris]} for k, uris in self.arts.items()},
+            }, "outputs": {"artifacts": {k: {"artifacts": [{"uri": u}]} for k, u in self.outputs.items()},
+                           "parameters": {k: {"outputFile": f} for k, f in self.files.items()}}}, sort_keys=True)
         io = _IO.match(body)
         if not io:
             raise EmulationError(f"task {task!r}: placeholder {m.group(0)!r} is not emulated")

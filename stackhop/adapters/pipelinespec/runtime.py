@@ -34,8 +34,12 @@ class PipelineSpecWiring(SharedSpecWiring):
                  input: list[tuple[str, str]] | None = None, input_artifact: list[tuple[str, str]] | None = None,
                  output_artifact: list[tuple[str, str]] | None = None,
                  output_parameter: list[tuple[str, str]] | None = None, final_status: str | None = None,
-                 **shared: Any) -> None:
+                 input_artifact_list: list[str] | None = None, executor_input: str | None = None,
+                 upstream_list: list[tuple[str, str]] | None = None, **shared: Any) -> None:
         super().__init__(**shared)
+        self.input_lists = list(input_artifact_list or [])
+        self.executor_input = executor_input
+        self.upstream_lists = dict(upstream_list or [])
         self.meta = meta.rstrip("/") if meta else None
         self.mirror = meta_mirror.rstrip("/") if meta_mirror else None
         self.inputs = dict(input or [])
@@ -58,6 +62,11 @@ class PipelineSpecWiring(SharedSpecWiring):
         parser.add_argument("--output-parameter", action="append", type=name_value, metavar="NAME=PATH",
                             help="a local file the backend reads a scalar output from")
         parser.add_argument("--final-status", help="the pipeline task final status an exit step receives (JSON)")
+        parser.add_argument("--input-artifact-list", action="append", metavar="NAME",
+                            help="an input that is a list of artifacts, read from --executor-input")
+        parser.add_argument("--executor-input", help="the launcher's ExecutorInput ({{$}}), JSON")
+        parser.add_argument("--upstream-list", action="append", type=name_value, metavar="STEP=INPUT",
+                            help="the list input holding every iteration's _stackhop files of an in-loop step")
 
     def execute(self, argv: list[str], run: Callable[[], int]) -> int:
         if self.final_status:
@@ -68,6 +77,8 @@ class PipelineSpecWiring(SharedSpecWiring):
 
     def input(self, view: "RunView", spec: dict[str, Any], step: str, index: "Index") -> Any:
         name = spec["name"]
+        if name in self.input_lists:  # only the launcher knows how many there are: its ExecutorInput lists them
+            return self._artifact_list(view, spec)
         if name in self.inputs:
             return _parse_input(step, name, spec["type"], self.inputs[name])
         if name in self.input_artifacts:
@@ -78,6 +89,23 @@ class PipelineSpecWiring(SharedSpecWiring):
             record["uri"] = self.input_artifacts[name]
             return record
         return super().input(view, spec, step, index)
+
+    def _artifact_list(self, view: "RunView", spec: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each iteration's artifact, with the metadata and digest its step recorded where the records are listed."""
+        given = json.loads(self.executor_input or "{}").get("inputs", {}).get("artifacts", {})
+        uris = [a["uri"] for a in given.get(spec["name"], {}).get("artifacts", [])]
+        ref = spec["value"]
+        metas = [a["uri"] for a in given.get(self.upstream_lists.get(ref["step"], ""), {}).get("artifacts", [])]
+        out = []
+        for i, uri in enumerate(uris):
+            record: dict[str, Any] = {"type": spec["type"], "metadata": {}, "materializer": None}
+            if i < len(metas):
+                try:
+                    record = dict(view.store.read_json(f"{metas[i].rstrip('/')}/outputs.json")["artifacts"][ref["output"]])
+                except Exception:  # no record reachable: the URI alone still names the data
+                    pass
+            out.append({**record, "uri": uri})
+        return out
 
     def output_uri(self, view: "RunView", step: str, output: str, index: "Index") -> str:
         if output in self.output_artifacts:
