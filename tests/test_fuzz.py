@@ -258,3 +258,66 @@ def test_container_steps_with_any_command_compile_everywhere_or_refuse(
         return contained
 
     compiles_everywhere_or_refuses(build)
+
+
+DYNAMIC = '''
+from stackhop import Collected, Dataset, Elif, Else, If, Input, Model, OneOf, Output, ParallelFor, importer, pipeline, step
+
+
+@step
+def configs(n: int = 2) -> list[dict]:
+    return [{"lr": 0.1 * i} for i in range(n)]
+
+
+@step
+def fit(lr: float, model: Output[Model]) -> float:
+    return lr
+
+
+@step
+def pick(scores: list[float], models: Input[list[Model]]) -> float:
+    return max(scores)
+
+
+@step
+def use(data: Input[Dataset], best: float) -> str:
+    return "ok"
+
+
+@pipeline
+def dynamic(target: str = "a", uri: str = "s3://ml-artifacts/raw.csv"):
+    with ParallelFor(configs().output, parallelism=2, key="lr") as c:
+        f = fit(lr=c.lr)
+    best = pick(scores=Collected(f.output), models=Collected(f.outputs["model"]))
+    raw = importer(uri, Dataset, metadata={"rows": 3})
+    with If(target == "a"):
+        a = use(data=raw.output, best=best.output)
+    with Else():
+        b = use(data=raw.output, best=best.output)
+    return {"chosen": OneOf(a.output, b.output), "scores": Collected(f.output)}
+'''
+
+
+@PROFILE
+@given(path=st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=7), value=values)
+def test_a_mutated_dynamic_ir_is_refused_or_compiles_wherever_its_features_run(write_pipeline, write_config,
+                                                                              path, value) -> None:
+    """Loops over outputs, Collected, OneOf, branches and importers: an edit anywhere is one stackhop error or a
+    document every adapter that has those features compiles (SageMaker refuses them as capabilities)."""
+    from stackhop.core.ir import Pipeline
+    from stackhop.errors import CapabilityError
+
+    write_config(STACKS)
+    original = json.loads(write_pipeline(DYNAMIC, name="fuzz_dynamic").dynamic.build().to_json())
+    mutated = json.dumps(_mutate(original, path, value), allow_nan=True)
+    try:
+        pipeline = Pipeline.from_json(mutated)
+        for adapter in ADAPTERS:
+            try:
+                stackhop.compile(pipeline, adapter)
+            except CapabilityError:
+                continue
+        event("compiled wherever its features run")
+    except StackhopError as exc:
+        assert str(exc).strip() and "Traceback" not in str(exc)
+        event(f"refused: {type(exc).__name__}")

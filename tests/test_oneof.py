@@ -189,3 +189,17 @@ def test_a_oneof_inside_its_own_chain_is_refused(write_pipeline) -> None:
     with pytest.raises(ValidationError) as caught:
         write_pipeline(source).choose.build()
     assert "inside the If/Elif/Else chain it chooses from" in str(caught.value)
+
+
+def test_a_pipeline_returns_the_branch_that_ran(write_pipeline, write_config, gcs) -> None:
+    write_config(emulated_stacks("oneof-out"))
+    source = CHOOSING.replace("    report(kind=OneOf(", "    return OneOf(big.outputs['model'], mid.outputs['model'], "
+                                                         "small.outputs['model'])\n    report(kind=OneOf(")
+    module = write_pipeline(source)
+    for stack, emulate in (("laptop", False), ("kfp", True)):
+        handle = stackhop.run(module.choose, stack, {"size": 5}, emulate=emulate, cache=False, progress=False)
+        assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+        assert (handle.outputs["output"].step, handle.outputs["output"].type) == ("fit-2", "Model"), stack
+    root = json.loads(stackhop.compile(module.choose, "vertex").files["pipeline.json"])["root"]
+    assert root["dag"]["outputs"]["artifacts"]["output"] == {"artifactSelectors": [
+        {"outputArtifactKey": "pipelinechannel--condition-branches-1-oneof-1", "producerSubtask": "condition-branches-1"}]}

@@ -525,3 +525,40 @@ def test_collected_artifacts_have_kfps_own_shape(sharded, write_pipeline, tmp_pa
                       theirs["components"]["comp-merge"]["inputDefinitions"]["artifacts"])
     assert (ours["components"]["comp-plan"]["outputDefinitions"]["parameters"]
             == theirs["components"]["comp-plan"]["outputDefinitions"]["parameters"])
+
+
+def test_a_list_too_long_to_fan_out_fails_the_loop_in_one_sentence_before_any_iteration(write_pipeline,
+                                                                                          project) -> None:
+    module = write_pipeline(SHARDS)
+    handle = stackhop.run(module.sharded, parameters={"n": 10_001}, cache=False, progress=False)
+    assert handle.status == RunStatus.FAILED
+    steps = handle.steps()
+    assert steps["plan"].status == StepStatus.SUCCEEDED and [k for k in steps if k.startswith("shard")] == ["shard[*]"]
+    assert steps["shard[*]"].message == (
+        "for-1 would run 10001 iterations (step 'plan' returned 10001 items), more than the 10000 one ParallelFor "
+        "runs; give each iteration a batch of items instead")
+    assert steps["merge"].status == StepStatus.SKIPPED
+
+
+RETURNING = SHARDS.replace("    merge(parts=Collected(part.outputs[\"part\"]))\n",
+                           "    merge(parts=Collected(part.outputs[\"part\"]))\n"
+                           "    with ParallelFor([1, 2]) as k:\n        doubled = twice(k=k)\n"
+                           "    return {\"doubled\": Collected(doubled.output)}\n").replace(
+    "@pipeline", "@step\ndef twice(k: int) -> int:\n    return 2 * k\n\n\n@pipeline")
+
+
+def test_a_pipeline_returns_every_iterations_value_as_one_output(write_pipeline, write_config, gcs) -> None:
+    write_config(STACKS)
+    module = write_pipeline(RETURNING)
+    for stack, emulate in (("laptop", False), ("vertex", True)):
+        handle = stackhop.run(module.sharded, stack, emulate=emulate, cache=False, progress=False)
+        assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+        assert handle.outputs["doubled"].value == [2, 4], stack
+    root = _ours(module.sharded)["root"]
+    assert root["outputDefinitions"] == {"parameters": {"doubled": {"parameterType": "LIST"}}}
+    assert root["dag"]["outputs"]["parameters"]["doubled"] == {"valueFromParameter": {
+        "outputParameterKey": "pipelinechannel--twice-output", "producerSubtask": "for-loop-2"}}
+    from stackhop.core.adapter import Capability
+    from stackhop.core.capabilities import required_capabilities
+
+    assert "twice" in required_capabilities(module.sharded.build())[Capability.FAN_IN], "SageMaker refuses it"

@@ -147,7 +147,9 @@ def run(
         created_at=time.time(), finished_at=None, parameters=params, backend_ref={},
         ir_digest=raw.digest(),  # the pipeline as written: the same on every stack it is promoted to
         artifact_root=stk.artifact_root, stack_source=stk.source, message="", steps={},
-        outputs={o.name: {"step": o.value.step, "output": o.value.output, "type": o.type} for o in ir.outputs},
+        outputs={o.name: {"step": o.sources[0].step, "output": o.sources[0].output, "type": o.type,
+                          **({"kind": o.value.kind, "sources": [[x.step, x.output] for x in o.sources]}
+                             if o.value.kind != "output" else {})} for o in ir.outputs},
     )
     if emulate and adapter.emulator is None:
         raise CapabilityError(f"stack {stk.name!r}: adapter {adapter.name!r} cannot emulate its compiled document; "

@@ -52,6 +52,11 @@ def required_capabilities(ir: Pipeline) -> dict[Capability, list[str]]:
             need(Capability.NODE_SELECTORS, s.name)
         if st.tolerations:
             need(Capability.TOLERATIONS, s.name)
+    for o in ir.outputs:
+        if isinstance(o.value, CollectedRef):
+            need(Capability.FAN_IN, o.value.step)
+        if isinstance(o.value, OneOfRef):
+            need(Capability.ONE_OF, o.value.values[0].step)
     for g in groups.values():
         if g.kind == "exit_handler" and g.exit_step:
             need(Capability.EXIT_HANDLER, g.exit_step)

@@ -9,6 +9,7 @@ from typing import Callable
 from stackhop.core.adapter import Adapter, BackendRef
 from stackhop.core.plugins import adapter_class
 from stackhop.core.progress import html_table, shown_in_this_cell
+from stackhop.core.resolve import parse_instance_key
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState
 from stackhop.core.stack import LoadedConfig, Stack, StackConfig, load_config, load_stack
 from stackhop.core.store import RunRecord, RunStore, store_path
@@ -143,9 +144,22 @@ class RunHandle:
         declared = self._store.get(self.run_id).outputs
         if not declared:
             return {}
-        found = {(a.step, a.output): a for a in self.artifacts()}
-        return {name: found[(o["step"], o["output"])] for name, o in declared.items()
-                if (o["step"], o["output"]) in found}
+        artifacts = self.artifacts()
+        found = {(a.step, a.output): a for a in artifacts}
+        out: dict[str, ArtifactRef] = {}
+        for name, o in declared.items():
+            if o.get("kind") == "collected":  # every iteration's value, in iteration order
+                runs = sorted(((parse_instance_key(a.step)[1], a) for a in artifacts
+                               if a.step.split("[", 1)[0] == o["step"] and a.output == o["output"]), key=lambda x: x[0])
+                if runs or self.status == RunStatus.SUCCEEDED:
+                    out[name] = ArtifactRef(uri="", type="list", step=o["step"], output=o["output"],
+                                            value=[a.value for _, a in runs])
+                continue
+            sources = [tuple(x) for x in o.get("sources", [[o["step"], o["output"]]])]
+            ran = next((found[x] for x in sources if x in found), None)  # a OneOf: the branch that ran
+            if ran is not None:
+                out[name] = ran
+        return out
 
     @property
     def failed(self) -> bool:

@@ -461,11 +461,20 @@ class Parameter(_Frozen):
 
 
 class PipelineOutput(_Frozen):
-    """What a pipeline function returns, by name: one output of a step that runs whenever the run succeeds."""
+    """What a pipeline function returns, by name: an output of a step that runs whenever the run succeeds,
+    every iteration's value of one in a loop (Collected), or the one branch's of a chain that ran (OneOf)."""
 
     name: str
     type: str
-    value: OutputRef
+    value: Annotated[Union[OutputRef, CollectedRef, OneOfRef], Field(discriminator="kind")]
+
+    @property
+    def sources(self) -> tuple[OutputRef, ...]:
+        """The step outputs it is made of."""
+        v = self.value
+        if isinstance(v, OneOfRef):
+            return v.values
+        return (OutputRef(step=v.step, output=v.output),)
 
 
 class Pipeline(_Frozen):

@@ -56,7 +56,7 @@ def build_ir(pdef: "PipelineDef") -> ir.Pipeline:
     return pipeline
 
 
-def returned_outputs(pipeline: str, returned: Any) -> dict[str, tracing.TaskOutput]:
+def returned_outputs(pipeline: str, returned: Any) -> dict[str, tracing.TaskOutput | tracing.Collected | tracing.OneOf]:
     """What a pipeline function returned, by name: a step output (`output`), a dict or a NamedTuple of them."""
     if returned is None:
         return {}
@@ -73,7 +73,7 @@ def returned_outputs(pipeline: str, returned: Any) -> dict[str, tracing.TaskOutp
                 f"pipeline {pipeline!r} returns an output named {name!r}; name pipeline outputs with Python identifiers.")
         if isinstance(value, (tracing.Task, tracing.NestedTask)):
             value = value.output
-        if not isinstance(value, tracing.TaskOutput):
+        if not isinstance(value, (tracing.TaskOutput, tracing.Collected, tracing.OneOf)):
             what = "it" if name == "output" and not isinstance(returned, (dict, tuple)) else f"output {name!r}"
             raise PipelineDefinitionError(
                 f"pipeline {pipeline!r} returns {reprlib.repr(value)} as {what}; a pipeline returns step outputs "
@@ -83,8 +83,13 @@ def returned_outputs(pipeline: str, returned: Any) -> dict[str, tracing.TaskOutp
 
 
 def pipeline_outputs(pipeline: str, returned: Any) -> list[dict[str, Any]]:
-    return [{"name": name, "type": v.type, "value": {"kind": "output", "step": v.task.name, "output": v.name}}
-            for name, v in returned_outputs(pipeline, returned).items()]
+    out = []
+    for name, v in returned_outputs(pipeline, returned).items():
+        first = v.output if isinstance(v, tracing.Collected) else v.outputs[0] if isinstance(v, tracing.OneOf) else v
+        type_name = "list" if isinstance(v, tracing.Collected) else first.type
+        out.append({"name": name, "type": type_name,
+                    "value": tracing.to_value(v, where=f"pipeline {pipeline!r}, output {name!r}").model_dump()})
+    return out
 
 
 def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from stackhop.core.resolve import Index, RunView, instance_key
 from stackhop.errors import ArtifactError
 
 OK = ("SUCCEEDED", "CACHED")
+MAX_ITERATIONS = 10_000
+"""Iterations one ParallelFor may run: a list beyond it is a mistake or a job for batches, not 10^6 steps."""
 TERMINAL = ("SUCCEEDED", "CACHED", "FAILED", "SKIPPED", "CANCELLED")
 FINAL_RUN = ("SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -173,10 +175,10 @@ class Scheduler(ABC):
             data_ups, order_ups = self.ups[inst.step]
             loops = [g["id"] for g in self.view.loops(inst.step)]
             if inst.placeholder:
-                ref = self.view.loops(inst.step)[len(inst.index)]["items"]["output"]
-                inst.data_deps = self._instances_of({ref["step"]: None}, loops, inst.index)
+                ref = self.view.loops(inst.step)[len(inst.index)]["items"].get("output")
+                inst.data_deps = self._instances_of({ref["step"]: None}, loops, inst.index) if ref else []
                 inst.order_deps = []
-                inst.native = f"waiting for {ref['step']}"
+                inst.native = f"waiting for {ref['step']}" if ref else "too many items"
                 continue
             inst.data_deps = self._instances_of(dict.fromkeys(data_ups), loops, inst.index)
             inst.order_deps = self._instances_of(dict.fromkeys(order_ups), loops, inst.index)
@@ -207,6 +209,12 @@ class Scheduler(ABC):
                         continue
                 else:
                     count = len(self.view.loop_items(loop, ix))
+                if count > MAX_ITERATIONS:
+                    source = f"step {ref['step']!r} returned" if ref is not None else "its list holds"
+                    out.append((ix, False, f"{loop['id']} would run {count} iterations ({source} {count} items), more "
+                                           f"than the {MAX_ITERATIONS} one ParallelFor runs; give each iteration a "
+                                           "batch of items instead"))
+                    continue
                 deeper += [ix + (i,) for i in range(count)]
             partial = deeper
         out += [(ix, True, "") for ix in partial]

@@ -44,6 +44,13 @@ def _outputs(p: ir.Pipeline, steps: dict[str, ir.Step], groups: dict[str, ir.Gro
         if out.name in seen:
             raise ValidationError(f"{where}: output {out.name!r} is returned twice; give each pipeline output its own name.")
         seen.add(out.name)
+        if isinstance(out.value, (ir.CollectedRef, ir.OneOfRef)):
+            found = _value_type(p, out.value, steps, groups, None, where, reading=f"output {out.name!r}")
+            if isinstance(out.value, ir.CollectedRef) and found != "list":
+                raise ValidationError(f"{where}: output {out.name!r} returns {_describe(out.value)}, a {found}; a "
+                                      "pipeline returns collected values, so collect a scalar output or return each "
+                                      "artifact from a step after the loop.")
+            continue
         step = steps.get(out.value.step)
         if step is None or step.output(out.value.output) is None:
             raise ValidationError(f"{where}: output {out.name!r} names {ir.describe_value(out.value, prose=True)}, "

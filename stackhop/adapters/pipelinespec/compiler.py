@@ -173,7 +173,9 @@ class _Compiler:
         return self.path_cache[group]
 
     def task_dag(self, key: str) -> str | None:
-        """The DAG a step's or group's task sits in."""
+        """The DAG a step's or group's task sits in (`_ROOT`: the pipeline's own outputs, read at the root)."""
+        if key == _ROOT:
+            return None
         if key in self.steps:
             return self.steps[key].group
         return self.groups[key].parent
@@ -318,6 +320,8 @@ class _Compiler:
 
     def depend(self, consumer: str, producer: str) -> None:
         """Make the consumer's side depend on the producer's side at the DAG they share."""
+        if consumer == _ROOT:
+            return
         cpath = (*self.path(self.task_dag(consumer)), consumer)
         ppath = (*self.path(self.task_dag(producer)), producer)
         common = 0
@@ -708,6 +712,17 @@ class _Compiler:
         outputs: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
         defs: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
         for o in self.p.outputs:
+            if isinstance(o.value, ir.OneOfRef):
+                produced = self.produced(o.value)
+                artifact = not (produced.type in ir.SCALAR_TYPES and not produced.from_return)
+                spec = self.bind_oneof(_ROOT, o.value, produced.type, artifact=artifact)
+                self.root_output(outputs, defs, o.name, spec, produced.type, artifact)
+                continue
+            if isinstance(o.value, ir.CollectedRef):
+                chan = f"pipelinechannel--{self.names[o.value.step]}-{o.value.output}"
+                spec = self.hand_over(_ROOT, o.value.step, o.value.output, chan, "list", artifact=False)
+                self.root_output(outputs, defs, o.name, spec, "list", False)
+                continue
             producer = self.steps[o.value.step]
             produced = producer.output(o.value.output)
             assert produced is not None
@@ -725,6 +740,21 @@ class _Compiler:
                 outputs["parameters"][o.name] = {"valueFromParameter": {"outputParameterKey": key, "producerSubtask": task}}
                 defs["parameters"][o.name] = {"parameterType": PARAM_TYPES[produced.type]}
         return _drop_empty(outputs), _drop_empty(defs)
+
+    @staticmethod
+    def root_output(outputs: dict[str, Any], defs: dict[str, Any], name: str, spec: dict[str, Any], type_name: str,
+                    artifact: bool) -> None:
+        """A root output from the task input that would hand the value to a task at the root."""
+        if artifact:
+            src = spec["taskOutputArtifact"]
+            outputs["artifacts"][name] = {"artifactSelectors": [{"outputArtifactKey": src["outputArtifactKey"],
+                                                                 "producerSubtask": src["producerTask"]}]}
+            defs["artifacts"][name] = {"artifactType": artifact_type(type_name)}
+        else:
+            src = spec["taskOutputParameter"]
+            outputs["parameters"][name] = {"valueFromParameter": {"outputParameterKey": src["outputParameterKey"],
+                                                                  "producerSubtask": src["producerTask"]}}
+            defs["parameters"][name] = {"parameterType": PARAM_TYPES[type_name]}
 
     @staticmethod
     def lift(dag: _Dag, chan: str, key: str, task: str, type_name: str, artifact: bool, *, as_list: bool = False) -> None:
@@ -746,6 +776,10 @@ class _Compiler:
                 out["defaultValue"] = x.default
             out["isOptional"] = True
         return out
+
+
+_ROOT = "\0root"
+"""The consumer name of the pipeline's own outputs: it sits at the root and depends on nothing."""
 
 
 class _KfpArgs:

@@ -1,0 +1,107 @@
+"""F1: what growing the graph at run time costs the scheduler, against a loop whose list is known up front.
+
+    python benchmarks/f1_runtime_fanout.py [--sizes 100,1000,5000]
+
+The same sweep (make a list, train once per item, Collected into one step) runs on the core
+scheduler with steps that finish at once (each writes its outputs.json and reports success), so
+what is timed is scheduling, expansion and state writes, not processes. The anchor is the same
+body over a static list of the same length, in the same run of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stackhop import Collected, ParallelFor, pipeline, step  # noqa: E402
+from stackhop.core.scheduler import AttemptEnd, Instance, Scheduler  # noqa: E402
+
+
+@step
+def make(n: int) -> list[int]:
+    return list(range(n))
+
+
+@step
+def train(x: int) -> float:
+    return x / 2
+
+
+@step
+def best(scores: list[float]) -> float:
+    return max(scores)
+
+
+def dynamic(n: int) -> Any:
+    @pipeline(name="dynamic")
+    def p(n: int = n):
+        with ParallelFor(make(n=n).output) as x:
+            t = train(x=x)
+        best(scores=Collected(t.output))
+    return p
+
+
+def static(n: int) -> Any:
+    @pipeline(name="static")
+    def p():
+        with ParallelFor(list(range(n))) as x:
+            t = train(x=x)
+        best(scores=Collected(t.output))
+    return p
+
+
+class Instant(Scheduler):
+    """Every attempt succeeds at once with the value its step would return."""
+
+    def start(self, inst: Instance) -> None:
+        if inst.step == "make":
+            value: Any = list(range(self.view.parameters["n"]))
+        elif inst.step == "train":
+            value = self.view.value({"kind": "loop_item", "loop": "for-1"}, "train", inst.index) / 2
+        else:
+            value = max(self.view.value(self.view.steps["best"]["inputs"][0]["value"], "best", inst.index))
+        self.store.write_json(self.view.outputs_uri(inst.step, inst.index), {"scalars": {"output": value}, "artifacts": {}})
+        inst.handle = inst.key
+        self.events.put(AttemptEnd(inst.key, inst.attempts, True))
+
+    def stop(self, inst: Instance) -> None:
+        pass
+
+    def wait_seconds(self) -> float:
+        return 0.001
+
+
+def timed(pdef: Any, n: int) -> tuple[float, int]:
+    ir = pdef.build()
+    with tempfile.TemporaryDirectory() as root:
+        spec = {"run_id": "bench", "pipeline": json.loads(ir.to_json()), "parameters": {"n": n},
+                "artifact_root": f"file://{root}", "caching": False, "settings": {}}
+        start = time.perf_counter()
+        scheduler = Instant(spec)
+        status = scheduler.run()
+        seconds = time.perf_counter() - start
+        assert status == "SUCCEEDED", status
+        return seconds, len(scheduler.instances)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,1000,5000")
+    args = parser.parse_args()
+    print(f"{'items':>6} {'static list s':>14} {'step output s':>14} {'ratio':>6} {'instances':>10}")
+    for n in (int(x) for x in args.sizes.split(",")):
+        fixed, count = timed(static(n), n)
+        grown, grown_count = timed(dynamic(n), n)
+        assert grown_count == count + 1, (grown_count, count)
+        print(f"{n:>6} {fixed:>14.3f} {grown:>14.3f} {grown / fixed:>6.2f} {grown_count:>10}")
+
+
+if __name__ == "__main__":
+    main()
