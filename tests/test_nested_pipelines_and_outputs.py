@@ -256,3 +256,107 @@ def test_the_cli_takes_the_pipeline_no_other_pipeline_of_the_file_calls(training
     from test_cli import assert_user_error
 
     assert_user_error(cli(project, "compile", "two.py", "-o", str(project / "out2")), "defines 3 pipelines")
+
+
+KFP_NESTED = """
+from kfp import dsl
+
+
+@dsl.component(base_image="python:3.11")
+def make_rows(rows: dsl.Output[dsl.Dataset], n: int) -> int:
+    return n
+
+
+@dsl.component(base_image="python:3.11")
+def clean(rows: dsl.Input[dsl.Dataset], cleaned: dsl.Output[dsl.Dataset]) -> int:
+    return 1
+
+
+@dsl.component(base_image="python:3.11")
+def fit(data: dsl.Input[dsl.Dataset], model: dsl.Output[dsl.Model]) -> float:
+    return 1.0
+
+
+@dsl.component(base_image="python:3.11")
+def announce(score: float) -> str:
+    return ""
+
+
+@dsl.pipeline
+def prepare(n: int = 5) -> dsl.Dataset:
+    raw = make_rows(n=n)
+    return clean(rows=raw.outputs["rows"]).outputs["cleaned"]
+
+
+@dsl.pipeline
+def train_twice(n: int = 5, announce_above: float = 1.0):
+    first = prepare(n=n)
+    second = prepare(n=3).after(first)
+    model = fit(data=first.output)
+    with dsl.If(model.outputs["Output"] > announce_above):
+        announce(score=model.outputs["Output"])
+    fit(data=second.output)
+"""
+
+
+def test_each_call_of_a_nested_pipeline_is_a_dag_task_as_kfp_compiles_it(training, write_pipeline, tmp_path) -> None:
+    """The same tasks and dependencies at the root, each call a DAG component holding its steps; the names inside
+    keep stackhop's scoped step names (`prepare-clean`), and the DAG's inputs and outputs its channel names."""
+    from kfp import compiler
+    import yaml
+
+    compiler.Compiler().compile(write_pipeline(KFP_NESTED).train_twice, str(tmp_path / "kfp.yaml"))
+    theirs = yaml.safe_load((tmp_path / "kfp.yaml").read_text())
+    ours = _compiled_spec(training.train_twice, "vertex")
+    root_t, root_o = theirs["root"]["dag"]["tasks"], ours["root"]["dag"]["tasks"]
+    for name in ("prepare", "prepare-2", "fit"):
+        assert root_o[name].get("dependentTasks") == root_t[name].get("dependentTasks"), name
+        assert root_o[name]["cachingOptions"] == root_t[name]["cachingOptions"]
+    assert root_o["fit"]["inputs"]["artifacts"]["data"]["taskOutputArtifact"]["producerTask"] == "prepare"
+    for call in ("prepare", "prepare-2"):
+        inner_t = theirs["components"][f"comp-{call}"]["dag"]["tasks"]
+        inner_o = ours["components"][f"comp-{call}"]["dag"]["tasks"]
+        assert sorted(inner_o) == sorted(f"{call}-{t}" for t in inner_t)
+        assert inner_o[f"{call}-clean"]["dependentTasks"] == [f"{call}-make-rows"]
+    from kfp.components import load_component_from_text
+
+    assert load_component_from_text(json.dumps(ours)).name == "train-twice"
+
+
+PER_ITEM = """
+from stackhop import Collected, ParallelFor, pipeline, step
+
+
+@step
+def double(x: int) -> int:
+    return 2 * x
+
+
+@step
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@pipeline
+def score_one(x: int):
+    return double(x=double(x=x).output).output
+
+
+@pipeline
+def score_all():
+    with ParallelFor([1, 2, 3]) as item:
+        scored = score_one(x=item)
+    total(xs=Collected(scored.output))
+"""
+
+
+@pytest.mark.parametrize("stack,emulate", [("laptop", False), ("vertex", True), ("sm", True)])
+def test_a_nested_pipeline_runs_once_per_item_of_a_loop_around_it(write_pipeline, write_config, gcs, aws, stack,
+                                                                   emulate) -> None:
+    write_config(STACKS)
+    module = write_pipeline(PER_ITEM)
+    handle = stackhop.run(module.score_all, stack, emulate=emulate, cache=False, progress=False)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("total", "output").value == 24
+    assert sorted(k for k in handle.steps() if k.startswith("score-one-double-2")) == [
+        "score-one-double-2[0]", "score-one-double-2[1]", "score-one-double-2[2]"]

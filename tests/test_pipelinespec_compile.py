@@ -217,8 +217,8 @@ def test_a_condition_is_a_sub_dag_whose_trigger_reads_pipeline_channels_in_cel(t
     (spec,) = documents(sink, "vertex")
     group = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]["condition-1"]
     assert group["triggerPolicy"]["condition"] == (
-        "(inputs.parameter_values['pipelinechannel--train-output'] > 0.5) && "
-        "(inputs.parameter_values['pipelinechannel--mode'] == 'full')")
+        "inputs.parameter_values['pipelinechannel--train-output'] > 0.5 && "
+        "inputs.parameter_values['pipelinechannel--mode'] == 'full'")
 
 
 def test_loops_iterate_with_parameter_iterators_and_read_item_fields(sink) -> None:

@@ -562,3 +562,74 @@ def test_a_pipeline_returns_every_iterations_value_as_one_output(write_pipeline,
     from stackhop.core.capabilities import required_capabilities
 
     assert "twice" in required_capabilities(module.sharded.build())[Capability.FAN_IN], "SageMaker refuses it"
+
+
+KFP_DEPLOY = '''
+    final = fit_final(config=best.output, seed=seed)
+    with dsl.If(target == "prod"):
+        deploy(where="prod", score=final.outputs["Output"])
+    with dsl.Elif(target == "staging"):
+        deploy(where="staging", score=final.outputs["Output"])
+    with dsl.Else():
+        deploy(where="nowhere", score=final.outputs["Output"])
+    return final.outputs["model"]
+'''
+
+
+def test_the_deploy_chain_has_kfps_branches_and_trigger_policies(sweep, write_pipeline, tmp_path) -> None:
+    source = KFP_SWEEP.replace("seed: int = 7) -> dsl.Model:", "seed: int = 7, target: str = \"staging\") -> dsl.Model:")
+    source = source.replace('\n    return fit_final(config=best.output, seed=seed).outputs["model"]\n', KFP_DEPLOY)
+    source = source.replace("@dsl.pipeline", "@dsl.component(base_image=\"python:3.11\")\ndef deploy(where: str, "
+                                             "score: float) -> str:\n    return where\n\n\n@dsl.pipeline")
+    theirs, ours = _kfp(write_pipeline, source, "sweep", tmp_path), _ours(sweep)
+
+    def policies(spec: dict) -> list[str]:
+        (branches,) = [c for name, c in spec["components"].items() if "condition-branches" in name]
+        return [t["triggerPolicy"]["condition"] for _, t in sorted(branches["dag"]["tasks"].items())]
+
+    assert len(policies(ours)) == 3 and policies(ours) == policies(theirs)
+
+
+UNROLLED = """
+from stackhop import Collected, ParallelFor, pipeline, step
+
+
+@step
+def twice(k: int) -> int:
+    return 2 * k
+
+
+@step
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@pipeline
+def unrolled():
+    with ParallelFor([1, 2, 3]) as k:
+        doubled = twice(k=k)
+    total(xs=Collected(doubled.output))
+    return {"doubled": Collected(doubled.output)}
+"""
+
+
+def test_sagemaker_collects_a_loop_it_unrolls_at_compile_time(write_pipeline, write_config, aws) -> None:
+    write_config(STACKS)
+    module = write_pipeline(UNROLLED)
+    handle = stackhop.run(module.unrolled, "sm", emulate=True, cache=False, progress=False)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("total", "output").value == 12
+    assert handle.outputs["doubled"].value == [2, 4, 6]
+    steps = json.loads(stackhop.compile(module.unrolled, "sm").files["sagemaker-pipeline.json"])["Steps"]
+    (total,) = [s for s in steps if s["Name"].startswith("total")]
+    ups = [a for a in total["Arguments"]["AppSpecification"]["ContainerArguments"] if isinstance(a, dict)]
+    assert [u["Std:Join"]["Values"][0] for u in ups if "Std:Join" in u and "twice" in str(u)] == [
+        "twice[0]", "twice[1]", "twice[2]"]
+
+
+def test_sagemaker_collects_the_artifacts_of_a_loop_it_unrolls(write_pipeline, write_config, aws) -> None:
+    write_config(STACKS)
+    module = write_pipeline(SHARDS.replace("ParallelFor(plan(n=n).output)", "ParallelFor([0, 1, 2])"))
+    handle = stackhop.run(module.sharded, "sm", emulate=True, cache=False, progress=False)
+    assert handle.status == RunStatus.SUCCEEDED, handle.state().message
+    assert handle.artifact("merge", "output").value == "1/1,2/2,3/3"

@@ -28,6 +28,8 @@ def _label(g: ir.Group) -> str:
         return f"ParallelFor {items}" + (f" (parallelism {g.parallelism})" if g.parallelism else "")
     if g.kind == "branches":
         return "If / Elif / Else"
+    if g.kind == "pipeline":
+        return f"pipeline {g.pipeline}"
     return f"ExitHandler -> {g.exit_step}"
 
 

@@ -441,14 +441,17 @@ class LoopItems(_Frozen):
 
 class Group(_Frozen):
     id: str
-    kind: Literal["condition", "parallel_for", "exit_handler", "branches"]
-    """"branches" holds the branches of one If/Elif/Else chain and runs whenever its parent does."""
+    kind: Literal["condition", "parallel_for", "exit_handler", "branches", "pipeline"]
+    """"branches" holds the branches of one If/Elif/Else chain, "pipeline" the steps of a nested pipeline's
+    call; both run whenever their parent does."""
     parent: str | None = None
     condition: Expr | None = None
     items: LoopItems | None = None
     parallelism: int | None = Field(default=None, ge=1)
     key: str | None = None
     """The dict field that names each iteration (`train[lr=0.05]`); None: named after the item where it can be."""
+    pipeline: str | None = None
+    """For a nested pipeline's call: its name in the caller (`prepare`, `prepare-2`), the prefix of its steps."""
     exit_step: str | None = None
 
 
@@ -533,8 +536,9 @@ class Pipeline(_Frozen):
         for g in data["groups"]:  # fields added later are written only when set, for the same reason
             if g.get("items") and g["items"]["output"] is None:
                 del g["items"]["output"]
-            if g["key"] is None:
-                del g["key"]
+            for late in ("key", "pipeline"):
+                if g[late] is None:
+                    del g[late]
         for st in data["steps"]:
             if st["importer"] is None:
                 del st["importer"]

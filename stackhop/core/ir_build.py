@@ -112,6 +112,8 @@ def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, A
         out["parallelism"] = g.parallelism
         if g.key is not None:
             out["key"] = g.key
+    elif g.kind == "pipeline":
+        out["pipeline"] = g.pipeline
     elif g.kind == "exit_handler":
         assert g.exit_task is not None
         if g.exit_task.group is not g.parent:

@@ -36,18 +36,24 @@ def call_nested(trace: tracing.Trace, pdef: "PipelineDef", args: tuple[Any, ...]
     saved = trace._names, trace.scope
     trace._names, trace.scope = {}, f"{trace.scope}/{scope}"
     trace.calling.append(pdef.name)
-    start = len(trace.tasks)
+    start, groups = len(trace.tasks), len(trace.groups)
+    rec = trace.open_group("pipeline", pipeline=scope)  # kfp's nested DAG: transparent to every scheduler
     try:
         returned = pdef.fn(*values)
     finally:
         trace._names, trace.scope = saved
         trace.calling.pop()
+        if trace.stack and trace.stack[-1] is rec:
+            trace.close_group(rec)
     inner = trace.tasks[start:]
     if not inner:
         raise PipelineDefinitionError(f"{where} adds no steps; give it at least one step, or call its steps directly.")
     for t in inner:
         t.name = f"{scope}-{t.name}"
         _apply_defaults(t, pdef._defaults)
+    for g in trace.groups[groups:]:
+        if g.kind == "pipeline" and g is not rec:
+            g.pipeline = f"{scope}-{g.pipeline}"
     return tracing.NestedTask(scope, pdef.name, inner, returned_outputs(pdef.name, returned))
 
 

@@ -176,6 +176,7 @@ class GroupRec:
     items: Any = None
     parallelism: int | None = None
     key: str | None = None
+    pipeline: str | None = None
     exit_task: "Task | None" = None
     chain: tuple[Any, ...] = ()
     """For an If/Elif branch: its own condition and those of the branches before it, for an Elif or Else after it."""
@@ -595,7 +596,7 @@ class Trace:
         n = self._group_counts.get(kind, 0) + 1
         self._group_counts[kind] = n
         prefix = {"condition": "condition", "parallel_for": "for", "exit_handler": "exit-handler",
-                  "branches": "branches"}[kind]
+                  "branches": "branches", "pipeline": "pipeline"}[kind]
         rec = GroupRec(id=f"{prefix}-{n}", kind=kind, parent=kw.pop("parent", self.group), **kw)
         self.groups.append(rec)
         self.stack.append(rec)

@@ -313,7 +313,7 @@ def _collected_type(p: ir.Pipeline, v: ir.CollectedRef, steps: dict[str, ir.Step
         raise ValidationError(
             f"{where}: {reading} reads Collected({v.step}.{v.output}), but step {v.step!r} is in no ParallelFor, so "
             f"there is nothing to collect; pass {v.step}.outputs[{v.output!r}] itself.")
-    held = [gid for gid in crossed if groups[gid].kind != "parallel_for"]
+    held = [gid for gid in crossed if groups[gid].kind == "condition"]
     if held:
         raise ValidationError(
             f"{where}: {reading} reads Collected({v.step}.{v.output}), and step {v.step!r} runs only under {held[0]} "

@@ -155,8 +155,11 @@ class SharedSpecWiring(Wiring):
         return spec
 
     def outputs_location(self, view: "RunView", step: str, index: "Index") -> str:
-        if step in self.upstream:
-            return f"{self.upstream[step].rstrip('/')}/outputs.json"
+        from stackhop.core.resolve import instance_key  # lazy: resolve imports this module
+
+        for key in (instance_key(step, index), step):  # one iteration of a loop a Collected gathers, or the step
+            if key in self.upstream:
+                return f"{self.upstream[key].rstrip('/')}/outputs.json"
         return super().outputs_location(view, step, index)
 
 

@@ -141,8 +141,9 @@ class _Compiler:
         group_names = {"condition": "condition", "parallel_for": "for-loop", "exit_handler": "exit-handler",
                        "branches": "condition-branches"}
         owner: dict[str, str] = {}
-        for g in self.p.groups:
-            self.names[g.id] = group_names[g.kind] + "-" + g.id.rsplit("-", 1)[1]
+        for g in self.p.groups:  # a nested pipeline's DAG task is named after its call, as kfp names it
+            self.names[g.id] = task_name(g.pipeline) if g.kind == "pipeline" and g.pipeline else (
+                group_names.get(g.kind, g.kind) + "-" + g.id.rsplit("-", 1)[1])
         for s in self.p.steps:
             for name in (o.name for o in s.outputs):
                 if name in RESERVED:
@@ -601,6 +602,8 @@ class _Compiler:
         task = self.dags[g.parent].tasks.setdefault(name, {})
         task["componentRef"] = {"name": f"comp-{name}"}
         task["taskInfo"] = {"name": name}
+        if g.kind == "pipeline":
+            task["cachingOptions"] = {"enableCache": True}
         if g.kind == "condition":
             assert g.condition is not None
             task["triggerPolicy"] = {"condition": self.cel(g, g.condition)}
@@ -638,8 +641,8 @@ class _Compiler:
         if isinstance(e, ir.Not):
             return f"!({self.cel(g, e.operand)})"
         assert isinstance(e, ir.BoolOp)
-        joiner = " && " if e.kind == "and" else " || "
-        return joiner.join(f"({self.cel(g, x)})" for x in e.operands)
+        joiner = " && " if e.kind == "and" else " || "  # only a nested && or || needs parentheses, as kfp writes it
+        return joiner.join(f"({self.cel(g, x)})" if isinstance(x, ir.BoolOp) else self.cel(g, x) for x in e.operands)
 
     def cel_operand(self, g: ir.Group, v: Any) -> str:
         if isinstance(v, ir.Const):

@@ -33,7 +33,7 @@ class SageMakerAdapter(Adapter):
     Settings = SageMakerSettings
     Ref = SageMakerRef
     capabilities = frozenset({
-        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RETRIES, Capability.CACHING,
+        Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.FAN_IN, Capability.RETRIES, Capability.CACHING,
         Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS,
     })
     poll_seconds = (5.0, 30.0)

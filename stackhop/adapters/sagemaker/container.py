@@ -106,7 +106,11 @@ class ContainerArgs:
             return self.c.record_value(value, self.index, f"artifacts.{value.output}.uri")
         return self.input_path(p.name, value, artifact)
 
-    def value(self, value: ir.Const | ir.ParamRef | ir.OutputRef | ir.LoopItemRef) -> Any:
+    def value(self, value: Any) -> Any:
+        if isinstance(value, ir.CollectedRef):
+            raise PipelineDefinitionError(
+                f"{self.where()} takes {ir.describe_value(value, prose=True)}, and a SageMaker container step gets only "
+                "single values in its command; collect into a Python step, which reads every iteration's record.")
         if isinstance(value, ir.Const):
             return as_text(value.value)
         if isinstance(value, ir.LoopItemRef):

@@ -34,6 +34,7 @@ from stackhop.adapters.sagemaker.runtime import SageMakerWiring
 from stackhop.adapters.sagemaker.settings import SageMakerSettings
 from stackhop.core import ir
 from stackhop.core.canonical import canonical_json
+from stackhop.core.resolve import instance_key
 from stackhop.core.wiring import wiring_ref
 from stackhop.errors import PipelineDefinitionError
 
@@ -231,6 +232,20 @@ class _Compiler:
                if isinstance(i.value, ir.OutputRef) and self.p.step(i.value.step).kind != "importer"]
         return list(dict.fromkeys(ups))
 
+    def collected_of(self, step: ir.Step, index: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+        """The unrolled iterations a Collected input of this instance gathers, in iteration order."""
+        mine = self.loops(step.name)
+        out: list[tuple[str, tuple[int, ...]]] = []
+        for i in step.inputs:
+            if isinstance(i.value, ir.CollectedRef):
+                up = self.p.step(i.value.step)
+                theirs = self.loops(up.name)
+                common = 0
+                while common < min(len(mine), len(theirs)) and mine[common] == theirs[common]:
+                    common += 1
+                out += [(up.name, ix) for ix in self.instances(up) if ix[:common] == index[:common]]
+        return list(dict.fromkeys(out))
+
     def imported_uri(self, ref: ir.OutputRef) -> Any:
         """What an importer's artifact is in the definition: its URI, written out or a parameter."""
         uri = self.p.step(ref.step).input("uri")
@@ -313,6 +328,8 @@ class _Compiler:
         for param in self.p.parameters:
             args += ["--param", _join(param.name, {"Get": f"Parameters.{param.name}"}, on="=")]
         args += ["--code", {"Get": f"Parameters.{CODE_PARAM}"}]
+        for up, up_index in self.collected_of(step, index):  # each iteration's record, named by its instance
+            args += ["--upstream", _join(instance_key(up, up_index), self.record_uri(up, up_index), on="=")]
         for up in self.upstream_of(step):
             up_step = self.p.step(up)
             up_index = index[: len(self.instances(up_step)[0])]
@@ -544,7 +561,7 @@ class _Compiler:
 
 def instance_names(pipeline: dict[str, Any]) -> dict[str, str]:
     """SageMaker step name -> stackhop's instance key (`train-1` -> `train[1]`), from the IR's JSON."""
-    from stackhop.core.resolve import instance_key
+    from stackhop.core.resolve import instance_key, instance_key
 
     names, _checks = step_names(ir.Pipeline.model_validate(pipeline))  # the names compile gave them
     return {name: instance_key(step, index) for (step, index), name in names.items()}
