@@ -285,8 +285,13 @@ def use(data: Input[Dataset], best: float) -> str:
 
 
 @pipeline
+def inner(n: int = 2):
+    return configs(n=n).output
+
+
+@pipeline
 def dynamic(target: str = "a", uri: str = "s3://ml-artifacts/raw.csv"):
-    with ParallelFor(configs().output, parallelism=2, key="lr") as c:
+    with ParallelFor(inner(n=3).output, parallelism=2, key="lr") as c:
         f = fit(lr=c.lr)
     best = pick(scores=Collected(f.output), models=Collected(f.outputs["model"]))
     raw = importer(uri, Dataset, metadata={"rows": 3})

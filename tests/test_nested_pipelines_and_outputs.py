@@ -300,8 +300,9 @@ def train_twice(n: int = 5, announce_above: float = 1.0):
 
 
 def test_each_call_of_a_nested_pipeline_is_a_dag_task_as_kfp_compiles_it(training, write_pipeline, tmp_path) -> None:
-    """The same tasks and dependencies at the root, each call a DAG component holding its steps; the names inside
-    keep stackhop's scoped step names (`prepare-clean`), and the DAG's inputs and outputs its channel names."""
+    """The same tasks and dependencies at the root, each call a DAG component that takes the inner pipeline's
+    parameters and returns its outputs by name. The tasks inside keep stackhop's scoped names (`prepare-clean`):
+    a backend's task details name a task, and two calls' `clean` tasks must not read as one step."""
     from kfp import compiler
     import yaml
 
@@ -313,11 +314,18 @@ def test_each_call_of_a_nested_pipeline_is_a_dag_task_as_kfp_compiles_it(trainin
         assert root_o[name].get("dependentTasks") == root_t[name].get("dependentTasks"), name
         assert root_o[name]["cachingOptions"] == root_t[name]["cachingOptions"]
     assert root_o["fit"]["inputs"]["artifacts"]["data"]["taskOutputArtifact"]["producerTask"] == "prepare"
+    assert root_o["fit"]["inputs"]["artifacts"]["data"] == _stackhop_spelling(root_t["fit"]["inputs"]["artifacts"]["data"])
     for call in ("prepare", "prepare-2"):
-        inner_t = theirs["components"][f"comp-{call}"]["dag"]["tasks"]
-        inner_o = ours["components"][f"comp-{call}"]["dag"]["tasks"]
+        comp_t, comp_o = _stackhop_spelling(theirs["components"][f"comp-{call}"]), ours["components"][f"comp-{call}"]
+        inner_t, inner_o = comp_t["dag"]["tasks"], comp_o["dag"]["tasks"]
         assert sorted(inner_o) == sorted(f"{call}-{t}" for t in inner_t)
         assert inner_o[f"{call}-clean"]["dependentTasks"] == [f"{call}-make-rows"]
+        assert inner_o[f"{call}-make-rows"]["inputs"]["parameters"]["n"] == inner_t["make-rows"]["inputs"]["parameters"]["n"]
+        for part in ("inputDefinitions", "outputDefinitions"):
+            assert _without_stackhop(comp_o[part]) == comp_t[part], (call, part)
+        assert _without_stackhop(comp_o["dag"]["outputs"])["artifacts"]["output"]["artifactSelectors"][0][
+            "outputArtifactKey"] == "cleaned"
+        assert _without_stackhop(root_o[call]["inputs"]) == root_t[call]["inputs"], call
     from kfp.components import load_component_from_text
 
     assert load_component_from_text(json.dumps(ours)).name == "train-twice"
@@ -360,3 +368,17 @@ def test_a_nested_pipeline_runs_once_per_item_of_a_loop_around_it(write_pipeline
     assert handle.artifact("total", "output").value == 24
     assert sorted(k for k in handle.steps() if k.startswith("score-one-double-2")) == [
         "score-one-double-2[0]", "score-one-double-2[1]", "score-one-double-2[2]"]
+
+
+def _stackhop_spelling(spec: dict) -> dict:
+    """kfp's document with its `Output` spelled as stackhop names a return value."""
+    return json.loads(json.dumps(spec).replace('"Output"', '"output"'))
+
+
+def _without_stackhop(spec: dict) -> dict:
+    """Without stackhop's own code-archive and record channels, which kfp's components have no need of."""
+    def drop(node):
+        if isinstance(node, dict):
+            return {k: drop(v) for k, v in node.items() if "stackhop_" not in k}
+        return node
+    return drop(spec)

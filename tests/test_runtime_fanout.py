@@ -330,6 +330,8 @@ def test_a_list_output_that_is_no_list_at_run_time_fails_in_one_sentence(write_p
     ("    with ParallelFor(made.outputs['words']) as w:\n        u = use(x=w)\n    use(x=Collected(u.output))\n",
      ValidationError, "expects str but gets Collected(output 'output' of step 'use') of type list"),
     ("    Collected(3)\n", PipelineDefinitionError, "Collected takes the output of a step inside a ParallelFor"),
+    ("    with ParallelFor(made.outputs['words']) as w:\n        with ParallelFor(w.parts) as p:\n            use(x=p)\n",
+     PipelineDefinitionError, "ParallelFor over the item of for-1 field 'parts' is not supported yet"),
 ])
 def test_a_misplaced_loop_or_collection_is_refused_in_one_sentence(write_pipeline, body, error, fragment) -> None:
     module = write_pipeline(

@@ -513,6 +513,10 @@ class ParallelFor:
                  key: str | None = None):
         if isinstance(items, (Task, tracing.NestedTask)):
             items = items.output
+        if isinstance(items, LoopItem):
+            raise PipelineDefinitionError(
+                f"ParallelFor over the {items!r} is not supported yet; return that list from a step inside the outer "
+                "loop and loop over its output.")
         if not isinstance(items, (list, tuple, PipelineParam, TaskOutput)):
             raise PipelineDefinitionError(
                 f"ParallelFor takes a list, a list pipeline parameter or a step's list output, got {type(items).__name__}."

@@ -439,6 +439,14 @@ class LoopItems(_Frozen):
     output: OutputRef | None = None
 
 
+class NestedParam(_Frozen):
+    name: str
+    type: ScalarType
+    default: JsonValue = None
+    has_default: bool = False
+    value: Value
+
+
 class Group(_Frozen):
     id: str
     kind: Literal["condition", "parallel_for", "exit_handler", "branches", "pipeline"]
@@ -452,6 +460,10 @@ class Group(_Frozen):
     """The dict field that names each iteration (`train[lr=0.05]`); None: named after the item where it can be."""
     pipeline: str | None = None
     """For a nested pipeline's call: its name in the caller (`prepare`, `prepare-2`), the prefix of its steps."""
+    params: tuple["NestedParam", ...] | None = None
+    """For a nested pipeline's call: its parameters and what the caller passed, for documents that keep the nesting."""
+    returns: dict[str, OutputRef] | None = None
+    """For a nested pipeline's call: what it returned, by name."""
     exit_step: str | None = None
 
 
@@ -536,7 +548,7 @@ class Pipeline(_Frozen):
         for g in data["groups"]:  # fields added later are written only when set, for the same reason
             if g.get("items") and g["items"]["output"] is None:
                 del g["items"]["output"]
-            for late in ("key", "pipeline"):
+            for late in ("key", "pipeline", "params", "returns"):
                 if g[late] is None:
                     del g[late]
         for st in data["steps"]:

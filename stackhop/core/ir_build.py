@@ -114,6 +114,15 @@ def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, A
             out["key"] = g.key
     elif g.kind == "pipeline":
         out["pipeline"] = g.pipeline
+        params = []
+        for name, type_name, default, value in g.params:
+            has_default = default is not inspect.Parameter.empty
+            params.append({"name": name, "type": type_name, "default": default if has_default else None,
+                           "has_default": has_default, "value": tracing.to_value(value, where=f"{where}, {g.id}").model_dump()})
+        if params:
+            out["params"] = params
+        if g.returns:
+            out["returns"] = {k: {"kind": "output", "step": v.task.name, "output": v.name} for k, v in g.returns.items()}
     elif g.kind == "exit_handler":
         assert g.exit_task is not None
         if g.exit_task.group is not g.parent:

@@ -38,6 +38,8 @@ def call_nested(trace: tracing.Trace, pdef: "PipelineDef", args: tuple[Any, ...]
     trace.calling.append(pdef.name)
     start, groups = len(trace.tasks), len(trace.groups)
     rec = trace.open_group("pipeline", pipeline=scope)  # kfp's nested DAG: transparent to every scheduler
+    sig = inspect.signature(pdef.fn)
+    rec.params = [(p.name, p.type, sig.parameters[p.name].default, v) for p, v in zip(pdef.parameters(), values)]
     try:
         returned = pdef.fn(*values)
     finally:
@@ -54,7 +56,9 @@ def call_nested(trace: tracing.Trace, pdef: "PipelineDef", args: tuple[Any, ...]
     for g in trace.groups[groups:]:
         if g.kind == "pipeline" and g is not rec:
             g.pipeline = f"{scope}-{g.pipeline}"
-    return tracing.NestedTask(scope, pdef.name, inner, returned_outputs(pdef.name, returned))
+    returns = returned_outputs(pdef.name, returned)
+    rec.returns = {k: v for k, v in returns.items() if isinstance(v, tracing.TaskOutput)}
+    return tracing.NestedTask(scope, pdef.name, inner, returns)
 
 
 def _arguments(pdef: "PipelineDef", args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> list[Any]:

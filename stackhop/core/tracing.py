@@ -177,6 +177,9 @@ class GroupRec:
     parallelism: int | None = None
     key: str | None = None
     pipeline: str | None = None
+    params: list[tuple[str, str, Any, Any]] = field(default_factory=list)
+    """A nested pipeline's call: (parameter, type, its default or inspect's empty, the value passed)."""
+    returns: dict[str, "TaskOutput"] = field(default_factory=dict)
     exit_task: "Task | None" = None
     chain: tuple[Any, ...] = ()
     """For an If/Elif branch: its own condition and those of the branches before it, for an Elif or Else after it."""

@@ -185,6 +185,11 @@ class _Compiler:
     def bind(self, consumer: str, value: Any, type_name: str, *, artifact: bool) -> dict[str, Any]:
         """The task-input spec that hands `value` to task `consumer` (a step or a group) in its DAG."""
         dag = self.task_dag(consumer)
+        nested = None if artifact else self.passed_as(dag, value)
+        if nested is not None:  # inside a nested pipeline, a value its caller passed is that pipeline's parameter
+            holder, name = nested
+            return self.carry_down(dag, name, f"pipelinechannel--{name}", PARAM_TYPES.get(type_name, "STRING"),
+                                   source={"componentInputParameter": name}, source_dag=holder, artifact=False)
         if isinstance(value, ir.Const):
             return {"runtimeValue": {"constant": value.value}}
         if isinstance(value, ir.ParamRef):
@@ -208,6 +213,24 @@ class _Compiler:
             return self.hand_over(consumer, value.step, value.output, chan, "list", artifact=False)
         assert isinstance(value, ir.OutputRef)
         return self.bind_output(consumer, value, type_name, artifact=artifact)
+
+    def passed_as(self, dag: str | None, value: Any) -> tuple[str, str] | None:
+        """The innermost nested pipeline around `dag` whose caller passed `value` as a parameter, and its name."""
+        for gid in reversed(self.path(dag)):
+            g = self.groups.get(gid) if gid is not None else None
+            if g is not None and g.kind == "pipeline":
+                found = next((x.name for x in g.params or () if x.value == value), None)
+                if found is not None:
+                    return gid, found  # type: ignore[return-value]
+        return None
+
+    def return_name(self, group: str, source: str, key: str) -> str | None:
+        """What a nested pipeline calls the output `key` of its task `source` when it returns it."""
+        g = self.groups.get(group)
+        if g is None or g.kind != "pipeline" or not g.returns:
+            return None
+        return next((name for name, ref in g.returns.items()
+                     if self.names.get(ref.step) == source and ref.output == key), None)
 
     def param_type(self, name: str) -> str:
         if name == CODE_PARAM:
@@ -307,8 +330,9 @@ class _Compiler:
         producer_task = self.names[source]
         for inner in reversed(ppath[common:]):
             assert inner is not None
-            self.lift(self.dags[inner], chan, key, producer_task, type_name, artifact, as_list=as_list)
-            producer_task, key = self.names[inner], chan
+            out = (self.return_name(inner, producer_task, key) if not as_list else None) or chan
+            self.lift(self.dags[inner], out, key, producer_task, type_name, artifact, as_list=as_list)
+            producer_task, key = self.names[inner], out
         self.depend(consumer, source)
         if artifact:
             source = {"taskOutputArtifact": {"outputArtifactKey": key, "producerTask": producer_task}}
@@ -604,6 +628,11 @@ class _Compiler:
         task["taskInfo"] = {"name": name}
         if g.kind == "pipeline":
             task["cachingOptions"] = {"enableCache": True}
+            for x in g.params or ():  # kfp's nested DAG takes the inner pipeline's parameters by name
+                task.setdefault("inputs", {}).setdefault("parameters", {})[x.name] = self.bind(
+                    g.id, x.value, x.type, artifact=False)
+                self.dags[g.id].inputs["parameters"][x.name] = self.root_parameter(
+                    ir.Parameter(name=x.name, type=x.type, default=x.default, has_default=x.has_default))
         if g.kind == "condition":
             assert g.condition is not None
             task["triggerPolicy"] = {"condition": self.cel(g, g.condition)}
@@ -734,8 +763,9 @@ class _Compiler:
             task, key = self.names[producer.name], o.value.output
             for inner in reversed(self.path(producer.group)[1:]):
                 assert inner is not None
-                self.lift(self.dags[inner], chan, key, task, produced.type, artifact)
-                task, key = self.names[inner], chan
+                out = self.return_name(inner, task, key) or chan
+                self.lift(self.dags[inner], out, key, task, produced.type, artifact)
+                task, key = self.names[inner], out
             if artifact:
                 outputs["artifacts"][o.name] = {"artifactSelectors": [{"outputArtifactKey": key, "producerSubtask": task}]}
                 defs["artifacts"][o.name] = {"artifactType": artifact_type(produced.type)}
