@@ -635,3 +635,11 @@ def test_sagemaker_collects_the_artifacts_of_a_loop_it_unrolls(write_pipeline, w
     handle = stackhop.run(module.sharded, "sm", emulate=True, cache=False, progress=False)
     assert handle.status == RunStatus.SUCCEEDED, handle.state().message
     assert handle.artifact("merge", "output").value == "1/1,2/2,3/3"
+
+
+def test_a_submitted_sagemaker_run_names_the_iterations_it_unrolled(write_pipeline, write_config, aws) -> None:
+    write_config(STACKS)
+    module = write_pipeline(WORDS.split("    with ParallelFor(configs")[0].replace("ParallelFor(items)",
+                                                                             "ParallelFor([\"ham\", \"eggs\"])"))
+    handle = stackhop.run(module.words, "sm", wait=False, progress=False)
+    assert {k: s.label for k, s in handle.steps().items()} == {"shout[0]": "shout[ham]", "shout[1]": "shout[eggs]"}

@@ -212,6 +212,24 @@ def evaluate(expr: dict[str, Any], lookup: Callable[[dict[str, Any]], Any]) -> b
     return all(results) if kind == "and" else any(results)
 
 
+def iteration_labels(pipeline: dict[str, Any], parameters: dict[str, Any], artifact_root: str,
+                     keys: list[str]) -> dict[str, str]:
+    """Instance key -> its name after its items, for the loops whose items are known without running anything
+    (static lists and parameters): what a backend that unrolls loops when compiling can name at submit."""
+    view = RunView({"pipeline": pipeline, "run_id": "", "parameters": parameters, "artifact_root": artifact_root})
+    out = {}
+    for key in keys:
+        try:
+            step, index = parse_instance_key(key)
+            if index and not any(loop["items"].get("output") for loop in view.loops(step)):
+                label = view.iteration_label(step, index)
+                if label != key:
+                    out[key] = label
+        except Exception:  # a key or list it cannot read is named by its index, as before
+            continue
+    return out
+
+
 def _common(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n]["id"] == b[n]["id"]:

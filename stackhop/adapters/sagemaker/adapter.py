@@ -14,6 +14,7 @@ from stackhop.core import run_files
 from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Compiled, RunRequest
 from stackhop.core.canonical import canonical_json
 from stackhop.core.ir import Pipeline, Step
+from stackhop.core.resolve import iteration_labels
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
 from stackhop.errors import ConfigError, StackhopError
@@ -27,6 +28,8 @@ class SageMakerRef(RefData):
     """SageMaker step name -> stackhop's instance key."""
     records: dict[str, str] = {}
     """The SageMaker step recording a container step's outputs -> that container step's SageMaker name."""
+    labels: dict[str, str] = {}
+    """Instance key -> the iteration named after its item (`train[lr=0.05]`), for loops SageMaker unrolled."""
 
 class SageMakerAdapter(Adapter):
     name: ClassVar[str] = "sagemaker"
@@ -124,8 +127,9 @@ class SageMakerAdapter(Adapter):
         ir = Pipeline.model_validate(request.pipeline)
         names, _checks = step_names(ir)
         records = {rec: names[instance] for instance, rec in record_names(ir).items() if rec in compiled_names}
+        labels = iteration_labels(request.pipeline, request.parameters, request.artifact_root, list(keys.values()))
         return SageMakerRef(execution_arn=arn, pipeline_name=name, run_prefix=prefix, steps=keys,
-                            records=records).ref(self.name)
+                            records=records, labels=labels).ref(self.name)
 
     def _upsert(self, sm: Any, name: str, definition: bytes, store: ArtifactStore) -> str:
         """Create the pipeline or update its definition; definitions over 1 MB go through S3. Returns its ARN."""
@@ -200,7 +204,7 @@ class SageMakerAdapter(Adapter):
                 name=key, status=STEP_STATUS.get(native, StepStatus.UNKNOWN), native=native,
                 attempts=int(step.get("AttemptCount") or 1), started_at=_ts(step.get("StartTime")),
                 finished_at=_ts(step.get("EndTime")), message=step.get("FailureReason", ""),
-                log_uri=job.get("Arn"),
+                log_uri=job.get("Arn"), label=r.labels.get(key, ""),
             )
         for record, owner in r.records.items():
             merged = _with_record(seen.get(owner), seen.get(record), run.terminal)
@@ -211,7 +215,7 @@ class SageMakerAdapter(Adapter):
             state = seen.get(name)
             if state is None:  # never started: a false condition, an upstream failure, or not yet
                 final = StepStatus.SKIPPED if run.terminal else StepStatus.PENDING
-                state = StepState(name=key, status=final, native="not started")
+                state = StepState(name=key, status=final, native="not started", label=r.labels.get(key, ""))
             steps[state.name] = state
         return RunState(run, word, steps, execution.get("FailureReason", ""), _ts(execution.get("CreationTime")),
                         _ts(execution.get("LastModifiedTime")) if run.terminal else None)
