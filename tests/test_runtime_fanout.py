@@ -287,6 +287,11 @@ def test_a_producer_that_fails_skips_the_loop_and_everything_after_it(write_pipe
     assert steps["make_configs"].status == StepStatus.FAILED
     assert steps["train[*]"].status == StepStatus.SKIPPED and "make_configs is failed" in steps["train[*]"].message
     assert steps["pick_best"].status == StepStatus.SKIPPED and steps["fit_final"].status == StepStatus.SKIPPED
+    assert "nothing of it ran" in handle.logs("train[*]")
+    from test_cli import stackhop as cli
+
+    every = cli(project, "logs", handle.run_id)
+    assert every.returncode == 0 and "===== train[*] =====" in every.stdout, every.stderr
 
 
 NOT_A_LIST = """

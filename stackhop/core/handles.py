@@ -117,6 +117,8 @@ class RunHandle:
         if step not in steps:
             shown = ", ".join(list(steps)[:12]) + (" ..." if len(steps) > 12 else "")
             raise ArtifactError(f"run {self.run_id} has no step {step!r}; its steps are {shown or 'none yet'}.")
+        if step.endswith("[*]"):  # a loop over a step's output that never got its items
+            return f"{step} stands for the iterations of a loop whose items never arrived; nothing of it ran.\n"
         return self._runs.logs(self.ref, step)
 
     def artifacts(self) -> list[ArtifactRef]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from stackhop.core import checks
 from stackhop.core.artifact_types import Artifact
+from stackhop.core.artifacts import normalize_root
 from stackhop.core.tracing import PipelineParam, Task, current_trace
 from stackhop.errors import ArtifactError, PipelineDefinitionError
 
@@ -68,7 +69,7 @@ def _as_uri(where: str, text: str) -> str:
     if "://" in text:
         return text
     if os.path.isabs(text):
-        return "file://" + os.path.normpath(text)
+        return normalize_root(text)
     raise PipelineDefinitionError(f"{where} needs a URI (s3://, gs://, file://) or an absolute path, not the relative "
                                   f"path {text!r}; write its absolute path or upload it.")
 
@@ -78,8 +79,8 @@ def imported_record(step: dict[str, Any], uri: Any) -> dict[str, Any]:
     if uri is not None and (not isinstance(uri, str) or not uri):
         raise ArtifactError(f"step {step['name']!r} imports {uri!r}, which is not a URI; pass one such as "
                             "s3://bucket/data.csv.")
-    if uri is not None and "://" not in uri:
-        uri = "file://" + os.path.abspath(uri)
+    if uri is not None:
+        uri = normalize_root(uri)  # a plain path, as a parameter may hold one, becomes its file:// URI
     spec = step["importer"]
     art = {"uri": uri, "type": spec["artifact_type"], "metadata": dict(spec.get("metadata") or {})}
     return {"scalars": {}, "artifacts": {IMPORTED: art}}

@@ -439,14 +439,6 @@ class LoopItems(_Frozen):
     output: OutputRef | None = None
 
 
-class NestedParam(_Frozen):
-    name: str
-    type: ScalarType
-    default: JsonValue = None
-    has_default: bool = False
-    value: Value
-
-
 class Group(_Frozen):
     id: str
     kind: Literal["condition", "parallel_for", "exit_handler", "branches", "pipeline"]
@@ -473,6 +465,15 @@ class Parameter(_Frozen):
     default: JsonValue = None
     has_default: bool = False
     description: str = ""
+
+
+class NestedParam(Parameter):
+    """A nested pipeline's parameter, and what its caller passed for it."""
+
+    value: Value
+
+
+Group.model_rebuild()
 
 
 class PipelineOutput(_Frozen):

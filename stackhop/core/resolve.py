@@ -44,6 +44,7 @@ class RunView:
         self.steps = {s["name"]: s for s in self.ir["steps"]}
         self.groups = {g["id"]: g for g in self.ir.get("groups", [])}
         self._outputs: dict[tuple[str, Index], dict[str, Any]] = {}
+        self._names: dict[tuple[str, Index], list[str]] = {}
         self.wiring = wiring if wiring is not None else Wiring()
 
     @property
@@ -94,14 +95,13 @@ class RunView:
         return step + "".join(f"[{n}]" for n in names)
 
     def _item_names(self, loop: dict[str, Any], outer: Index) -> list[str]:
-        cache = self.__dict__.setdefault("_names", {})
-        if (loop["id"], outer) not in cache:
+        if (loop["id"], outer) not in self._names:
             items = self.loop_items(loop, outer)
             names = [_item_name(x, loop.get("key")) for x in items]
             if None in names or len(set(names)) != len(names):  # no name for every item: the index names them all
                 names = [str(i) for i in range(len(items))]
-            cache[(loop["id"], outer)] = names
-        return cache[(loop["id"], outer)]
+            self._names[(loop["id"], outer)] = names  # type: ignore[assignment]
+        return self._names[(loop["id"], outer)]
 
     def collected(self, step: str, output: str, consumer: str, index: Index) -> list[Any]:
         """`Collected(step.output)` for a consumer at `index`: every iteration's value below the loops they share."""

@@ -631,8 +631,7 @@ class _Compiler:
             for x in g.params or ():  # kfp's nested DAG takes the inner pipeline's parameters by name
                 task.setdefault("inputs", {}).setdefault("parameters", {})[x.name] = self.bind(
                     g.id, x.value, x.type, artifact=False)
-                self.dags[g.id].inputs["parameters"][x.name] = self.root_parameter(
-                    ir.Parameter(name=x.name, type=x.type, default=x.default, has_default=x.has_default))
+                self.dags[g.id].inputs["parameters"][x.name] = self.root_parameter(x)
         if g.kind == "condition":
             assert g.condition is not None
             task["triggerPolicy"] = {"condition": self.cel(g, g.condition)}

@@ -207,17 +207,18 @@ class _Compiler:
     def depends_on(self, step: ir.Step, index: tuple[int, ...]) -> list[str]:
         """The instances of each `.after()` step this instance waits for: the same iteration of the loops both
         are in, and every iteration of the loops only the upstream step is in."""
-        mine = self.loops(step.name)
-        out: list[str] = []
-        for up in step.after:
-            if self.p.step(up).kind == "importer":  # nothing runs for it, so nothing to wait for
-                continue
-            theirs = self.loops(up)
-            common = 0
-            while common < min(len(mine), len(theirs)) and mine[common] == theirs[common]:
-                common += 1
-            out += [self.record_of(up, ix) for ix in self.instances(self.p.step(up)) if ix[:common] == index[:common]]
+        out = [self.record_of(up, ix) for up in step.after if self.p.step(up).kind != "importer"  # nothing runs for it
+               for ix in self.matching(step, self.p.step(up), index)]
         return sorted(set(out))
+
+    def matching(self, step: ir.Step, up: ir.Step, index: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The instances of `up` an instance of `step` waits for: the same iteration of the loops both are in, and
+        every iteration of the loops only `up` is in."""
+        mine, theirs = self.loops(step.name), self.loops(up.name)
+        common = 0
+        while common < min(len(mine), len(theirs)) and mine[common] == theirs[common]:
+            common += 1
+        return [ix for ix in self.instances(up) if ix[:common] == index[:common]]
 
     def loop_item(self, step: ir.Step, ref: ir.LoopItemRef, index: tuple[int, ...]) -> Any:
         loops = [g for g in reversed(self.p.group_chain(step.group)) if g.kind == "parallel_for"]
@@ -234,16 +235,8 @@ class _Compiler:
 
     def collected_of(self, step: ir.Step, index: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
         """The unrolled iterations a Collected input of this instance gathers, in iteration order."""
-        mine = self.loops(step.name)
-        out: list[tuple[str, tuple[int, ...]]] = []
-        for i in step.inputs:
-            if isinstance(i.value, ir.CollectedRef):
-                up = self.p.step(i.value.step)
-                theirs = self.loops(up.name)
-                common = 0
-                while common < min(len(mine), len(theirs)) and mine[common] == theirs[common]:
-                    common += 1
-                out += [(up.name, ix) for ix in self.instances(up) if ix[:common] == index[:common]]
+        out = [(i.value.step, ix) for i in step.inputs if isinstance(i.value, ir.CollectedRef)
+               for ix in self.matching(step, self.p.step(i.value.step), index)]
         return list(dict.fromkeys(out))
 
     def imported_uri(self, ref: ir.OutputRef) -> Any:
@@ -561,8 +554,6 @@ class _Compiler:
 
 def instance_names(pipeline: dict[str, Any]) -> dict[str, str]:
     """SageMaker step name -> stackhop's instance key (`train-1` -> `train[1]`), from the IR's JSON."""
-    from stackhop.core.resolve import instance_key, instance_key
-
     names, _checks = step_names(ir.Pipeline.model_validate(pipeline))  # the names compile gave them
     return {name: instance_key(step, index) for (step, index), name in names.items()}
 
