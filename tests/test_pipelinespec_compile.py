@@ -175,7 +175,9 @@ def test_a_step_runs_the_entrypoint_with_kfp_placeholders_for_its_data(training)
                         "--wiring", "stackhop.adapters.pipelinespec.runtime:PipelineSpecWiring"]
     assert container["image"] == "us-docker.pkg.dev/p/ml/train:1.0"
     assert pairs["--spec"].startswith("gs://ml-artifacts/stackhop/_stackhop/specs/")
-    assert pairs["--run-id"] == "{{$.pipeline_job_name}}"
+    assert pairs["--run-id"] == "{{$.inputs.parameters['stackhop_run_name']}}"
+    task = spec["root"]["dag"]["tasks"]["evaluate-model"]
+    assert task["inputs"]["parameters"]["stackhop_run_name"] == {"runtimeValue": {"constant": "{{$.pipeline_job_name}}"}}
     assert pairs["--meta"] == "{{$.outputs.artifacts['stackhop_meta'].uri}}"
     flags = [f"{a} {b}" for a, b in zip(args[::2], args[1::2])]
     assert "--input-artifact model={{$.inputs.artifacts['model'].uri}}" in flags
@@ -184,6 +186,27 @@ def test_a_step_runs_the_entrypoint_with_kfp_placeholders_for_its_data(training)
     assert "--output-artifact metrics={{$.outputs.artifacts['metrics'].uri}}" in flags
     assert "--output-parameter output={{$.outputs.parameters['output'].output_file}}" in flags
     assert "--upstream train_model={{$.inputs.artifacts['stackhop_meta_train_model'].uri}}" in flags
+
+
+def test_what_only_the_backend_knows_reaches_a_command_through_task_inputs_as_kfps_launcher_needs(training) -> None:
+    """KFP's launcher fills only `{{$.inputs...}}`, `{{$.outputs...}}` and `{{$}}` in a command; the run's name and
+    ids are filled by its driver in a task input's runtimeValue, which is how kfp compiles its own placeholders."""
+    spec = documents(training, "kfp")[0]
+    dags = [spec["root"], *(c for c in spec["components"].values() if "dag" in c)]
+    tasks = {name: t for dag in dags for name, t in dag["dag"]["tasks"].items()
+             if "executorLabel" in spec["components"][t["componentRef"]["name"]]}
+    assert set(tasks) == {"load-data", "train-model", "evaluate-model", "deploy-model"}
+    for task_name, task in tasks.items():
+        executor = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]]
+        args = executor["container"]["args"]
+        assert re.findall(r"\{\{\$\.pipeline_[a-z_]+\}\}", " ".join(args)) == [], task_name
+        assert {k: v for k, v in task["inputs"]["parameters"].items() if "runtimeValue" in v} == {
+            "stackhop_run_name": {"runtimeValue": {"constant": "{{$.pipeline_job_name}}"}},
+            "stackhop_run_uuid": {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}},
+            "stackhop_task_uuid": {"runtimeValue": {"constant": "{{$.pipeline_task_uuid}}"}}}
+        mirror = args[args.index("--meta-mirror") + 1]
+        assert mirror.endswith("/{{$.inputs.parameters['stackhop_run_uuid']}}/" + args[args.index("--step") + 1]
+                               + "/_stackhop/tasks/{{$.inputs.parameters['stackhop_task_uuid']}}"), task_name
 
 
 def test_artifacts_are_typed_and_wired_from_the_producing_task(training) -> None:

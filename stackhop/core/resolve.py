@@ -96,11 +96,7 @@ class RunView:
 
     def _item_names(self, loop: dict[str, Any], outer: Index) -> list[str]:
         if (loop["id"], outer) not in self._names:
-            items = self.loop_items(loop, outer)
-            names = [_item_name(x, loop.get("key")) for x in items]
-            if None in names or len(set(names)) != len(names):  # no name for every item: the index names them all
-                names = [str(i) for i in range(len(items))]
-            self._names[(loop["id"], outer)] = names  # type: ignore[assignment]
+            self._names[(loop["id"], outer)] = item_names(self.loop_items(loop, outer), loop.get("key"))
         return self._names[(loop["id"], outer)]
 
     def collected(self, step: str, output: str, consumer: str, index: Index) -> list[Any]:
@@ -228,6 +224,14 @@ def iteration_labels(pipeline: dict[str, Any], parameters: dict[str, Any], artif
         except Exception:  # a key or list it cannot read is named by its index, as before
             continue
     return out
+
+
+def item_names(items: list[Any], key: str | None) -> list[str]:
+    """What each iteration of a loop over `items` is called: after its item, or all by index when one has no name."""
+    names = [_item_name(x, key) for x in items]
+    if None in names or len(set(names)) != len(names):
+        return [str(i) for i in range(len(items))]
+    return names  # type: ignore[return-value]
 
 
 def _common(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:

@@ -111,7 +111,7 @@ class KubeflowAdapter(Adapter):
             os.unlink(path)
         dashboard = f"{self.settings.host.rstrip('/')}/#/runs/details/{run_id}"
         return KubeflowRef(run_id=run_id, host=self.settings.host, dashboard=dashboard, experiment=self.settings.experiment,
-                           pipeline=runs.shape(request.pipeline)).ref(self.name)
+                           pipeline=runs.shape(request.pipeline, request.parameters)).ref(self.name)
 
     def _create_run(self, client: Any, path: str, request: RunRequest) -> str:
         experiment = client.create_experiment(self.settings.experiment, namespace=self.settings.namespace)

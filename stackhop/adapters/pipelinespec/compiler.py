@@ -45,7 +45,13 @@ SDK_VERSION = "stackhop-0.1.0"
 META_OUTPUT = "stackhop_meta"
 CODE_PARAM = "stackhop_code"
 FINAL_STATUS_INPUT = "stackhop_final_status"
-RESERVED = (META_OUTPUT, CODE_PARAM, FINAL_STATUS_INPUT)
+RUN_NAME_PARAM, RUN_UUID_PARAM, TASK_UUID_PARAM = "stackhop_run_name", "stackhop_run_uuid", "stackhop_task_uuid"
+RUNTIME_PARAMS = {RUN_NAME_PARAM: "{{$.pipeline_job_name}}", RUN_UUID_PARAM: "{{$.pipeline_job_uuid}}",
+                  TASK_UUID_PARAM: "{{$.pipeline_task_uuid}}"}
+"""What the backend knows of the run, as task inputs: KFP's driver fills these placeholders in a task input's
+`runtimeValue` (as kfp compiles `dsl.PIPELINE_JOB_NAME_PLACEHOLDER`), and its launcher leaves them as they are
+in a command."""
+RESERVED = (META_OUTPUT, CODE_PARAM, FINAL_STATUS_INPUT, *RUNTIME_PARAMS)
 WIRING = wiring_ref(PipelineSpecWiring)
 PARAM_TYPES = {"str": "STRING", "int": "NUMBER_INTEGER", "float": "NUMBER_DOUBLE", "bool": "BOOLEAN",
                "list": "LIST", "dict": "STRUCT"}
@@ -83,6 +89,10 @@ class Target:
 def task_name(name: str) -> str:
     """kfp's sanitising: lower case, `_` -> `-` (task and component names are DNS-like)."""
     return name.lower().replace("_", "-")
+
+
+def _param(name: str) -> str:
+    return f"{{{{$.inputs.parameters['{name}']}}}}"
 
 
 def mirror_uri(root: str, pipeline: str, run_id: str, step: str, task_id: str) -> str:
@@ -376,11 +386,14 @@ class _Compiler:
         in_arts: dict[str, Any] = {}
         task_params: dict[str, Any] = {}
         task_arts: dict[str, Any] = {}
-        args: list[str] = ["--run-id", "{{$.pipeline_job_name}}",
-                           "--meta", f"{{{{$.outputs.artifacts['{META_OUTPUT}'].uri}}}}"]
+        runtime = [RUN_NAME_PARAM, *([RUN_UUID_PARAM, TASK_UUID_PARAM] if self.t.meta_mirror else [])]
+        for key in runtime:
+            task_params[key] = {"runtimeValue": {"constant": RUNTIME_PARAMS[key]}}
+            in_params[key] = {"parameterType": "STRING"}
+        args: list[str] = ["--run-id", _param(RUN_NAME_PARAM), "--meta", f"{{{{$.outputs.artifacts['{META_OUTPUT}'].uri}}}}"]
         if self.t.meta_mirror:
-            args += ["--meta-mirror", mirror_uri(self.t.artifact_root, self.p.name, "{{$.pipeline_job_uuid}}", s.name,
-                                                 "{{$.pipeline_task_uuid}}")]
+            args += ["--meta-mirror", mirror_uri(self.t.artifact_root, self.p.name, _param(RUN_UUID_PARAM), s.name,
+                                                 _param(TASK_UUID_PARAM))]
         upstream: dict[str, None] = {}
         for inp in s.inputs:
             if inp.value is None:

@@ -131,13 +131,21 @@ class SpecEmulator(Emulator):
             raise EmulationError(f"task {name!r} iterates over {items!r}, which is not a list")
         return items
 
+    def runtime_constant(self, value: Any, task: str, index: Index) -> Any:
+        """A task input's constant as KFP's driver fills it: the run's name and id, and an id per task instance."""
+        if value in ("{{$.pipeline_job_name}}", "{{$.pipeline_job_uuid}}"):
+            return self.run.run_id
+        if value == "{{$.pipeline_task_uuid}}":
+            return "-".join([task, *map(str, index)])
+        return value
+
     def _inputs(self, level: _Level, params: dict[str, Any], arts: dict[str, list[str]],
                 prefix: Index) -> tuple[dict[str, Any], dict[str, list[str]]]:
         name, task = level.name, level.task
         t_params: dict[str, Any] = {}
         for key, spec in task.get("inputs", {}).get("parameters", {}).items():
             if "runtimeValue" in spec:
-                value = spec["runtimeValue"]["constant"]
+                value = self.runtime_constant(spec["runtimeValue"]["constant"], name, prefix)
             elif "componentInputParameter" in spec:
                 source = spec["componentInputParameter"]
                 if source not in params:
@@ -389,10 +397,8 @@ class _Filler:
 
     def one(self, m: re.Match[str]) -> str:
         body, task = m.group("body"), self.task
-        if body in (".pipeline_job_name", ".pipeline_job_uuid"):
-            return self.emulator.run.run_id
-        if body == ".pipeline_task_uuid":
-            return "-".join([task, *map(str, self.index)])
+        if body in (".pipeline_job_name", ".pipeline_job_uuid", ".pipeline_task_uuid"):
+            return str(self.emulator.runtime_constant(m.group(0), task, self.index))
         if body == ".pipeline_root":
             return self.emulator.run.artifact_root.rstrip("/")
         if body == ".pipeline_task_name":

@@ -1,8 +1,9 @@
 """What the Vertex and Kubeflow adapters share after compile: staging the run spec and reading task details.
 
 Both backends report a run as tasks named like the PipelineSpec's; these helpers turn them
-into stackhop's StepStates (loop iterations become `step[i]` in the order the backend lists
-them) and read each step's `stackhop_meta` artifact for its log and outputs.
+into stackhop's StepStates (a loop iteration becomes `step[i]`, told by the items its step
+recorded, and labelled after them) and read each step's `stackhop_meta` artifact for its log
+and outputs.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackhop.adapters.pipelinespec.compiler import CODE_PARAM, META_OUTPUT, task_name
+from stackhop.adapters.pipelinespec.runtime import ITERATION_FILE
 from stackhop.core.adapter import Compiled, RunRequest
 from stackhop.core.artifacts import ArtifactStore
+from stackhop.core.resolve import instance_key, item_names
 from stackhop.core.runs import ArtifactRef, RunState, StepState, StepStatus
 
 SPEC_FILE = "stackhop-spec.json"
@@ -37,11 +40,28 @@ def parameter_values(request: RunRequest) -> dict[str, Any]:
     return values
 
 
-def shape(pipeline: dict[str, Any]) -> dict[str, Any]:
-    """The part of the IR that maps task details to steps, small enough to keep in the run store."""
+def shape(pipeline: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The part of the IR that maps task details to steps, small enough to keep in the run store.
+
+    A loop keeps its items where they are known at submit (a list, or the list parameter's value), or
+    the output they come from, so readers can tell which iteration a task ran."""
     return {"name": pipeline["name"], "steps": [{"name": s["name"], "group": s.get("group"), **_outputs(s)}
                                                 for s in pipeline["steps"]],
-            "groups": [{"id": g["id"], "kind": g["kind"], "parent": g.get("parent")} for g in pipeline.get("groups", [])]}
+            "groups": [_group(g, parameters or {}) for g in pipeline.get("groups", [])]}
+
+
+def _group(group: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": group["id"], "kind": group["kind"], "parent": group.get("parent")}
+    items = group.get("items") or {}
+    if items.get("static") is not None:
+        out["items"] = list(items["static"])
+    elif items.get("param") is not None and isinstance(parameters.get(items["param"]), list):
+        out["items"] = parameters[items["param"]]
+    elif items.get("output") is not None:
+        out["items_from"] = {"step": items["output"]["step"], "output": items["output"]["output"]}
+    if group.get("key"):
+        out["key"] = group["key"]
+    return out
 
 
 def _outputs(step: dict[str, Any]) -> dict[str, Any]:
@@ -65,54 +85,202 @@ class Task:
     finished_at: float | None = None
     message: str = ""
     outputs: dict[str, list[str]] = field(default_factory=dict)
+    label: str = ""
+    """For a loop iteration, its name after its item (`train[lr=0.05]`); set by `keyed`."""
+
+    @property
+    def meta(self) -> str | None:
+        found = (self.outputs.get(META_OUTPUT) or [None])[0]
+        return found.rstrip("/") if found else None
 
 
 def step_states(tasks: list[Task], names: dict[str, str], status_of: dict[str, StepStatus], terminal: bool,
                 pipeline: dict[str, Any]) -> dict[str, StepState]:
     """Backend tasks -> StepStates keyed like local runs; group and driver tasks are left out."""
     out: dict[str, StepState] = {}
-    loops = _in_loop(pipeline)
+    groups = _groups(pipeline)
     for key, t in keyed(tasks, names, pipeline).items():
-        meta = (t.outputs.get(META_OUTPUT) or [None])[0]
         out[key] = StepState(name=key, status=status_of.get(t.state, StepStatus.UNKNOWN), native=t.state,
                              attempts=1 if t.started_at else 0, started_at=t.started_at, finished_at=t.finished_at,
-                             message=t.message, log_uri=f"{meta.rstrip('/')}/log.txt" if meta else None)
-    for step in names.values():
-        if step in loops or step in out:
+                             message=t.message, log_uri=f"{t.meta}/log.txt" if t.meta else None, label=t.label)
+    for s in pipeline["steps"]:
+        if _loops(s, groups) or s["name"] in out:
             continue
-        out[step] = StepState(name=step, status=StepStatus.SKIPPED if terminal else StepStatus.PENDING, native="not started")
+        out[s["name"]] = StepState(name=s["name"], status=StepStatus.SKIPPED if terminal else StepStatus.PENDING,
+                                   native="not started")
     return out
 
 
 def keyed(tasks: list[Task], names: dict[str, str], pipeline: dict[str, Any]) -> dict[str, Task]:
-    """Step instance key -> task; a step in a loop gets `[i]` in the order the backend lists its tasks."""
-    seen: dict[str, int] = {}
-    out: dict[str, Task] = {}
-    loops = _in_loop(pipeline)
+    """Step instance key -> task. A backend lists a loop's tasks in no set order, so each iteration is told by
+    the loop items its step recorded (`iteration.json`) against the loop's items; tasks with no record take
+    the iterations left, in listing order."""
+    groups = _groups(pipeline)
+    by_step: dict[str, list[Task]] = {}
     for t in tasks:
-        step = names.get(t.name)
-        if step is None:
+        if t.name in names:
+            by_step.setdefault(names[t.name], []).append(t)
+    out: dict[str, Task] = {}
+    steps = {s["name"]: s for s in pipeline["steps"]}
+    for s in pipeline["steps"]:  # definition order: a loop's producer is keyed before the loop
+        found = by_step.get(s["name"], [])
+        loops = _loops(s, groups)
+        if not loops:
+            if found:
+                out[s["name"]] = found[-1]
             continue
-        if step in loops:
-            i = seen.get(step, 0)
-            seen[step] = i + 1
-            out[f"{step}[{i}]"] = t
-        else:
-            out[step] = t
+        space = _space(loops, groups, steps, out)
+        if space is None:  # the items are not known (yet): number the tasks as the backend lists them
+            out.update({instance_key(s["name"], (i,)): t for i, t in enumerate(found)})
+            continue
+        for it, t in _place(found, loops, space).items():
+            key = instance_key(s["name"], it.index)
+            label = s["name"] + "".join(f"[{n}]" for n in it.names)
+            t.label = label if label != key else ""
+            out[key] = t
     return out
 
 
-def _in_loop(pipeline: dict[str, Any]) -> set[str]:
-    groups = {g["id"]: g for g in pipeline.get("groups", [])}
-    found = set()
-    for s in pipeline["steps"]:
-        gid = s.get("group")
-        while gid is not None:
-            if groups[gid]["kind"] == "parallel_for":
-                found.add(s["name"])
-                break
-            gid = groups[gid].get("parent")
-    return found
+@dataclass(frozen=True)
+class _Iteration:
+    index: tuple[int, ...]
+    items: tuple[Any, ...]
+    names: tuple[str, ...]
+
+
+def _space(loops: list[dict[str, Any]], groups: dict[str, dict[str, Any]], steps: dict[str, dict[str, Any]],
+           done: dict[str, Task]) -> list[_Iteration] | None:
+    """Every iteration of the loops around a step, outermost first; None when some loop's items are not known."""
+    level = [_Iteration((), (), ())]
+    for loop in loops:
+        nxt = []
+        for it in level:
+            items = _items(loop, it.index, groups, steps, done)
+            if items is None:
+                return None
+            names = item_names(items, loop.get("key"))
+            nxt += [_Iteration(it.index + (i,), it.items + (x,), it.names + (names[i],)) for i, x in enumerate(items)]
+        level = nxt
+    return level
+
+
+def _items(loop: dict[str, Any], outer: tuple[int, ...], groups: dict[str, dict[str, Any]],
+           steps: dict[str, dict[str, Any]], done: dict[str, Task]) -> list[Any] | None:
+    if "items" in loop:
+        return list(loop["items"])
+    source = loop.get("items_from")
+    if source is None:
+        return None
+    depth = len(_loops(steps.get(source["step"], {}), groups))
+    producer = done.get(instance_key(source["step"], outer[:depth]))
+    record = _read_json(f"{producer.meta}/outputs.json") if producer is not None and producer.meta else None
+    value = (record or {}).get("scalars", {}).get(source["output"])
+    return value if isinstance(value, list) else None
+
+
+def _place(tasks: list[Task], loops: list[dict[str, Any]], space: list[_Iteration]) -> dict[_Iteration, Task]:
+    """Each task's iteration: the first free one its recorded items match, then the rest in listing order."""
+    indexes: dict[tuple[str, ...], dict[str, list[_Iteration]]] = {}
+    placed: dict[_Iteration, Task] = {}
+    unknown: list[Task] = []
+    for t in tasks:
+        record = _read_json(f"{t.meta}/{ITERATION_FILE}") if t.meta else None
+        given = _fields(record, loops)
+        if not given:
+            unknown.append(t)
+            continue
+        shape = tuple(sorted(given))
+        if shape not in indexes:
+            indexes[shape] = {}
+            for it in space:
+                indexes[shape].setdefault(_signature({f: _field(it, loops, f) for f in shape}), []).append(it)
+        matches = indexes[shape].get(_signature(given), [])
+        free = next((it for it in matches if it not in placed), None)
+        if free is not None:
+            placed[free] = t
+        elif matches:  # a second task for one iteration (a retry the backend lists apart): the later one stands
+            placed[matches[-1]] = t
+        else:
+            unknown.append(t)
+    free_left = (it for it in space if it not in placed)
+    for t in unknown:
+        it = next(free_left, None)
+        if it is None:
+            break
+        placed[it] = t
+    return dict(sorted(placed.items(), key=lambda p: p[0].index))
+
+
+def _fields(record: Any, loops: list[dict[str, Any]]) -> dict[str, Any]:
+    """`{"<loop>/<field>": value}` from a step's iteration.json, for the loops it is in."""
+    items = record.get("items") if isinstance(record, dict) else None
+    if not isinstance(items, dict):
+        return {}
+    ids = {loop["id"] for loop in loops}
+    return {f"{loop}/{name}": value for loop, fields in items.items() if loop in ids and isinstance(fields, dict)
+            for name, value in fields.items()}
+
+
+_MISSING = object()
+
+
+def _field(it: _Iteration, loops: list[dict[str, Any]], path: str) -> Any:
+    loop, _, name = path.partition("/")
+    item = it.items[next(i for i, g in enumerate(loops) if g["id"] == loop)]
+    if not name:
+        return item
+    return item.get(name, _MISSING) if isinstance(item, dict) else _MISSING
+
+
+def _signature(values: dict[str, Any]) -> str:
+    if any(v is _MISSING for v in values.values()):
+        return ""
+    return json.dumps(_plain(values), sort_keys=True, default=str)
+
+
+def _plain(value: Any) -> Any:
+    """Values as a step reads them back: 2 and 2.0 are one item (a float input turns 2 into 2.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+_READ: dict[str, Any] = {}
+
+
+def _read_json(uri: str) -> Any:
+    """A meta file, read once: a finished task's files never change, and runs are polled every few seconds."""
+    if uri in _READ:
+        return _READ[uri]
+    store = ArtifactStore.for_uri(uri)
+    try:
+        value = store.read_json(uri) if store.exists(uri) else None
+    except (OSError, ValueError):
+        return None
+    if value is not None:
+        if len(_READ) > 50_000:
+            _READ.clear()
+        _READ[uri] = value
+    return value
+
+
+def _groups(pipeline: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {g["id"]: g for g in pipeline.get("groups", [])}
+
+
+def _loops(step: dict[str, Any], groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The loops around a step, outermost first."""
+    found = []
+    gid = step.get("group")
+    while gid is not None:
+        if groups[gid]["kind"] == "parallel_for":
+            found.append(groups[gid])
+        gid = groups[gid].get("parent")
+    return found[::-1]
 
 
 def list_folders(prefix: str) -> list[str]:
@@ -147,16 +315,11 @@ def artifacts(tasks: list[Task], names: dict[str, str], pipeline: dict[str, Any]
     refs: list[ArtifactRef] = []
     types = {s["name"]: s.get("outputs", {}) for s in pipeline["steps"]}
     for key, t in keyed(tasks, names, pipeline).items():
-        meta = (t.outputs.get(META_OUTPUT) or [None])[0]
-        record = None
-        if meta:
-            uri = f"{meta.rstrip('/')}/outputs.json"
-            store = ArtifactStore.for_uri(uri)
-            if store.exists(uri):
-                record = store.read_json(uri)
+        meta = t.meta
+        record = _read_json(f"{meta}/outputs.json") if meta else None
         if record is not None:
             for name, value in record.get("scalars", {}).items():
-                refs.append(ArtifactRef(uri=f"{meta.rstrip('/')}/outputs.json#{name}", type=_type_of(value), step=key,
+                refs.append(ArtifactRef(uri=f"{meta}/outputs.json#{name}", type=_type_of(value), step=key,
                                         output=name, value=value))
             for name, art in record.get("artifacts", {}).items():
                 refs.append(ArtifactRef(uri=art["uri"], type=art["type"], step=key, output=name,

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 _TEE_CHILD = "STACKHOP_ENTRYPOINT_TEED"
 FINAL_STATUS_ENV = "STACKHOP_PIPELINE_TASK_FINAL_STATUS"
+ITERATION_FILE = "iteration.json"
+"""The loop items a step in a loop was handed: the backend lists iterations in no set order, so readers match these."""
 
 
 class PipelineSpecWiring(SharedSpecWiring):
@@ -47,6 +49,8 @@ class PipelineSpecWiring(SharedSpecWiring):
         self.output_artifacts = dict(output_artifact or [])
         self.output_parameters = dict(output_parameter or [])
         self.final_status = final_status
+        self.items: dict[str, dict[str, Any]] = {}
+        """The loop items this step was handed, by loop and field: which iteration it is, for run readers."""
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -80,7 +84,11 @@ class PipelineSpecWiring(SharedSpecWiring):
         if name in self.input_lists:  # only the launcher knows how many there are: its ExecutorInput lists them
             return self._artifact_list(view, spec)
         if name in self.inputs:
-            return _parse_input(step, name, spec["type"], self.inputs[name])
+            value = _parse_input(step, name, spec["type"], self.inputs[name])
+            ref = spec.get("value") or {}
+            if ref.get("kind") == "loop_item":
+                self.items.setdefault(ref["loop"], {})[ref.get("field") or ""] = value
+            return value
         if name in self.input_artifacts:
             try:
                 record = dict(view.value(spec["value"], step, index))
@@ -125,8 +133,12 @@ class PipelineSpecWiring(SharedSpecWiring):
         if not self.meta:
             super().write_meta(view, step, index, name, data)
             return
+        files = [(name, data)]
+        if self.items and name in ("outputs.json", "error.json"):
+            files.insert(0, (ITERATION_FILE, {"items": self.items}))
         for base in filter(None, (self.mirror, self.meta)):  # the backend's own location last: it commits
-            ArtifactStore.for_uri(base).write_json(f"{base}/{name}", data)
+            for file, content in files:
+                ArtifactStore.for_uri(base).write_json(f"{base}/{file}", content)
 
 
 def _parse_input(step: str, name: str, type_name: str, text: str) -> Any:

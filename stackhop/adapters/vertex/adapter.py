@@ -179,7 +179,7 @@ class VertexAdapter(Adapter):
         console = (f"https://console.cloud.google.com/vertex-ai/locations/{self.settings.location}/pipelines/runs/"
                    f"{job}?project={self.settings.project}")
         return VertexRef(resource_name=self.resource_name(job), job_id=job, dashboard=console,
-                         pipeline=runs.shape(request.pipeline)).ref(self.name)
+                         pipeline=runs.shape(request.pipeline, request.parameters)).ref(self.name)
 
     def stage(self, compiled: Compiled, request: RunRequest) -> None:
         runs.store_run_spec(compiled, request.artifact_root)
