@@ -11,7 +11,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -130,3 +130,25 @@ stacks:
     defaults: {{image: "python:3.11"}}
     settings: {{host: "http://kfp.invalid"}}
 """
+
+
+@pytest.fixture
+def vertex(monkeypatch: pytest.MonkeyPatch, gcs: Any) -> Iterator[Any]:
+    """The Vertex AI stand-in for project test-project in europe-west4, with aiplatform pointed at it."""
+    from stackhop.testing.vertex import FakeVertex
+
+    with FakeVertex(project="test-project", location="europe-west4") as fake:
+        fake.patch_client(monkeypatch)
+        yield fake
+
+
+@pytest.fixture
+def kubeflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gcs: Any) -> Iterator[Any]:
+    """The Kubeflow Pipelines API stand-in; kfp.Client reads no kfp context of the machine's."""
+    import kfp
+
+    from stackhop.testing.kfp import FakeKFP
+
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
+    with FakeKFP() as fake:
+        yield fake

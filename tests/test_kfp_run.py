@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 
-import kfp
 import pytest
 
 import stackhop
@@ -28,10 +27,8 @@ ROOT = "gs://ml-artifacts/kfp"
 
 
 @pytest.fixture
-def server(monkeypatch, tmp_path, gcs):
-    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
-    with FakeKFP() as fake:
-        yield fake
+def server(kubeflow):
+    return kubeflow
 
 
 @pytest.fixture

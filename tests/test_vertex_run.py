@@ -26,13 +26,6 @@ ROOT = "gs://ml-artifacts/vertex"
 
 
 @pytest.fixture
-def vertex(monkeypatch, gcs):
-    with FakeVertex(project=PROJECT, location="europe-west4") as fake:
-        fake.patch_client(monkeypatch)
-        yield fake
-
-
-@pytest.fixture
 def training(project, write_pipeline, write_config, vertex):
     write_config(f"""
         default_stack: vertex

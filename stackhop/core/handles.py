@@ -112,8 +112,10 @@ class RunHandle:
         self._runs.cancel(self.ref)
 
     def logs(self, step: str) -> str:
-        """The log of one step (or loop iteration, `train[2]`) of this run, and of no other."""
+        """The log of one step, or loop iteration by index (`train[2]`) or by item (`train[lr=0.05]`), of this run."""
         steps = self.steps()
+        if step not in steps:
+            step = next((key for key, s in steps.items() if s.label and s.label == step), step)
         if step not in steps:
             shown = ", ".join(list(steps)[:12]) + (" ..." if len(steps) > 12 else "")
             raise ArtifactError(f"run {self.run_id} has no step {step!r}; its steps are {shown or 'none yet'}.")

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from stackhop.adapters.kfp.settings import KubeflowSettings
 from stackhop.adapters.pipelinespec import runs
 from stackhop.adapters.pipelinespec.emulate import SpecEmulator
-from stackhop.adapters.pipelinespec.compiler import META_OUTPUT, Accelerator, Target, compile_pipeline_spec, mirror_uri
+from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec, mirror_uri
 from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Compiled, RunRequest
 from stackhop.core.ir import SCALAR_TYPES, Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
@@ -149,9 +149,7 @@ class KubeflowAdapter(Adapter):
                 for t, folder in zip(same, runs.list_folders(f"{root}/{pipeline['name']}/{r.run_id}/{task}")):
                     t.outputs.update({n: [f"{folder}/{n}"] for n in artifacts})
                 continue
-            prefix = mirror_uri(root, pipeline["name"], r.run_id, step, "")
-            for t, folder in zip(same, runs.list_folders(prefix)):
-                t.outputs[META_OUTPUT] = [folder]
+            runs.pair_folders(same, runs.list_folders(mirror_uri(root, pipeline["name"], r.run_id, step, "")))
         return tasks
 
     def status(self, ref: BackendRef) -> RunState:

@@ -133,7 +133,7 @@ def keyed(tasks: list[Task], names: dict[str, str], pipeline: dict[str, Any]) ->
         if space is None:  # the items are not known (yet): number the tasks as the backend lists them
             out.update({instance_key(s["name"], (i,)): t for i, t in enumerate(found)})
             continue
-        for it, t in _place(found, loops, space).items():
+        for it, t in _place(found, loops, space):
             key = instance_key(s["name"], it.index)
             label = s["name"] + "".join(f"[{n}]" for n in it.names)
             t.label = label if label != key else ""
@@ -141,7 +141,7 @@ def keyed(tasks: list[Task], names: dict[str, str], pipeline: dict[str, Any]) ->
     return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Iteration:
     index: tuple[int, ...]
     items: tuple[Any, ...]
@@ -178,10 +178,10 @@ def _items(loop: dict[str, Any], outer: tuple[int, ...], groups: dict[str, dict[
     return value if isinstance(value, list) else None
 
 
-def _place(tasks: list[Task], loops: list[dict[str, Any]], space: list[_Iteration]) -> dict[_Iteration, Task]:
+def _place(tasks: list[Task], loops: list[dict[str, Any]], space: list[_Iteration]) -> list[tuple[_Iteration, Task]]:
     """Each task's iteration: the first free one its recorded items match, then the rest in listing order."""
     indexes: dict[tuple[str, ...], dict[str, list[_Iteration]]] = {}
-    placed: dict[_Iteration, Task] = {}
+    placed: dict[tuple[int, ...], tuple[_Iteration, Task]] = {}
     unknown: list[Task] = []
     for t in tasks:
         record = _read_json(f"{t.meta}/{ITERATION_FILE}") if t.meta else None
@@ -195,20 +195,20 @@ def _place(tasks: list[Task], loops: list[dict[str, Any]], space: list[_Iteratio
             for it in space:
                 indexes[shape].setdefault(_signature({f: _field(it, loops, f) for f in shape}), []).append(it)
         matches = indexes[shape].get(_signature(given), [])
-        free = next((it for it in matches if it not in placed), None)
+        free = next((it for it in matches if it.index not in placed), None)
         if free is not None:
-            placed[free] = t
+            placed[free.index] = (free, t)
         elif matches:  # a second task for one iteration (a retry the backend lists apart): the later one stands
-            placed[matches[-1]] = t
+            placed[matches[-1].index] = (matches[-1], t)
         else:
             unknown.append(t)
-    free_left = (it for it in space if it not in placed)
+    free_left = (it for it in space if it.index not in placed)
     for t in unknown:
         it = next(free_left, None)
         if it is None:
             break
-        placed[it] = t
-    return dict(sorted(placed.items(), key=lambda p: p[0].index))
+        placed[it.index] = (it, t)
+    return [placed[i] for i in sorted(placed)]
 
 
 def _fields(record: Any, loops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -281,6 +281,29 @@ def _loops(step: dict[str, Any], groups: dict[str, dict[str, Any]]) -> list[dict
             found.append(groups[gid])
         gid = groups[gid].get("parent")
     return found[::-1]
+
+
+def pair_folders(tasks: list[Task], folders: list[str]) -> None:
+    """Give each of one step's tasks a meta folder, where the API names none (KFP): a folder holding
+    outputs.json goes to a finished task, one holding error.json to a failed one, the rest in order."""
+    def ended(folder: str) -> str:
+        if _read_json(f"{folder}/outputs.json") is not None:
+            return "done"
+        return "failed" if _read_json(f"{folder}/error.json") is not None else ""
+
+    by_end: dict[str, list[str]] = {}
+    for folder in folders:
+        by_end.setdefault(ended(folder), []).append(folder)
+    left: list[Task] = []
+    for t in tasks:
+        end = "done" if t.state in ("SUCCEEDED", "CACHED") else "failed" if t.state == "FAILED" else ""
+        if by_end.get(end):
+            t.outputs[META_OUTPUT] = [by_end[end].pop(0)]
+        else:
+            left.append(t)
+    rest = [f for end in ("", "done", "failed") for f in by_end.get(end, [])]
+    for t, folder in zip(left, rest):
+        t.outputs[META_OUTPUT] = [folder]
 
 
 def list_folders(prefix: str) -> list[str]:

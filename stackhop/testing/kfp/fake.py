@@ -144,12 +144,15 @@ class FakeKFP(StandIn):
         *,
         outputs: dict[str, list[str]] | None = None,
         error_message: str | None = None,
+        task_id: str | None = None,
     ) -> dict[str, Any]:
         """Add or update the run's task detail for a task of its pipeline; returns the entry.
 
         `display_name` must be a task of the run's pipeline spec (a key of `dag.tasks` of root or
         of any sub-DAG, e.g. "condition-1"). `outputs` maps output artifact names the task's
         component declares to URIs: each URI becomes an artifact id listed in the task's
-        `outputs[name].artifact_ids`, resolvable through `artifacts` / `output_uris`.
+        `outputs[name].artifact_ids`, resolvable through `artifacts` / `output_uris`. A task in a
+        ParallelFor runs once per iteration, each a detail of its own with one display name: give
+        `task_id` to add or update one of them (without it, the first detail of that name).
         """
-        return self._call(self._service.set_task, run_id, display_name, state, outputs, error_message)
+        return self._call(self._service.set_task, run_id, display_name, state, outputs, error_message, task_id)

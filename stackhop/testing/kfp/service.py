@@ -344,6 +344,7 @@ class Service:
         state: str,
         outputs: Mapping[str, list[str]] | None = None,
         error_message: str | None = None,
+        task_id: str | None = None,
     ) -> dict[str, Any]:
         run = self._scripted_run(run_id)
         source = self._sources[run_id]
@@ -361,11 +362,16 @@ class Service:
 
         now = self._now()
         details = run.setdefault("run_details", {}).setdefault("task_details", [])
-        index = next((i for i, t in enumerate(details) if t["display_name"] == display_name), None)
+        if task_id is not None:
+            index = next((i for i, t in enumerate(details) if t["task_id"] == task_id), None)
+            if index is not None and details[index]["display_name"] != display_name:
+                raise ValueError(f"Task id {task_id!r} already belongs to task {details[index]['display_name']!r}.")
+        else:
+            index = next((i for i, t in enumerate(details) if t["display_name"] == display_name), None)
         if index is None:
             task: dict[str, Any] = {
                 "run_id": run_id,
-                "task_id": str(uuid.uuid4()),
+                "task_id": task_id or str(uuid.uuid4()),
                 "display_name": display_name,
                 "create_time": now,
                 "start_time": EPOCH,
