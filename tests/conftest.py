@@ -152,3 +152,11 @@ def kubeflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gcs: Any) -> Itera
     monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
     with FakeKFP() as fake:
         yield fake
+
+
+def output_of(handle: Any, step: str, output: str = "output") -> Any:
+    """A finished run's value of one step output, after checking the run succeeded (its message says why not)."""
+    from stackhop.core.runs import RunStatus
+
+    assert handle.status is RunStatus.SUCCEEDED, handle.state().message
+    return handle.artifact(step, output).value

@@ -248,3 +248,28 @@ def test_a_run_submitted_before_items_were_kept_is_still_numbered_as_listed(stac
 
     assert sorted(k for k in steps if k.startswith("train")) == ["train[0]", "train[1]"]
     assert all(not s.label for s in steps.values())
+
+
+GRID = """
+from stackhop import ParallelFor, pipeline, step
+
+
+@step
+def fit(lr: float, name: str) -> str:
+    return f"{name}@{lr}"
+
+
+@pipeline
+def grid(configs: list = [{"name": "small", "lrs": [0.1, 0.2]}, {"name": "large", "lrs": [0.3]}]):
+    with ParallelFor(configs) as config:
+        with ParallelFor(config.lrs) as lr:
+            fit(lr=lr, name=config.name)
+"""
+
+
+def test_an_inner_loop_over_a_list_in_each_outer_item_is_told_apart(stacks, vertex, write_pipeline) -> None:
+    handle, ran = on_vertex(vertex, write_pipeline(GRID).grid)
+
+    assert_same_iterations(handle, ran)
+    assert [handle.artifact(f"fit[{i}][{j}]", "output").value for i, j in ((0, 0), (0, 1), (1, 0))] == [
+        "small@0.1", "small@0.2", "large@0.3"]

@@ -329,15 +329,14 @@ def test_a_list_output_that_is_no_list_at_run_time_fails_in_one_sentence(write_p
      ValidationError, "reads Collected(use.output) inside for-1, the loop it collects over"),
     ("    join(xs=Collected(made.outputs['words']))\n", ValidationError,
      "step 'made' is in no ParallelFor, so there is nothing to collect"),
-    ("    with ParallelFor(made.outputs['words']) as w:\n        with If(w == 'b'):\n            u = use(x=w)\n"
-     "    join(xs=Collected(u.output))\n", ValidationError, "runs only under condition-1 inside the loop"),
+    ("    with If(made.outputs['word'] == 'a'):\n        with ParallelFor(made.outputs['words']) as w:\n"
+     "            u = use(x=w)\n    join(xs=Collected(u.output))\n", ValidationError,
+     "runs only under condition-1, outside the loop it collects over"),
     ("    with ParallelFor(made.outputs['words']) as w:\n        u = use(x=w)\n    use(x=u.output)\n", ValidationError,
      "or pass Collected(use.outputs['output']) for the list of every iteration's value"),
     ("    with ParallelFor(made.outputs['words']) as w:\n        u = use(x=w)\n    use(x=Collected(u.output))\n",
      ValidationError, "expects str but gets Collected(output 'output' of step 'use') of type list"),
     ("    Collected(3)\n", PipelineDefinitionError, "Collected takes the output of a step inside a ParallelFor"),
-    ("    with ParallelFor(made.outputs['words']) as w:\n        with ParallelFor(w.parts) as p:\n            use(x=p)\n",
-     PipelineDefinitionError, "ParallelFor over the item of for-1 field 'parts' is not supported yet"),
 ])
 def test_a_misplaced_loop_or_collection_is_refused_in_one_sentence(write_pipeline, body, error, fragment) -> None:
     module = write_pipeline(

@@ -509,17 +509,14 @@ class ParallelFor:
     Each iteration is named after its item where it can be (`train[0.05]`, `train[lr=0.05,depth=3]`), or after
     one field of dict items with `key="lr"`, so two runs' iterations match; `train[0]` names it too."""
 
-    def __init__(self, items: list[Any] | PipelineParam | TaskOutput | Task, parallelism: int | None = None, *,
+    def __init__(self, items: list[Any] | PipelineParam | TaskOutput | Task | LoopItem, parallelism: int | None = None, *,
                  key: str | None = None):
         if isinstance(items, (Task, tracing.NestedTask)):
             items = items.output
-        if isinstance(items, LoopItem):
+        if not isinstance(items, (list, tuple, PipelineParam, TaskOutput, LoopItem)):
             raise PipelineDefinitionError(
-                f"ParallelFor over the {items!r} is not supported yet; return that list from a step inside the outer "
-                "loop and loop over its output.")
-        if not isinstance(items, (list, tuple, PipelineParam, TaskOutput)):
-            raise PipelineDefinitionError(
-                f"ParallelFor takes a list, a list pipeline parameter or a step's list output, got {type(items).__name__}."
+                f"ParallelFor takes a list, a list pipeline parameter, a step's list output or a list field of an outer "
+                f"loop's item, got {type(items).__name__}."
             )
         if isinstance(items, PipelineParam) and items.type != "list":
             raise PipelineDefinitionError(

@@ -432,11 +432,13 @@ class Step(_Frozen):
 
 
 class LoopItems(_Frozen):
-    """Exactly one of: a list known when the pipeline is written, a list parameter, or a list a step returns at run time."""
+    """Exactly one of: a list known when the pipeline is written, a list parameter, a list a step returns at run
+    time, or the item of an enclosing loop (or a field of it: `ParallelFor(config.lrs)`)."""
 
     static: tuple[JsonValue, ...] | None = None
     param: str | None = None
     output: OutputRef | None = None
+    item: LoopItemRef | None = None
 
 
 class Group(_Frozen):

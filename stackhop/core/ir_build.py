@@ -101,6 +101,8 @@ def _group(trace: tracing.Trace, g: tracing.GroupRec, where: str) -> dict[str, A
             out["items"] = {"param": g.items.name}
         elif isinstance(g.items, tracing.TaskOutput):
             out["items"] = {"output": {"kind": "output", "step": g.items.task.name, "output": g.items.name}}
+        elif isinstance(g.items, tracing.LoopItem):
+            out["items"] = {"item": {"kind": "loop_item", "loop": g.items.group.id, "field": g.items.field}}
         else:
             items = [tracing.to_value(i, where=f"{where}, {g.id}") for i in g.items]
             if not all(isinstance(i, ir.Const) for i in items):

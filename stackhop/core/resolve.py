@@ -80,7 +80,22 @@ class RunView:
                 raise ValueError(f"{group['id']} iterates over output {ref['output']!r} of step {ref['step']!r}, which "
                                  f"returned {type(value).__name__} {_short(value)}, not a list")
             return value
+        if items.get("item") is not None:
+            return self._items_of_item(group, items["item"], outer)
         return list(items["static"])
+
+    def _items_of_item(self, group: dict[str, Any], ref: dict[str, Any], outer: Index) -> list[Any]:
+        """`ParallelFor(config.lrs)`: the list in the current item of the enclosing loop `ref` names."""
+        loops = [g for g in self.chain(group.get("parent")) if g["kind"] == "parallel_for"]
+        pos = next(i for i, g in enumerate(loops) if g["id"] == ref["loop"])
+        item = self.loop_items(loops[pos], outer[:pos])[outer[pos]]
+        field = ref.get("field")
+        value = item.get(field) if field and isinstance(item, dict) else None if field else item
+        if not isinstance(value, list):
+            what = f"field {field!r} of the item" if field else "the item"
+            raise ValueError(f"{group['id']} iterates over {what} of {ref['loop']}, which holds "
+                             f"{type(value).__name__} {_short(value)} in item {_short(item)}, not a list")
+        return value
 
     def instances(self, step: str) -> list[Index]:
         """Every loop index this step runs at (one empty index when it is in no loop)."""
@@ -104,7 +119,7 @@ class RunView:
         shared = index[: _common(self.loops(consumer), self.loops(step))]
         values = []
         for up_index in self.instances(step):
-            if up_index[: len(shared)] == shared:
+            if up_index[: len(shared)] == shared and self.ran(step, up_index):
                 record = self.outputs(step, up_index)
                 values.append(record["scalars"][output] if output in record.get("scalars", {}) else record["artifacts"][output])
         return values
@@ -178,6 +193,13 @@ class RunView:
 
     def condition(self, expr: dict[str, Any], consumer: str, index: Index) -> bool:
         return evaluate(expr, lambda v: self.value(v, consumer, index))
+
+    def ran(self, step: str, index: Index) -> bool:
+        """Whether an iteration of a step inside `If` in its loop ran: Collected leaves out the ones that did not."""
+        groups = self.chain(self.steps[step].get("group"))
+        if not any(g["kind"] == "condition" for g in groups):
+            return True
+        return self.conditions_hold(step, index)[0]
 
     def conditions_hold(self, step: str, index: Index) -> tuple[bool, str]:
         for g in self.chain(self.steps[step].get("group")):

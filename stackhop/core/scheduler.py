@@ -142,6 +142,8 @@ class Scheduler(ABC):
                     s for s in v.steps if g["id"] in [x["id"] for x in v.chain(v.steps[s].get("group"))]
                 ]
         self.ups: dict[str, tuple[list[str], list[str]]] = {}
+        self.collects: dict[str, set[str]] = {}
+        """Steps a step reads through Collected: an iteration its If skipped is left out, not waited for."""
         self.oneof_ups: dict[str, list[list[str]]] = {}
         for s in v.ir["steps"]:
             name = s["name"]
@@ -156,6 +158,8 @@ class Scheduler(ABC):
                     data_ups.append(g["items"]["output"]["step"])
             order_ups = list(s.get("after", [])) + exit_members.get(name, [])
             self.ups[name] = (list(dict.fromkeys(data_ups)), list(dict.fromkeys(order_ups)))
+            self.collects[name] = {i["value"]["step"] for i in s["inputs"]
+                                   if i.get("value") and i["value"]["kind"] == "collected"}
         self.exit_steps = set(exit_members)
         self._expand()
 
@@ -178,7 +182,8 @@ class Scheduler(ABC):
                 ref = self.view.loops(inst.step)[len(inst.index)]["items"].get("output")
                 inst.data_deps = self._instances_of({ref["step"]: None}, loops, inst.index) if ref else []
                 inst.order_deps = []
-                inst.native = f"waiting for {ref['step']}" if ref else "too many items"
+                inst.native = (f"waiting for {ref['step']}" if ref else
+                               "too many items" if " would run " in inst.problem else "bad items")
                 continue
             inst.data_deps = self._instances_of(dict.fromkeys(data_ups), loops, inst.index)
             inst.order_deps = self._instances_of(dict.fromkeys(order_ups), loops, inst.index)
@@ -208,7 +213,11 @@ class Scheduler(ABC):
                         out.append((ix, False, f"{exc}; make the step return a list"))
                         continue
                 else:
-                    count = len(self.view.loop_items(loop, ix))
+                    try:
+                        count = len(self.view.loop_items(loop, ix))
+                    except ValueError as exc:  # an outer item without a list where the loop reads one
+                        out.append((ix, False, f"{exc}; give every item a list there"))
+                        continue
                 if count > MAX_ITERATIONS:
                     source = f"step {ref['step']!r} returned" if ref is not None else "its list holds"
                     out.append((ix, False, f"{loop['id']} would run {count} iterations ({source} {count} items), more "
@@ -344,6 +353,8 @@ class Scheduler(ABC):
             for d in inst.data_deps:
                 up = self.instances[d]
                 if up.status not in OK:
+                    if up.status == "SKIPPED" and up.native != "upstream_failed" and up.step in self.collects[inst.step]:
+                        continue
                     word = "upstream_skipped" if up.status == "SKIPPED" else "upstream_failed"
                     return self.settle(inst, "SKIPPED", word, f"{d} is {up.status.lower()}")
             for d in inst.order_deps:

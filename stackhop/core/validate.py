@@ -122,10 +122,13 @@ def _groups(p: ir.Pipeline, groups: dict[str, ir.Group], steps: dict[str, ir.Ste
                 raise ValidationError(f"{gwhere}: a condition group needs a condition.")
             _condition(p, g, g.condition, steps, groups, gwhere)
         elif g.kind == "parallel_for":
-            given = [x for x in (g.items.static, g.items.param, g.items.output) if x is not None] if g.items else []
+            given = ([x for x in (g.items.static, g.items.param, g.items.output, g.items.item) if x is not None]
+                     if g.items else [])
             if len(given) != 1:
-                raise ValidationError(f"{gwhere}: a ParallelFor needs exactly one of a static list, a list parameter "
-                                      "or a step's list output.")
+                raise ValidationError(f"{gwhere}: a ParallelFor needs exactly one of a static list, a list parameter, "
+                                      "a step's list output or a list in an outer loop's item.")
+            if g.items.item is not None:
+                _item_loop(g, g.items.item, groups, gwhere)
             if g.key is not None and g.items.static is not None:
                 lacking = next((x for x in g.items.static if not isinstance(x, dict) or g.key not in x), None)
                 if lacking is not None:
@@ -148,6 +151,21 @@ def _groups(p: ir.Pipeline, groups: dict[str, ir.Group], steps: dict[str, ir.Ste
                 raise ValidationError(f"{gwhere}: exit step {g.exit_step!r} is not a step of the pipeline.")
             if g.id in _chain(steps[g.exit_step].group, groups):
                 raise ValidationError(f"{gwhere}: exit step {g.exit_step!r} cannot be inside its own handler.")
+
+
+def _item_loop(g: ir.Group, ref: ir.LoopItemRef, groups: dict[str, ir.Group], where: str) -> None:
+    """A loop over an outer loop's item: that loop must enclose it, and each item it knows now must hold a list."""
+    what = f"field {ref.field!r} of the item of {ref.loop}" if ref.field else f"the item of {ref.loop}"
+    if ref.loop not in _chain(g.parent, groups) or groups[ref.loop].kind != "parallel_for":
+        raise ValidationError(f"{where}: ParallelFor iterates over {what}, a loop it is not inside; loop over the "
+                              "item of a loop around it.")
+    outer = groups[ref.loop].items
+    for item in (outer.static if outer is not None and outer.static is not None else ()):
+        value = item.get(ref.field, None) if ref.field and isinstance(item, dict) else None if ref.field else item
+        if not isinstance(value, (list, tuple)):
+            raise ValidationError(f"{where}: ParallelFor iterates over {what}, but item {item!r} holds "
+                                  f"{type(value).__name__ if value is not None else 'no such field'}, not a list; give "
+                                  "every item a list there.")
 
 
 def _chain(group_id: str | None, groups: dict[str, ir.Group]) -> list[str]:
@@ -313,11 +331,13 @@ def _collected_type(p: ir.Pipeline, v: ir.CollectedRef, steps: dict[str, ir.Step
         raise ValidationError(
             f"{where}: {reading} reads Collected({v.step}.{v.output}), but step {v.step!r} is in no ParallelFor, so "
             f"there is nothing to collect; pass {v.step}.outputs[{v.output!r}] itself.")
-    held = [gid for gid in crossed if groups[gid].kind == "condition"]
+    outermost = max(crossed.index(gid) for gid in loops)  # crossed runs inside out: an If within it holds iterations
+    held = [gid for gid in crossed[outermost + 1:] if groups[gid].kind == "condition"]
     if held:
         raise ValidationError(
-            f"{where}: {reading} reads Collected({v.step}.{v.output}), and step {v.step!r} runs only under {held[0]} "
-            "inside the loop, so some iterations would have no value; collect a step outside the If.")
+            f"{where}: {reading} reads Collected({v.step}.{v.output}), and every iteration of step {v.step!r} runs "
+            f"only under {held[0]}, outside the loop it collects over; move the step into the If, or the If into the "
+            "loop.")
     if ir.is_artifact_type(out.type) or out.from_return:
         return f"list[{out.type}]"
     return "list"

@@ -253,7 +253,17 @@ class _Compiler:
         items = self.groups[loop].items
         if items is not None and items.output is not None:  # kfp names the item after the list it iterates
             return f"{self.output_channel(items.output)}-loop-item"
+        if items is not None and items.item is not None:
+            return f"{self.item_list_channel(items.item)}-loop-item"
+        if items is not None and items.param is not None:  # kfp's name, unless a loop around it takes it already
+            around = [self.groups[g].items for g in self.path(self.groups[loop].parent) if g in self.groups]
+            if not any(x is not None and x.param == items.param for x in around):
+                return f"pipelinechannel--{items.param}-loop-item"
         return f"pipelinechannel--{self.names[loop]}-loop-item"
+
+    def item_list_channel(self, ref: ir.LoopItemRef) -> str:
+        chan = self.loop_item_channel(ref.loop)
+        return f"{chan}-subvar-{ref.field}" if ref.field else chan
 
     def output_channel(self, ref: ir.OutputRef) -> str:
         return f"pipelinechannel--{self.names[ref.step]}-{ref.output}"
@@ -263,9 +273,20 @@ class _Compiler:
         if items is not None and items.output is not None:
             produced = self.steps[items.output.step].output(items.output.output)
             return PARAM_TYPES.get(produced.item_type or "str", "STRING") if produced else "STRING"
+        if items is not None and items.item is not None:
+            return self._inner_item_type(items.item)
         if items is None or items.static is None:
             return "STRING"
         kinds = {PARAM_TYPES.get(_scalar_kind(v), "STRING") for v in items.static}
+        return kinds.pop() if len(kinds) == 1 else "STRING"
+
+    def _inner_item_type(self, ref: ir.LoopItemRef) -> str:
+        """The type of the items of `ParallelFor(config.lrs)`, where every outer item is known when compiling."""
+        outer = self.groups[ref.loop].items
+        if outer is None or outer.static is None:
+            return "STRING"
+        lists = [x.get(ref.field) if ref.field else x for x in outer.static if isinstance(x, dict) or not ref.field]
+        kinds = {PARAM_TYPES.get(_scalar_kind(v), "STRING") for xs in lists if isinstance(xs, list) for v in xs}
         return kinds.pop() if len(kinds) == 1 else "STRING"
 
     def carry_down(self, dag: str | None, key: str, chan: str, ptype: str, *, source: dict[str, Any] | None,
@@ -653,6 +674,12 @@ class _Compiler:
             chan = self.loop_item_channel(g.id)
             if g.items.static is not None:
                 items: dict[str, Any] = {"raw": json.dumps(list(g.items.static), sort_keys=True, separators=(",", ":"))}
+            elif g.items.item is not None:  # kfp's loop over a field of the outer item: a "-subvar-" channel
+                bound = self.bind(g.id, g.items.item, "list", artifact=False)
+                items_chan = self.item_list_channel(g.items.item)
+                task.setdefault("inputs", {}).setdefault("parameters", {})[items_chan] = bound
+                self.dags[g.id].inputs["parameters"][items_chan] = {"parameterType": "LIST"}
+                items = {"inputParameter": items_chan}
             elif g.items.output is not None:
                 bound = self.bind(g.id, g.items.output, "list", artifact=False)
                 items_chan = self.output_channel(g.items.output)

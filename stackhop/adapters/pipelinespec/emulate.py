@@ -211,6 +211,8 @@ class SpecEmulator(Emulator):
             inner = comp["dag"]["tasks"].get(src["producerSubtask"], {})
             collected: list[Any] = []
             for i, item in enumerate(self._items(producer, iterator, inner_params)):
+                if not self._ran(comp["dag"], src["producerSubtask"], prefix + (i,)):
+                    continue  # an iteration its If skipped gives no value, as the driver leaves it out
                 value = self._output_parameter(comp["dag"], src["producerSubtask"], src["outputParameterKey"],
                                                prefix + (i,), producer,
                                                ({**inner_params, iterator["itemInput"]: item}, inner_arts))
@@ -252,6 +254,7 @@ class SpecEmulator(Emulator):
             if iterator is not None:  # fan-in: every iteration's artifacts, in order
                 (x,) = sel["artifactSelectors"]
                 return [uri for i, item in enumerate(self._items(producer, iterator, inner[0]))
+                        if self._ran(comp["dag"], x["producerSubtask"], prefix + (i,))
                         for uri in self._output_artifact(comp["dag"], x["producerSubtask"], x["outputArtifactKey"],
                                                          prefix + (i,), producer,
                                                          ({**inner[0], iterator["itemInput"]: item}, inner[1]))]

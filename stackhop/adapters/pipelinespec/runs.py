@@ -59,6 +59,8 @@ def _group(group: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
         out["items"] = parameters[items["param"]]
     elif items.get("output") is not None:
         out["items_from"] = {"step": items["output"]["step"], "output": items["output"]["output"]}
+    elif items.get("item") is not None:
+        out["items_of"] = {"loop": items["item"]["loop"], "field": items["item"].get("field")}
     if group.get("key"):
         out["key"] = group["key"]
     return out
@@ -155,7 +157,7 @@ def _space(loops: list[dict[str, Any]], groups: dict[str, dict[str, Any]], steps
     for loop in loops:
         nxt = []
         for it in level:
-            items = _items(loop, it.index, groups, steps, done)
+            items = _items(loop, it, loops, groups, steps, done)
             if items is None:
                 return None
             names = item_names(items, loop.get("key"))
@@ -164,15 +166,20 @@ def _space(loops: list[dict[str, Any]], groups: dict[str, dict[str, Any]], steps
     return level
 
 
-def _items(loop: dict[str, Any], outer: tuple[int, ...], groups: dict[str, dict[str, Any]],
+def _items(loop: dict[str, Any], outer: _Iteration, loops: list[dict[str, Any]], groups: dict[str, dict[str, Any]],
            steps: dict[str, dict[str, Any]], done: dict[str, Task]) -> list[Any] | None:
     if "items" in loop:
         return list(loop["items"])
+    if "items_of" in loop:  # `ParallelFor(config.lrs)`: the list in the outer loop's item
+        ref = loop["items_of"]
+        item = outer.items[next(i for i, g in enumerate(loops) if g["id"] == ref["loop"])]
+        value = (item.get(ref["field"]) if isinstance(item, dict) else None) if ref.get("field") else item
+        return value if isinstance(value, list) else None
     source = loop.get("items_from")
     if source is None:
         return None
     depth = len(_loops(steps.get(source["step"], {}), groups))
-    producer = done.get(instance_key(source["step"], outer[:depth]))
+    producer = done.get(instance_key(source["step"], outer.index[:depth]))
     record = _read_json(f"{producer.meta}/outputs.json") if producer is not None and producer.meta else None
     value = (record or {}).get("scalars", {}).get(source["output"])
     return value if isinstance(value, list) else None

@@ -93,14 +93,39 @@ def _candidate(base: str, index: Index, scheme: int) -> str:
 
 def _static_instances(p: ir.Pipeline, step: ir.Step) -> list[Index] | None:
     """Every loop index of the step, outermost loop first; None when a loop's list is only known at run time."""
+    loops = _loops(p, step)
     indexes: list[Index] = [()]
-    for g in reversed(p.group_chain(step.group)):
-        if g.kind != "parallel_for":
-            continue
-        if g.items is None or g.items.static is None:
-            return None
-        indexes = [ix + (i,) for ix in indexes for i in range(len(g.items.static))]
+    for pos in range(len(loops)):
+        deeper: list[Index] = []
+        for ix in indexes:
+            items = static_items(loops, pos, ix)
+            if items is None:
+                return None
+            deeper += [ix + (i,) for i in range(len(items))]
+        indexes = deeper
     return indexes
+
+
+def _loops(p: ir.Pipeline, step: ir.Step) -> list[ir.Group]:
+    return [g for g in reversed(p.group_chain(step.group)) if g.kind == "parallel_for"]
+
+
+def static_items(loops: list[ir.Group], pos: int, index: Index) -> list[Any] | None:
+    """The items of `loops[pos]` at the iteration `index` of the loops around it, where they are known when
+    compiling: a static list, or a list in the item of a loop around it over one (`ParallelFor(config.lrs)`)."""
+    items = loops[pos].items
+    if items is not None and items.static is not None:
+        return list(items.static)
+    ref = items.item if items is not None else None
+    if ref is None:
+        return None
+    at = next(i for i, g in enumerate(loops[:pos]) if g.id == ref.loop)
+    outer = static_items(loops, at, index)
+    if outer is None:
+        return None
+    item = outer[index[at]]
+    value = (item.get(ref.field) if isinstance(item, dict) else None) if ref.field else item
+    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def _condition_chain(p: ir.Pipeline, step: ir.Step) -> tuple[str, ...]:
@@ -193,11 +218,12 @@ class _Compiler:
     def instances(self, step: ir.Step) -> list[tuple[int, ...]]:
         indexes = _static_instances(self.p, step)
         if indexes is None:
-            g = next(g for g in self.p.group_chain(step.group)
-                     if g.kind == "parallel_for" and (g.items is None or g.items.static is None))
+            loops = _loops(self.p, step)
+            g = next((g for g in loops if g.items is not None and g.items.param is not None), loops[-1])
+            what = f"parameter {g.items.param!r}" if g.items and g.items.param else "a list"
             raise PipelineDefinitionError(
-                f"{self.where(step.name)} loops over parameter {g.items.param if g.items else '?'!r}, a list only "
-                "known at run time; SageMaker Pipelines cannot fan out at run time, so loop over a static list."
+                f"{self.where(step.name)} loops over {what}, a list only known at run time; SageMaker Pipelines "
+                "cannot fan out at run time, so loop over a static list."
             )
         return indexes
 
@@ -221,9 +247,9 @@ class _Compiler:
         return [ix for ix in self.instances(up) if ix[:common] == index[:common]]
 
     def loop_item(self, step: ir.Step, ref: ir.LoopItemRef, index: tuple[int, ...]) -> Any:
-        loops = [g for g in reversed(self.p.group_chain(step.group)) if g.kind == "parallel_for"]
+        loops = _loops(self.p, step)
         pos = next(i for i, g in enumerate(loops) if g.id == ref.loop)
-        item = loops[pos].items.static[index[pos]]  # type: ignore[union-attr,index]
+        item = static_items(loops, pos, index)[index[pos]]  # type: ignore[index]
         return item[ref.field] if ref.field else item
 
     # -------------------------------------------------------------- values
@@ -235,6 +261,13 @@ class _Compiler:
 
     def collected_of(self, step: ir.Step, index: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
         """The unrolled iterations a Collected input of this instance gathers, in iteration order."""
+        for i in step.inputs:
+            if isinstance(i.value, ir.CollectedRef) and (
+                    set(_condition_chain(self.p, self.p.step(i.value.step))) - set(_condition_chain(self.p, step))):
+                raise PipelineDefinitionError(
+                    f"{self.where(step.name)} collects {i.value.step}.{i.value.output}, which runs under an If inside "
+                    "its loop; a SageMaker step cannot read the properties of a step its ConditionStep skipped, so "
+                    "collect a step outside the If, or run this pipeline on kfp, kubernetes, local or vertex.")
         out = [(i.value.step, ix) for i in step.inputs if isinstance(i.value, ir.CollectedRef)
                for ix in self.matching(step, self.p.step(i.value.step), index)]
         return list(dict.fromkeys(out))
