@@ -249,12 +249,12 @@ def test_loops_iterate_with_parameter_iterators_and_read_item_fields(sink) -> No
     body = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     over_param, over_list = body["for-loop-1"], body["for-loop-2"]
 
-    assert over_param["parameterIterator"] == {"itemInput": "pipelinechannel--for-loop-1-loop-item",
+    assert over_param["parameterIterator"] == {"itemInput": "pipelinechannel--shards-loop-item",  # kfp's name
                                                "items": {"inputParameter": "pipelinechannel--shards"}}
     assert over_param["iteratorPolicy"] == {"parallelismLimit": 2}
     assert over_list["parameterIterator"]["items"] == {"raw": "[1,2,3]"}
     shard = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["shard"]
-    assert shard["inputs"]["parameters"]["name"] == {"componentInputParameter": "pipelinechannel--for-loop-1-loop-item",
+    assert shard["inputs"]["parameters"]["name"] == {"componentInputParameter": "pipelinechannel--shards-loop-item",
                                                      "parameterExpressionSelector": 'parseJson(string_value)["name"]'}
     assert shard["cachingOptions"] == {"enableCache": False}
     assert spec["components"]["comp-for-loop-2"]["inputDefinitions"]["parameters"][

@@ -28,6 +28,7 @@ from stackhop.core.resolve import Index, RunView, instance_key
 from stackhop.errors import ArtifactError
 
 OK = ("SUCCEEDED", "CACHED")
+BATCHED_STATE_ABOVE = 1_000
 MAX_ITERATIONS = 10_000
 """Iterations one ParallelFor may run: a list beyond it is a mistake or a job for batches, not 10^6 steps."""
 TERMINAL = ("SUCCEEDED", "CACHED", "FAILED", "SKIPPED", "CANCELLED")
@@ -69,6 +70,10 @@ class Instance:
     """The iteration named after its items (`train[lr=0.05]`), when it is in a loop."""
 
     oneof_deps: list[list[str]] = field(default_factory=list)
+    deps_settled: int = 0
+    """How many of `deps`, from the first, have settled (the scheduler looks at each once)."""
+    awaiting_capacity: bool = False
+    """Decided to start (its deps, conditions and cache looked at): it waits only for a worker."""
     """For each OneOf input, the branch steps it chooses among: one of each must have succeeded."""
 
     @property
@@ -104,6 +109,11 @@ class Scheduler(ABC):
         self.instances: dict[str, Instance] = {}
         self.order: list[str] = []
         self.loop_running: dict[tuple[str, Index], int] = {}
+        self._started: set[str] = set()
+        self._running_now: int | None = None
+        """Keys of instances given a handle since the last count: `running()` looks at these, not at every instance."""
+        self._state_due = 0.0
+        self._state_pending: str | None = None
         self._build()
 
     # ------------------------------------------------------------------ backend hooks
@@ -176,6 +186,7 @@ class Scheduler(ABC):
                 new[key] = inst
         self.instances = new
         for inst in new.values():
+            inst.deps_settled = 0
             data_ups, order_ups = self.ups[inst.step]
             loops = [g["id"] for g in self.view.loops(inst.step)]
             if inst.placeholder:
@@ -260,12 +271,12 @@ class Scheduler(ABC):
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self._update_store("RUNNING")
-        self._write_state("RUNNING")
+        self._write_state("RUNNING", now=True)
         try:
             status = self._loop()
         finally:
             self.close()
-        self._write_state(status)
+        self._write_state(status, now=True)
         self._update_store(status)
         return status
 
@@ -288,6 +299,7 @@ class Scheduler(ABC):
             self.tick()
             if all(i.status in TERMINAL for i in self.instances.values()):
                 return self._final_status()
+            self._flush_state()
             try:
                 event = self.events.get(timeout=self._timeout())
             except queue.Empty:
@@ -303,6 +315,8 @@ class Scheduler(ABC):
     def _timeout(self) -> float:
         now = time.time()
         times = [i.retry_at for i in self.instances.values() if i.retry_at]
+        if self._state_pending is not None:  # wake to write the state that is due
+            times.append(now + self._state_due - time.monotonic())
         return max(0.001, min([self.wait_seconds()] + [t - now for t in times]))
 
     def _final_status(self) -> str:
@@ -315,9 +329,17 @@ class Scheduler(ABC):
 
     # ------------------------------------------------------------------ scheduling
     def running(self) -> int:
-        return sum(1 for i in self.instances.values() if i.handle is not None)
+        self._started = {k for k in self._started if k in self.instances and self.instances[k].handle is not None}
+        return len(self._started)
 
     def _schedule(self) -> None:
+        self._running_now = self.running()  # within one walk only starts change it
+        try:
+            self._walk()
+        finally:
+            self._running_now = None
+
+    def _walk(self) -> None:
         changed = True
         while changed:
             changed = False
@@ -330,7 +352,7 @@ class Scheduler(ABC):
                     continue
                 if inst.status != "PENDING":
                     continue
-                if not all(self.instances[d].status in TERMINAL for d in inst.deps):
+                if not self._deps_done(inst):
                     continue
                 if inst.placeholder:
                     changed = self._open(inst)
@@ -338,8 +360,15 @@ class Scheduler(ABC):
                 if self._decide(inst):
                     changed = True
 
+    def _deps_done(self, inst: Instance) -> bool:
+        """Whether every instance it waits for has settled; those that have stay settled, so each is looked at once."""
+        deps = inst.deps
+        while inst.deps_settled < len(deps) and self.instances[deps[inst.deps_settled]].status in TERMINAL:
+            inst.deps_settled += 1
+        return inst.deps_settled == len(deps)
+
     def _has_capacity(self, inst: Instance) -> bool:
-        if self.running() >= self.max_running:
+        if (self._running_now if self._running_now is not None else self.running()) >= self.max_running:
             return False
         if inst.loop_slot:
             limit = self.view.groups[inst.loop_slot[0]].get("parallelism")
@@ -349,6 +378,12 @@ class Scheduler(ABC):
 
     def _decide(self, inst: Instance) -> bool:
         """Settle a ready instance: skip it, serve it from cache, or start it. True if it changed."""
+        if inst.awaiting_capacity:  # decided already: it only waits for a free worker
+            if not self._has_capacity(inst):
+                return False
+            inst.awaiting_capacity = False
+            self._start(inst)
+            return True
         if not inst.is_exit:
             for d in inst.data_deps:
                 up = self.instances[d]
@@ -379,6 +414,7 @@ class Scheduler(ABC):
         if self._try_cache(inst):
             return True
         if not self._has_capacity(inst):
+            inst.awaiting_capacity = True
             return False
         self._start(inst)
         return True
@@ -407,6 +443,9 @@ class Scheduler(ABC):
         self.start(inst)
         if inst.handle is not None:
             inst.backend_name = str(inst.handle)
+            self._started.add(inst.key)
+            if self._running_now is not None:
+                self._running_now += 1
         if inst.handle is not None and inst.loop_slot:
             self.loop_running[inst.loop_slot] = self.loop_running.get(inst.loop_slot, 0) + 1
 
@@ -553,8 +592,22 @@ class Scheduler(ABC):
             "steps": steps,
         }
 
-    def _write_state(self, status: str) -> None:
+    def _write_state(self, status: str, *, now: bool = False) -> None:
+        """Write state.json after every change, so a runner killed at any moment leaves its attempts known; past
+        1,000 instances, whose state takes a while to write, at most once per ten times as long as the last write
+        took (about once a second at 10,000), and always at the end."""
+        clock = time.monotonic()
+        if not now and len(self.instances) > BATCHED_STATE_ABOVE and clock < self._state_due:
+            self._state_pending = status
+            return
         self.store.write_json(self.store.run_meta(self.view.pipeline, self.view.run_id, "state.json"), self.state(status))
+        spent = time.monotonic() - clock
+        self._state_due = time.monotonic() + min(1.0, 9 * spent)
+        self._state_pending = None
+
+    def _flush_state(self) -> None:
+        if self._state_pending is not None and time.monotonic() >= self._state_due:
+            self._write_state(self._state_pending)
 
     def _update_store(self, status: str) -> None:
         path = self.spec.get("store_path")
