@@ -23,7 +23,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stackhop import Collected, ParallelFor, pipeline, step  # noqa: E402
-from stackhop.core.scheduler import AttemptEnd, Instance, Scheduler  # noqa: E402
+from stackhop.core.resolve import RunView  # noqa: E402
+from stackhop.core.scheduler import Instance  # noqa: E402
+from stackhop.testing.instant_scheduler import InstantScheduler  # noqa: E402
 
 
 @step
@@ -59,25 +61,12 @@ def static(n: int) -> Any:
     return p
 
 
-class Instant(Scheduler):
-    """Every attempt succeeds at once with the value its step would return."""
-
-    def start(self, inst: Instance) -> None:
-        if inst.step == "make":
-            value: Any = list(range(self.view.parameters["n"]))
-        elif inst.step == "train":
-            value = self.view.value({"kind": "loop_item", "loop": "for-1"}, "train", inst.index) / 2
-        else:
-            value = max(self.view.value(self.view.steps["best"]["inputs"][0]["value"], "best", inst.index))
-        self.store.write_json(self.view.outputs_uri(inst.step, inst.index), {"scalars": {"output": value}, "artifacts": {}})
-        inst.handle = inst.key
-        self.events.put(AttemptEnd(inst.key, inst.attempts, True))
-
-    def stop(self, inst: Instance) -> None:
-        pass
-
-    def wait_seconds(self) -> float:
-        return 0.001
+def value(view: RunView, inst: Instance) -> Any:
+    if inst.step == "make":
+        return list(range(view.parameters["n"]))
+    if inst.step == "train":
+        return view.value({"kind": "loop_item", "loop": "for-1"}, "train", inst.index) / 2
+    return max(view.value(view.steps["best"]["inputs"][0]["value"], "best", inst.index))
 
 
 def timed(pdef: Any, n: int, workers: int) -> tuple[float, int]:
@@ -86,7 +75,7 @@ def timed(pdef: Any, n: int, workers: int) -> tuple[float, int]:
         spec = {"run_id": "bench", "pipeline": json.loads(ir.to_json()), "parameters": {"n": n},
                 "artifact_root": f"file://{root}", "caching": False, "settings": {}}
         start = time.perf_counter()
-        scheduler = Instant(spec, max_running=workers)
+        scheduler = InstantScheduler(spec, value, max_running=workers)
         status = scheduler.run()
         seconds = time.perf_counter() - start
         assert status == "SUCCEEDED", status

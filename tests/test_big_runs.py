@@ -1,7 +1,7 @@
 """Runs past a thousand steps: the scheduler's state is written in batches, and nothing is lost by it.
 
-Steps here finish the moment they start (as in benchmarks/f1_runtime_fanout.py), eight at a
-time, so the scheduler wakes once per eight ends, as it does with real processes.
+Steps here finish the moment they start (`InstantScheduler`, as in benchmarks/f1_runtime_fanout.py),
+eight at a time, so the scheduler wakes once per eight ends, as it does with real processes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import json
 from typing import Any
 
 from stackhop import Collected, ParallelFor, pipeline, step
-from stackhop.core.scheduler import BATCHED_STATE_ABOVE, AttemptEnd, Instance, Scheduler
+from stackhop.core.resolve import RunView
+from stackhop.core.scheduler import BATCHED_STATE_ABOVE, Instance
+from stackhop.testing.instant_scheduler import InstantScheduler
 
 
 @step
@@ -35,38 +37,18 @@ def wide(n: int = 1200):
     total(xs=Collected(d.output))
 
 
-class Instant(Scheduler):
-    """Every attempt succeeds at once with the value its step returns; counts the state writes."""
-
-    writes = 0
-
-    def start(self, inst: Instance) -> None:
-        v = self.view
-        if inst.step == "make":
-            value: Any = list(range(v.parameters["n"]))
-        elif inst.step == "double":
-            value = 2 * v.value({"kind": "loop_item", "loop": "for-1"}, "double", inst.index)
-        else:
-            value = sum(v.value(v.steps["total"]["inputs"][0]["value"], "total", inst.index))
-        self.store.write_json(v.outputs_uri(inst.step, inst.index), {"scalars": {"output": value}, "artifacts": {}})
-        inst.handle = inst.key
-        self.events.put(AttemptEnd(inst.key, inst.attempts, True))
-
-    def stop(self, inst: Instance) -> None:
-        pass
-
-    def wait_seconds(self) -> float:
-        return 0.001
-
-    def state(self, status: str) -> dict[str, Any]:  # made only to be written
-        self.writes += 1
-        return super().state(status)
+def value(view: RunView, inst: Instance) -> Any:
+    if inst.step == "make":
+        return list(range(view.parameters["n"]))
+    if inst.step == "double":
+        return 2 * view.value({"kind": "loop_item", "loop": "for-1"}, "double", inst.index)
+    return sum(view.value(view.steps["total"]["inputs"][0]["value"], "total", inst.index))
 
 
-def run(n: int, tmp_path) -> tuple[Instant, dict[str, Any]]:
+def run(n: int, tmp_path) -> tuple[InstantScheduler, dict[str, Any]]:
     spec = {"run_id": "wide", "pipeline": json.loads(wide.build().to_json()), "parameters": {"n": n},
             "artifact_root": f"file://{tmp_path}", "caching": False, "settings": {}}
-    scheduler = Instant(spec, max_running=8)
+    scheduler = InstantScheduler(spec, value, max_running=8)
     assert scheduler.run() == "SUCCEEDED"
     state = json.loads((tmp_path / "wide" / "wide" / "_stackhop" / "state.json").read_text())
     return scheduler, state
