@@ -357,11 +357,6 @@ def logs(
 
     handle = get_run(run_id, config=_config(config))
     steps = handle.steps()
-    step = next((key for key, s in steps.items() if s.label and s.label == step), step)
-    if step and step not in steps:
-        from stackhop.errors import StackhopError
-
-        raise StackhopError(f"run {handle.run_id} has no step {step!r}; its steps are {', '.join(steps)}.")
     chosen = [step] if step else list(steps)
     if json_out:
         _emit_json({key: handle.logs(key) for key in chosen})

@@ -10,7 +10,7 @@ from stackhop.core.adapter import Adapter, BackendRef
 from stackhop.core.plugins import adapter_class
 from stackhop.core.progress import html_table, shown_in_this_cell
 from stackhop.core.resolve import parse_instance_key
-from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState
+from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
 from stackhop.core.stack import LoadedConfig, Stack, StackConfig, load_config, load_stack
 from stackhop.core.store import RunRecord, RunStore, store_path
 from stackhop.errors import ArtifactError, StackhopError
@@ -112,16 +112,45 @@ class RunHandle:
         self._runs.cancel(self.ref)
 
     def logs(self, step: str) -> str:
-        """The log of one step, or loop iteration by index (`train[2]`) or by item (`train[lr=0.05]`), of this run."""
+        """The log of one step, or loop iteration by index (`train[2]`) or by item (`train[lr=0.05]`), of this run.
+
+        A loop step named without an index gives every iteration's log, each line prefixed with the iteration; a
+        step served from the cache gives the log of the run that made its outputs, after a line that says so."""
         steps = self.steps()
         if step not in steps:
             step = next((key for key, s in steps.items() if s.label and s.label == step), step)
+        iterations = [k for k in steps if "[" in k and k.split("[", 1)[0] == step] if step not in steps else []
+        if iterations:
+            return "".join(self._prefixed(k, steps[k]) for k in iterations)
         if step not in steps:
             shown = ", ".join(list(steps)[:12]) + (" ..." if len(steps) > 12 else "")
             raise ArtifactError(f"run {self.run_id} has no step {step!r}; its steps are {shown or 'none yet'}.")
         if step.endswith("[*]"):  # a loop over a step's output that never got its items
             return f"{step} stands for the iterations of a loop whose items never arrived; nothing of it ran.\n"
+        origin = (steps[step].cache or {}).get("from_run") if steps[step].status is StepStatus.CACHED else None
+        if origin and origin != self.run_id:
+            return self._cached_log(step, origin)
         return self._runs.logs(self.ref, step)
+
+    def _prefixed(self, key: str, state: StepState) -> str:
+        name = state.label or key
+        text = self.logs(key)
+        return "".join(f"{name} | {line}" for line in text.splitlines(keepends=True)) + ("" if text.endswith("\n") or
+                                                                                         not text else "\n")
+
+    def _cached_log(self, step: str, origin: str) -> str:
+        note = f"stackhop: {step} was served from the cache; its log from run {origin}, which made its outputs:\n"
+        try:
+            rec = self._store.get(origin)
+        except StackhopError:
+            return f"stackhop: {step} was served from the cache; run {origin}, which made its outputs, is no longer recorded.\n"
+        ref_data = dict(rec.backend_ref)
+        ref = BackendRef(ref_data.pop("adapter", rec.adapter), ref_data)
+        made = RunHandle(rec.run_id, rec.pipeline, self.stack, self.adapter, ref, self._store)
+        try:
+            return note + made.logs(step)
+        except StackhopError as exc:
+            return note + f"(not readable: {exc})\n"
 
     def artifacts(self) -> list[ArtifactRef]:
         return self._runs.artifacts(self.ref)
