@@ -294,6 +294,11 @@ def dynamic(target: str = "a", uri: str = "s3://ml-artifacts/raw.csv"):
     with ParallelFor(inner(n=3).output, parallelism=2, key="lr") as c:
         f = fit(lr=c.lr)
     best = pick(scores=Collected(f.output), models=Collected(f.outputs["model"]))
+    with ParallelFor([{"name": "small", "lrs": [0.1, 0.2]}]) as g:
+        with ParallelFor(g.lrs) as lr:
+            with If(lr > 0.15):
+                h = fit(lr=lr)
+    pick(scores=Collected(h.output), models=Collected(h.outputs["model"])).set_name("pick_grid")
     raw = importer(uri, Dataset, metadata={"rows": 3})
     with If(target == "a"):
         a = use(data=raw.output, best=best.output)

@@ -192,6 +192,16 @@ def test_loop_item_used_outside_its_parallel_for_is_rejected() -> None:
         validate(pipeline)
 
 
+def test_a_loop_over_the_output_of_a_step_in_no_known_group_is_refused_naming_the_step() -> None:
+    """Found by the fuzz profile: the loop's checks followed the step into a group that does not exist."""
+    lists = python_step("lists", group="", outputs=(ir.OutputSpec(name="output", type="list"),))
+    pipeline = hand_built(lists, consumer(ir.LoopItemRef(loop="for-1"), type_="int", group="for-1"), groups=(
+        ir.Group(id="for-1", kind="parallel_for", items=ir.LoopItems(output=ir.OutputRef(step="lists", output="output"))),))
+
+    with pytest.raises(ValidationError, match=r"^pipeline 'hand-built', step 'lists': unknown group ''\.$"):
+        validate(pipeline)
+
+
 # ----------------------------------------------------------------------------- types
 
 

@@ -30,6 +30,9 @@ def validate(p: ir.Pipeline) -> None:
     _parameters(p, where)
     steps = _names(p, where)
     groups = {g.id: g for g in p.groups}
+    for s in p.steps:  # the groups' checks follow steps into their groups
+        if s.group is not None and s.group not in groups:
+            raise ValidationError(f"{where}, step {s.name!r}: unknown group {s.group!r}.")
     _groups(p, groups, steps, where)
     for s in p.steps:
         _step(p, s, steps, groups, f"{where}, step {s.name!r}")
