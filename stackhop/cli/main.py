@@ -403,6 +403,52 @@ def runs_list(
     runs_table(records)
 
 
+@runs_app.command("resume")
+def runs_resume(
+    run_id: str = typer.Argument(...),
+    from_step: Optional[str] = typer.Option(None, "--from", help="Run this step and everything downstream of it again."),
+    param: List[str] = typer.Option([], "--param", "-p", help="Change a parameter, name=value; repeatable."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Start the new run and return at once with its id."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Continue a run that failed or stopped: a new run, from the pipeline's code as it is now, that reuses every
+    step that finished with an unchanged cache key and says why each other step runs again."""
+    from stackhop.core.api import get_run, new_run_id
+    from stackhop.core.progress import TerminalView
+    from stackhop.core.resume import resume
+    from stackhop.core.runs import StepStatus
+
+    origin = get_run(run_id, config=_config(config))
+    new_id = new_run_id()
+    follower = None if (json_out or detach) else TerminalView(sys.stderr, new_id, summary=False)
+    if not json_out:
+        typer.echo(f"resuming run {origin.run_id} as run {new_id}", err=True)
+    try:
+        handle = resume(origin, from_step=from_step, parameters=_parse_params(param), wait=not detach, progress=False,
+                        config=_config(config), run_id=new_id, on_update=follower.update if follower else None,
+                        _parameters_are_strings=True)
+    finally:
+        if follower:
+            follower.close()
+    state = handle.state()
+    reasons = {k: ", ".join((s.cache or {}).get("changed") or []) for k, s in state.steps.items()
+               if s.status is not StepStatus.CACHED and (s.cache or {}).get("result") == "miss"}
+    if json_out:
+        _emit_json({"run_id": handle.run_id, "origin_run_id": origin.run_id, "ran_again": reasons, **state.to_dict()})
+        return
+    if detach:
+        typer.echo(handle.run_id)
+        return
+    reused = [k for k, s in state.steps.items() if s.native == "resumed"]
+    typer.echo(f"reused {len(reused)} step(s) of run {origin.run_id}: {', '.join(reused) or 'none'}", err=True)
+    for key, why in reasons.items():
+        typer.echo(f"ran {key} again: {why}", err=True)
+    typer.echo(f"run {handle.run_id} {state.status.value}" + (f": {state.message}" if state.message else ""))
+    if state.status.value != "SUCCEEDED":
+        raise typer.Exit(130 if state.status.value == "CANCELLED" else 1)
+
+
 @runs_app.command("show")
 def runs_show(run_id: str = typer.Argument(...), json_out: bool = JsonOpt, config: Optional[Path] = ConfigOpt) -> None:
     """Show one run: status, parameters, steps and outputs."""

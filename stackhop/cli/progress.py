@@ -46,6 +46,8 @@ def show_run(record: Any, state: RunState, outputs: list[dict[str, Any]],
     if state.message:
         console.print(state.message, markup=False)
     console.print(f"parameters: {record.parameters}", markup=False)
+    if getattr(record, "origin_run_id", ""):
+        console.print(f"resumed from run {record.origin_run_id}", markup=False)
     console.print(f"IR digest: {record.ir_digest}")
     table = Table(title="steps")
     for col in ("step", "status", "native", "attempts", "time", "message"):

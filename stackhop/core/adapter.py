@@ -68,6 +68,8 @@ class Capability(str, enum.Enum):
     CONTAINER_STEPS = "container_steps"
     NODE_SELECTORS = "node_selectors"
     TOLERATIONS = "tolerations"
+    RESUME = "resume"
+    """`runs resume`: a new run that reuses the finished steps of a run that failed or stopped."""
 
 
 class Note(str):
@@ -114,6 +116,8 @@ class RunRequest:
     store_path: str | None = None
     pipeline: dict[str, Any] = field(default_factory=dict)
     """The effective IR as JSON: what step processes and drivers read from the run spec."""
+    resume: dict[str, Any] | None = None
+    """{"origin": run id, "rerun": [steps]}: reuse the origin's finished steps whose cache key is unchanged."""
 
 
 @dataclass(frozen=True)

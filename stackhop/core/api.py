@@ -119,6 +119,7 @@ def run(
     progress: bool | None = None,
     _parameters_are_strings: bool = False,
     _code: CodeRef | None = None,
+    _resume: dict[str, Any] | None = None,
 ) -> "RunHandle":
     """Compile the pipeline for the stack, submit it, and (by default) wait for it to finish.
 
@@ -141,7 +142,8 @@ def run(
     store = RunStore(stk.store_path)
     import json
 
-    request = RunRequest(run_id, params, stk.artifact_root, code, cache, str(stk.store_path), json.loads(ir.to_json()))
+    request = RunRequest(run_id, params, stk.artifact_root, code, cache, str(stk.store_path), json.loads(ir.to_json()),
+                         resume=_resume)
     record = RunRecord(
         run_id=run_id, pipeline=ir.name, stack=stk.name, adapter=adapter.name, status=RunStatus.PENDING.value,
         created_at=time.time(), finished_at=None, parameters=params, backend_ref={},
@@ -150,6 +152,7 @@ def run(
         outputs={o.name: {"step": o.sources[0].step, "output": o.sources[0].output, "type": o.type,
                           **({"kind": o.value.kind, "sources": [[x.step, x.output] for x in o.sources]}
                              if o.value.kind != "output" else {})} for o in ir.outputs},
+        origin_run_id=(_resume or {}).get("origin", ""), source=_source(pipeline),
     )
     if emulate and adapter.emulator is None:
         raise CapabilityError(f"stack {stk.name!r}: adapter {adapter.name!r} cannot emulate its compiled document; "
@@ -174,6 +177,18 @@ def run(
     elif view:
         view.close(handle)
     return handle
+
+
+def _source(pipeline: Any) -> dict[str, Any]:
+    """Where a @pipeline is defined, for `runs resume` to load it again as the code is now."""
+    import inspect
+
+    if not isinstance(pipeline, PipelineDef):
+        return {}
+    try:
+        return {"file": str(Path(inspect.getsourcefile(pipeline.fn) or "").resolve()), "name": pipeline.fn.__name__}
+    except (TypeError, OSError):
+        return {}
 
 
 def _emulate(adapter: Adapter, compiled: Compiled, request: RunRequest) -> BackendRef:

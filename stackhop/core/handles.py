@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from stackhop.core.adapter import Adapter, BackendRef
 from stackhop.core.plugins import adapter_class
@@ -154,6 +154,14 @@ class RunHandle:
 
     def artifacts(self) -> list[ArtifactRef]:
         return self._runs.artifacts(self.ref)
+
+    def resume(self, *, from_step: str | None = None, parameters: dict[str, Any] | None = None, wait: bool = True,
+               progress: bool | None = None) -> "RunHandle":
+        """A new run of the pipeline as its code is now, reusing each step that finished here with an unchanged
+        cache key; `from_step` and everything downstream of it run again. The new run names this one its origin."""
+        from stackhop.core.resume import resume  # lazy: only resuming needs it
+
+        return resume(self, from_step=from_step, parameters=parameters, wait=wait, progress=progress)
 
     def artifact(self, step: str, output: str) -> ArtifactRef:
         """`step` is a step, an iteration by index (`train[2]`) or by item (`train[lr=0.05]`)."""

@@ -111,6 +111,8 @@ class Scheduler(ABC):
         self.loop_running: dict[tuple[str, Index], int] = {}
         self._started: set[str] = set()
         self._running_now: int | None = None
+        self._origin: dict[str, Any] | None = None
+        """The steps of the run this one resumes, as its state.json recorded them (read once)."""
         """Keys of instances given a handle since the last count: `running()` looks at these, not at every instance."""
         self._state_due = 0.0
         self._state_pending: str | None = None
@@ -539,8 +541,14 @@ class Scheduler(ABC):
         return self.store.shared_meta("cache", self.view.pipeline, inst.step, name)
 
     def _try_cache(self, inst: Instance) -> bool:
+        if self.spec.get("resume"):
+            return self._resumed(inst, self.spec["resume"])
         if not self._cache_enabled(inst):
             inst.cache = {"result": "disabled"}
+            try:  # recorded all the same: a resumed run reuses a step whose key is unchanged
+                inst.cache["key"] = key_of(self._cache_parts(inst))
+            except Exception:
+                pass
             return False
         try:
             parts = self._cache_parts(inst)
@@ -564,6 +572,44 @@ class Scheduler(ABC):
         self.view.remember_outputs(inst.step, inst.index, record)
         inst.cache = {"result": "hit", "key": inst.cache_key, "from_run": record.get("run_id")}
         return self.settle(inst, "CACHED", "cache_hit", f"outputs of run {record.get('run_id', '?')}")
+
+    def _resumed(self, inst: Instance, resume: dict[str, Any]) -> bool:
+        """Serve the instance from the run this one resumes, when it finished there with the same cache key and its
+        outputs are still there; otherwise say why it runs again."""
+        origin = resume["origin"]
+
+        def again(why: str | list[str]) -> bool:
+            inst.cache = {"result": "miss", "key": inst.cache_key, "changed": [why] if isinstance(why, str) else why}
+            return False
+
+        if inst.step in resume.get("rerun", ()):
+            return again(f"resumed from {resume.get('from') or inst.step}")
+        try:
+            parts = self._cache_parts(inst)
+            inst.cache_key, inst.cache_parts = key_of(parts), parts
+        except Exception as exc:
+            return again(f"its cache key could not be made: {exc}")
+        if self._origin is None:
+            uri = self.store.run_meta(self.view.pipeline, origin, "state.json")
+            self._origin = (self.store.read_json(uri) if self.store.exists(uri) else {}).get("steps", {})
+        before = self._origin.get(inst.key) or {}
+        if before.get("status") not in ("SUCCEEDED", "CACHED"):
+            said = {"FAILED": "it failed", "SKIPPED": "it was skipped", "CANCELLED": "it was cancelled",
+                    "RUNNING": "it did not finish", "PENDING": "it had not started"}
+            return again(f"{said.get(before.get('status', ''), 'it did not run')} in run {origin}")
+        old_key = (before.get("cache") or {}).get("key")
+        if old_key != inst.cache_key:
+            old_uri = self._cache_uri(inst, old_key) if old_key else None
+            old = self.store.read_json(old_uri).get("key_parts") if old_uri and self.store.exists(old_uri) else None
+            return again(changes(old, parts) if old else f"run {origin} recorded no cache key for it")
+        uri = self.store.step_meta(self.view.pipeline, origin, inst.step, inst.index, "outputs.json")
+        record = self.store.read_json(uri) if self.store.exists(uri) else None
+        if record is None or not all(self.store.exists(a["uri"]) for a in record.get("artifacts", {}).values()):
+            return again(f"its outputs in run {origin} are gone")
+        self.store.write_json(self.view.outputs_uri(inst.step, inst.index), record)
+        self.view.remember_outputs(inst.step, inst.index, record)
+        inst.cache = {"result": "hit", "key": inst.cache_key, "from_run": record.get("run_id") or origin}
+        return self.settle(inst, "CACHED", "resumed", f"outputs of run {origin}")
 
     def _store_cache(self, inst: Instance, record: dict[str, Any]) -> None:
         if inst.cache_key and self._cache_enabled(inst):

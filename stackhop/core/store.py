@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS runs (
     stack_source  TEXT NOT NULL DEFAULT '',
     message       TEXT NOT NULL DEFAULT '',
     steps         TEXT NOT NULL DEFAULT '{}',
-    outputs       TEXT NOT NULL DEFAULT '{}'
+    outputs       TEXT NOT NULL DEFAULT '{}',
+    origin_run_id TEXT NOT NULL DEFAULT '',
+    source        TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 CREATE TABLE IF NOT EXISTS promotions (
@@ -76,13 +78,20 @@ class RunRecord:
     steps: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     """The pipeline's outputs: name -> {"step", "output", "type"}, the step output each one is."""
+    origin_run_id: str = ""
+    """The run this one resumed, reusing its finished steps; empty for a run started afresh."""
+    source: dict[str, Any] = field(default_factory=dict)
+    """Where the pipeline was defined, {"file", "name"}, so it can be resumed from the code as it is now."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 _COLUMNS = tuple(f.name for f in fields(RunRecord))
-_JSON_COLUMNS = ("parameters", "backend_ref", "steps", "outputs")
+_JSON_COLUMNS = ("parameters", "backend_ref", "steps", "outputs", "source")
+_ADDED_COLUMNS = {"outputs": "TEXT NOT NULL DEFAULT '{}'", "origin_run_id": "TEXT NOT NULL DEFAULT ''",
+                  "source": "TEXT NOT NULL DEFAULT '{}'"}
+"""Columns a store made by an earlier stackhop lacks, added when it is opened."""
 
 
 class RunStore:
@@ -97,9 +106,12 @@ class RunStore:
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            if "outputs" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:  # a store from before outputs
+            have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column in have:
+                    continue
                 try:
-                    db.execute("ALTER TABLE runs ADD COLUMN outputs TEXT NOT NULL DEFAULT '{}'")
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
                 except sqlite3.OperationalError as exc:  # another process added it first
                     if "duplicate column" not in str(exc):
                         raise

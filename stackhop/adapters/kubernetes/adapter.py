@@ -39,7 +39,7 @@ class KubernetesAdapter(Adapter):
     Ref = KubernetesRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN, Capability.ONE_OF,
-        Capability.EXIT_HANDLER, Capability.RETRIES,
+        Capability.EXIT_HANDLER, Capability.RETRIES, Capability.RESUME,
         Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.GPU, Capability.RESOURCE_OPS,
         Capability.CONTAINER_STEPS, Capability.NODE_SELECTORS, Capability.TOLERATIONS,
     })
@@ -92,6 +92,7 @@ class KubernetesAdapter(Adapter):
                                                   "digest": request.code.digest},
             "caching": request.caching, "settings": self.settings.model_dump(mode="json"),
             "store_path": request.store_path if self.settings.driver == "client" else None,
+            **({"resume": request.resume} if request.resume else {}),
             "kubernetes": {"documents": [d for d in docs if step_of(d) != "_driver" and d["kind"] != "ServiceAccount"
                                          and d["kind"] not in ("Role", "RoleBinding")]},
         }

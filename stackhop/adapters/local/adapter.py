@@ -78,7 +78,7 @@ class LocalAdapter(Adapter):
     Ref = LocalRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN, Capability.ONE_OF,
-        Capability.EXIT_HANDLER, Capability.RETRIES,
+        Capability.EXIT_HANDLER, Capability.RETRIES, Capability.RESUME,
         Capability.CACHING, Capability.TIMEOUTS, Capability.SECRETS, Capability.CONTAINER_STEPS, Capability.GPU,
     })
     ignored = frozenset({Capability.NODE_SELECTORS, Capability.TOLERATIONS})
@@ -175,6 +175,7 @@ def start_runner(request: RunRequest, pipeline: dict[str, Any], settings: dict[s
         "settings": settings,
         "store_path": request.store_path,
         "workdir": os.getcwd(),
+        **({"resume": request.resume} if request.resume else {}),
         **({"emulation": emulation} if emulation else {}),
         **({"container_runtime": settings["container_runtime"]}
            if settings.get("container_runtime") and not emulation else {}),

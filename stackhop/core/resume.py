@@ -1,0 +1,107 @@
+"""`runs resume`: a new run of the pipeline as its code is now, reusing the finished steps of an earlier run.
+
+The reuse itself happens in the scheduler (`Scheduler._resumed`): a step is served from the
+origin run when it finished there with the same cache key and its outputs still exist, and runs
+again otherwise, with the reason recorded like a cache miss's. This module picks what must run
+again (`--from` and everything downstream of it) and starts the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stackhop.core.adapter import Capability
+from stackhop.errors import CapabilityError, StackhopError
+
+if TYPE_CHECKING:
+    from stackhop.core.handles import RunHandle
+
+
+def downstream(pipeline: dict[str, Any], start: str) -> list[str]:
+    """`start` and every step that reads it, or waits for it, directly or through others, in pipeline order."""
+    groups = {g["id"]: g for g in pipeline.get("groups", [])}
+    readers: dict[str, set[str]] = {}
+    for s in pipeline["steps"]:
+        for up in _upstream(s, groups):
+            readers.setdefault(up, set()).add(s["name"])
+    found, todo = {start}, [start]
+    while todo:
+        for reader in readers.get(todo.pop(), ()):
+            if reader not in found:
+                found.add(reader)
+                todo.append(reader)
+    return [s["name"] for s in pipeline["steps"] if s["name"] in found]
+
+
+def _upstream(step: dict[str, Any], groups: dict[str, dict[str, Any]]) -> set[str]:
+    out = set(step.get("after", []))
+    values = [i["value"] for i in step.get("inputs", []) if i.get("value")]
+    gid = step.get("group")
+    while gid is not None:  # a loop's items and a condition's operands are read by every step inside
+        g = groups[gid]
+        if (g.get("items") or {}).get("output"):
+            values.append(g["items"]["output"])
+        if g.get("condition"):
+            values += _operands(g["condition"])
+        gid = g.get("parent")
+    for v in values:
+        if v.get("kind") in ("output", "collected"):
+            out.add(v["step"])
+        elif v.get("kind") == "oneof":
+            out |= {x["step"] for x in v["values"]}
+    return out
+
+
+def _operands(expr: dict[str, Any]) -> list[dict[str, Any]]:
+    if expr["kind"] == "compare":
+        return [expr["left"], expr["right"]]
+    if expr["kind"] == "not":
+        return _operands(expr["operand"])
+    return [v for e in expr["operands"] for v in _operands(e)]
+
+
+def resume(origin: "RunHandle", *, from_step: str | None = None, parameters: dict[str, Any] | None = None,
+           wait: bool = True, progress: bool | None = None, config: Any = None, **run_options: Any) -> "RunHandle":
+    """`run_options` go to `run` as they are (the CLI's run id, progress follower, parameters given as text)."""
+    from stackhop.core.api import run
+    from stackhop.core.import_guard import importing
+    from stackhop.core.source import import_file
+
+    rec = origin.store.get(origin.run_id)
+    ref_adapter = origin.ref.adapter
+    emulate = ref_adapter != origin.adapter.name  # an emulated run is a local run of the document
+    runner = origin._runs
+    if Capability.RESUME not in type(runner).capabilities:
+        raise CapabilityError(f"run {origin.run_id}: resuming a run on {origin.adapter.name!r} is not built yet "
+                              "(local and kubernetes runs, and emulated ones, can be resumed); run the pipeline "
+                              "again with caching on instead.")
+    source = rec.source or {}
+    path = Path(source.get("file", ""))
+    if not source.get("file") or not path.is_file():
+        raise StackhopError(f"run {origin.run_id}: the file that defined pipeline {rec.pipeline!r} "
+                            f"({source.get('file') or 'not recorded'}) is not there to resume it from; run it again "
+                            "from its file instead.")
+    with importing(path.stem, "`runs resume` (loading the pipeline file)"):
+        pipeline = getattr(import_file(path), source["name"], None)
+    if pipeline is None:
+        raise StackhopError(f"run {origin.run_id}: {path} no longer defines {source['name']!r}; run the pipeline "
+                            "again instead.")
+    ir = pipeline.build()
+    rerun: list[str] = []
+    if from_step is not None:
+        names = [s.name for s in ir.steps]
+        if from_step not in names:
+            raise StackhopError(f"run {origin.run_id}: pipeline {ir.name!r} has no step {from_step!r} to resume from; "
+                                f"its steps are {', '.join(names)}.")
+        import json
+
+        rerun = downstream(json.loads(ir.to_json()), from_step)
+    given = {k: v for k, v in rec.parameters.items() if k not in (parameters or {})}
+    if run_options.get("_parameters_are_strings"):  # the recorded values are typed already: give them as text too
+        import json as _json
+
+        given = {k: v if isinstance(v, str) else _json.dumps(v) for k, v in given.items()}
+    return run(pipeline, rec.stack, {**given, **(parameters or {})}, wait=wait, progress=progress,
+               config=config, emulate=emulate, **run_options,
+               _resume={"origin": origin.run_id, "rerun": rerun, **({"from": from_step} if from_step else {})})
