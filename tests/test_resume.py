@@ -224,3 +224,20 @@ def test_a_failed_run_on_the_fake_kubernetes_server_resumes(project, flaky, writ
         assert resumed.wait(timeout=240) is RunStatus.SUCCEEDED, resumed.state().message
         assert len(kube.objects("Job")) == jobs + 1, "one Job, for the iteration that failed"
         assert marks(project)["train-0.2"] == 2 and marks(project)["prepare"] == 1
+
+
+@pytest.mark.parametrize("stack", ["sm", "vertex"])
+def test_an_emulated_run_resumes_from_its_compiled_document(project, flaky, write_config, gcs, aws, stack) -> None:
+    from conftest import emulated_stacks
+
+    write_config(emulated_stacks("resume"))
+    (project / "broken-0.2").touch()
+    origin = stackhop.run(flaky, stack, emulate=True, progress=False)
+    assert origin.status is RunStatus.FAILED
+    (project / "broken-0.2").unlink()
+
+    resumed = origin.resume(progress=False)
+
+    assert resumed.status is RunStatus.SUCCEEDED, resumed.state().message
+    assert resumed.ref.data.get("emulates") == origin.ref.data.get("emulates")
+    assert marks(project) == {"prepare": 1, "report": 1, "train-0.1": 1, "train-0.2": 2}
