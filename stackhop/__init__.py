@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "run": "stackhop.core.api",
     "compile": "stackhop.core.api",
     "get_run": "stackhop.core.handles",
+    "runs": "stackhop.core.handles",
     "RunHandle": "stackhop.core.handles",
     "RunStatus": "stackhop.core.runs",
     "StepStatus": "stackhop.core.runs",
@@ -81,7 +82,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from stackhop.core.api import compile, run
-    from stackhop.core.handles import RunHandle, get_run
+    from stackhop.core.handles import RunHandle, get_run, runs
     from stackhop.core.artifact_types import (
         HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output,
     )

@@ -241,3 +241,15 @@ def test_an_emulated_run_resumes_from_its_compiled_document(project, flaky, writ
     assert resumed.status is RunStatus.SUCCEEDED, resumed.state().message
     assert resumed.ref.data.get("emulates") == origin.ref.data.get("emulates")
     assert marks(project) == {"prepare": 1, "report": 1, "train-0.1": 1, "train-0.2": 2}
+
+
+def test_the_projects_runs_are_handles_chosen_by_pipeline_stack_and_status(project, flaky) -> None:
+    origin = failed_once(project, flaky)
+    resumed = origin.resume(progress=False)
+
+    assert [h.run_id for h in stackhop.runs(flaky)] == [resumed.run_id, origin.run_id], "newest first"
+    assert [h.run_id for h in stackhop.runs("flaky", status="failed")] == [origin.run_id]
+    assert [h.run_id for h in stackhop.runs(stack="local", status=RunStatus.SUCCEEDED, limit=1)] == [resumed.run_id]
+    assert stackhop.runs("another-pipeline") == []
+    with pytest.raises(StackhopError, match=r"^runs\(status='done'\): not a run status; use one of PENDING, "):
+        stackhop.runs(status="done")

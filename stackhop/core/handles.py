@@ -20,7 +20,28 @@ def get_run(run_id: str, *, config: str | LoadedConfig | None = None) -> "RunHan
     """A handle on any recorded run, from any process."""
     loaded = config if isinstance(config, LoadedConfig) else load_config(config)
     store = RunStore(store_path(loaded.project_dir), create=False)
-    rec = store.get(run_id)
+    return _handle(store.get(run_id), loaded, store)
+
+
+def runs(pipeline: Any = None, *, stack: str | None = None, status: RunStatus | str | None = None, limit: int = 50,
+         config: str | LoadedConfig | None = None) -> list["RunHandle"]:
+    """The project's runs, newest first, as handles: of one pipeline (a @pipeline or its name), on one stack, in one
+    status. A run whose local runner died is recorded as ended first, as `runs list` does."""
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+    store = RunStore(store_path(loaded.project_dir), create=False)
+    name = getattr(pipeline, "name", pipeline)
+    if name is not None and not isinstance(name, str):
+        raise StackhopError(f"runs() takes a @pipeline or a pipeline's name, got {type(pipeline).__name__}.")
+    wanted = status if isinstance(status, RunStatus) or status is None else RunStatus.parse(status)
+    if not isinstance(status, RunStatus) and wanted is RunStatus.UNKNOWN and str(status).upper() != "UNKNOWN":
+        raise StackhopError(f"runs(status={status!r}): not a run status; use one of "
+                            f"{', '.join(s.value for s in RunStatus)}.")
+    found = list_runs(store, pipeline=name, stack=stack, limit=limit if wanted is None else 10_000)
+    chosen = [r for r in found if wanted is None or RunStatus.parse(r.status) is wanted][:limit]
+    return [_handle(r, loaded, store) for r in chosen]
+
+
+def _handle(rec: RunRecord, loaded: LoadedConfig, store: RunStore) -> "RunHandle":
     try:
         stk = load_stack(rec.stack, config=loaded)
         if stk.config.adapter != rec.adapter:
