@@ -206,7 +206,8 @@ def test_a_run_whose_file_is_gone_is_refused_in_one_sentence(project, flaky) -> 
     (project / "flaky_pipeline.py").unlink()
 
     with pytest.raises(StackhopError, match=r"the file that defined pipeline 'flaky' \(.*flaky_pipeline.py\) is not "
-                                            r"there to resume it from; run it again from its file instead\.$"):
+                                            r"there to resume it from; pass the pipeline, get_run\('.*'\)"
+                                            r"\.resume\(pipeline=\.\.\.\), as a notebook must\.$"):
         origin.resume(progress=False)
 
 

@@ -572,3 +572,21 @@ def test_a_script_step_sees_the_command_line_and_environment_the_script_was_star
     assert five.stdout.split() == ["SUCCEEDED", "5"], five.stderr
     assert seven.stdout.split() == ["SUCCEEDED", "7"], seven.stderr
     assert again.stdout.split() == ["CACHED", "7"]
+
+
+def test_a_notebook_run_that_failed_resumes_when_given_its_pipeline(kernel, project: Path) -> None:
+    for cell in NOTEBOOK:
+        kernel.check(cell)
+    kernel.check("import os\nos.environ['BREAK'] = '1'")
+    kernel.check("@step\ndef consume(data: Input[Dataset], k: int) -> int:\n    import os\n"
+                 "    if os.environ.get('BREAK'):\n        raise ValueError('not yet')\n"
+                 "    return Tally().total(json.load(open(data.path))) * k")
+    kernel.check("h = run(notebook, stack='local', progress=False)\nos.environ.pop('BREAK')")
+    assert statuses(kernel) == {"produce": "SUCCEEDED", "consume": "FAILED"}
+
+    no_file = kernel.check("try:\n    h.resume(progress=False)\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    kernel.check("h = h.resume(notebook, progress=False)")
+
+    assert no_file.stdout.startswith("StackhopError run ") and "resume(pipeline=...), as a notebook must." in no_file.stdout
+    assert statuses(kernel) == {"produce": "CACHED", "consume": "SUCCEEDED"}
+    assert kernel.check("print(h.steps()['produce'].native)").stdout.strip() == "resumed"

@@ -51,9 +51,12 @@ def _handle(rec: RunRecord, loaded: LoadedConfig, store: RunStore) -> "RunHandle
         stk = Stack(rec.stack, StackConfig(adapter=rec.adapter, artifact_root=rec.artifact_root),
                     loaded.project_dir, rec.stack_source, cls.Settings())
     cls = adapter_class(rec.adapter, where=f"run {rec.run_id}")
-    ref_data = dict(rec.backend_ref)
-    ref = BackendRef(ref_data.pop("adapter", rec.adapter), ref_data)
-    return RunHandle(rec.run_id, rec.pipeline, stk, cls(stk), ref, store)
+    return RunHandle(rec.run_id, rec.pipeline, stk, cls(stk), _ref_of(rec), store)
+
+
+def _ref_of(rec: RunRecord) -> BackendRef:
+    data = dict(rec.backend_ref)
+    return BackendRef(data.pop("adapter", rec.adapter), data)
 
 
 class RunHandle:
@@ -165,9 +168,7 @@ class RunHandle:
             rec = self._store.get(origin)
         except StackhopError:
             return f"stackhop: {step} was served from the cache; run {origin}, which made its outputs, is no longer recorded.\n"
-        ref_data = dict(rec.backend_ref)
-        ref = BackendRef(ref_data.pop("adapter", rec.adapter), ref_data)
-        made = RunHandle(rec.run_id, rec.pipeline, self.stack, self.adapter, ref, self._store)
+        made = RunHandle(rec.run_id, rec.pipeline, self.stack, self.adapter, _ref_of(rec), self._store)
         try:
             return note + made.logs(step)
         except StackhopError as exc:
@@ -176,13 +177,20 @@ class RunHandle:
     def artifacts(self) -> list[ArtifactRef]:
         return self._runs.artifacts(self.ref)
 
-    def resume(self, *, from_step: str | None = None, parameters: dict[str, Any] | None = None, wait: bool = True,
-               progress: bool | None = None) -> "RunHandle":
+    @property
+    def reader(self) -> Adapter:
+        """Who reads the run: the stack's adapter, or (for an emulated run) the runtime that ran it."""
+        return self._runs
+
+    def resume(self, pipeline: Any = None, *, from_step: str | None = None, parameters: dict[str, Any] | None = None,
+               wait: bool = True, progress: bool | None = None) -> "RunHandle":
         """A new run of the pipeline as its code is now, reusing each step that finished here with an unchanged
-        cache key; `from_step` and everything downstream of it run again. The new run names this one its origin."""
+        cache key; `from_step` and everything downstream of it run again. The new run names this one its origin.
+        `pipeline` is loaded from the file the run recorded unless given (a notebook's pipeline has no file)."""
         from stackhop.core.resume import resume  # lazy: only resuming needs it
 
-        return resume(self, from_step=from_step, parameters=parameters, wait=wait, progress=progress)
+        return resume(self, pipeline=pipeline, from_step=from_step, parameters=parameters, wait=wait,
+                      progress=progress)
 
     def artifact(self, step: str, output: str) -> ArtifactRef:
         """`step` is a step, an iteration by index (`train[2]`) or by item (`train[lr=0.05]`)."""

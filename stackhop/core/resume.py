@@ -8,6 +8,7 @@ again (`--from` and everything downstream of it) and starts the run.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,47 +62,50 @@ def _operands(expr: dict[str, Any]) -> list[dict[str, Any]]:
     return [v for e in expr["operands"] for v in _operands(e)]
 
 
-def resume(origin: "RunHandle", *, from_step: str | None = None, parameters: dict[str, Any] | None = None,
-           wait: bool = True, progress: bool | None = None, config: Any = None, **run_options: Any) -> "RunHandle":
-    """`run_options` go to `run` as they are (the CLI's run id, progress follower, parameters given as text)."""
+def _load(run_id: str, name: str, source: dict[str, Any], import_user_file: Any) -> Any:
+    path = Path(source.get("file", ""))
+    if not source.get("file") or not path.is_file():
+        raise StackhopError(f"run {run_id}: the file that defined pipeline {name!r} "
+                            f"({source.get('file') or 'not recorded'}) is not there to resume it from; pass the "
+                            f"pipeline, get_run({run_id!r}).resume(pipeline=...), as a notebook must.")
+    found = getattr(import_user_file(path), source["name"], None)
+    if found is None:
+        raise StackhopError(f"run {run_id}: {path} no longer defines {source['name']!r}; pass the pipeline, "
+                            f"get_run({run_id!r}).resume(pipeline=...).")
+    return found
+
+
+def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None = None,
+           parameters: dict[str, Any] | None = None, wait: bool = True, progress: bool | None = None, config: Any = None,
+           **run_options: Any) -> "RunHandle":
+    """`pipeline`: the @pipeline to run, where it is not in a file (a notebook's); else it is loaded from the file
+    the run recorded. `run_options` go to `run` as they are (the CLI's run id, progress follower, text parameters)."""
     from stackhop.core.api import run
-    from stackhop.core.import_guard import importing
-    from stackhop.core.source import import_file
+    from stackhop.core.user_imports import import_user_file
 
     rec = origin.store.get(origin.run_id)
     ref_adapter = origin.ref.adapter
     emulate = ref_adapter != origin.adapter.name  # an emulated run is a local run of the document
-    runner = origin._runs
-    if Capability.RESUME not in type(runner).capabilities:
+    if Capability.RESUME not in type(origin.reader).capabilities:
         raise CapabilityError(f"run {origin.run_id}: resuming a run on {origin.adapter.name!r} is not built yet "
                               "(local and kubernetes runs, and emulated ones, can be resumed); run the pipeline "
                               "again with caching on instead.")
-    source = rec.source or {}
-    path = Path(source.get("file", ""))
-    if not source.get("file") or not path.is_file():
-        raise StackhopError(f"run {origin.run_id}: the file that defined pipeline {rec.pipeline!r} "
-                            f"({source.get('file') or 'not recorded'}) is not there to resume it from; run it again "
-                            "from its file instead.")
-    with importing(path.stem, "`runs resume` (loading the pipeline file)"):
-        pipeline = getattr(import_file(path), source["name"], None)
     if pipeline is None:
-        raise StackhopError(f"run {origin.run_id}: {path} no longer defines {source['name']!r}; run the pipeline "
-                            "again instead.")
+        pipeline = _load(origin.run_id, rec.pipeline, rec.source or {}, import_user_file)
     ir = pipeline.build()
+    if ir.name != rec.pipeline:
+        raise StackhopError(f"run {origin.run_id} ran pipeline {rec.pipeline!r}, not {ir.name!r}; pass the pipeline "
+                            "it ran.")
     rerun: list[str] = []
     if from_step is not None:
         names = [s.name for s in ir.steps]
         if from_step not in names:
             raise StackhopError(f"run {origin.run_id}: pipeline {ir.name!r} has no step {from_step!r} to resume from; "
                                 f"its steps are {', '.join(names)}.")
-        import json
-
         rerun = downstream(json.loads(ir.to_json()), from_step)
     given = {k: v for k, v in rec.parameters.items() if k not in (parameters or {})}
     if run_options.get("_parameters_are_strings"):  # the recorded values are typed already: give them as text too
-        import json as _json
-
-        given = {k: v if isinstance(v, str) else _json.dumps(v) for k, v in given.items()}
+        given = {k: v if isinstance(v, str) else json.dumps(v) for k, v in given.items()}
     return run(pipeline, rec.stack, {**given, **(parameters or {})}, wait=wait, progress=progress,
                config=config, emulate=emulate, **run_options,
                _resume={"origin": origin.run_id, "rerun": rerun, **({"from": from_step} if from_step else {})})
