@@ -102,10 +102,11 @@ def test_serves_loopback_and_records_calls(aws: FakeSageMaker) -> None:
 def test_unknown_operation_fails_at_once_whatever_the_retry_config(aws: FakeSageMaker, pipeline: str) -> None:
     sm = aws.client("sagemaker")
     arn = start(sm)
+    assert arn
     with pytest.raises(ClientError) as exc:
-        sm.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=TOKEN_B)
+        sm.send_pipeline_execution_step_success(CallbackToken="callback-token-1")
     assert error_code(exc) == "NotImplemented"
-    assert "RetryPipelineExecution" in str(exc.value)
+    assert "SendPipelineExecutionStepSuccess" in str(exc.value)
     # A client with botocore's standard retries (3 attempts, as the adapter uses) is not retried either.
     standard = boto3.client(
         "sagemaker",
@@ -116,8 +117,27 @@ def test_unknown_operation_fails_at_once_whatever_the_retry_config(aws: FakeSage
         config=Config(retries={"mode": "standard"}),
     )
     with pytest.raises(ClientError):
-        standard.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=TOKEN_B)
-    assert [op for _, op in aws.requests].count("RetryPipelineExecution") == 2
+        standard.send_pipeline_execution_step_success(CallbackToken="callback-token-1")
+    assert [op for _, op in aws.requests].count("SendPipelineExecutionStepSuccess") == 2
+
+
+def test_retry_restarts_a_failed_execution_once_per_token_and_refuses_a_running_one(aws: FakeSageMaker,
+                                                                                    pipeline: str) -> None:
+    sm = aws.client("sagemaker")
+    arn = start(sm)
+    with pytest.raises(ClientError) as exc:
+        sm.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=TOKEN_B)
+    assert error_code(exc) == "ValidationException"
+    assert str(exc.value).endswith(f"Pipeline execution {arn} is Executing; only a Failed or Stopped execution can "
+                                   "be retried.")
+    aws.set_execution(arn, "Failed", "a step failed")
+    assert sm.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=TOKEN_B)["PipelineExecutionArn"] == arn
+    described = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+    assert described["PipelineExecutionStatus"] == "Executing" and "FailureReason" not in described
+    aws.set_execution(arn, "Failed", "again")
+    assert sm.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=TOKEN_B)["PipelineExecutionArn"] == arn
+    assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Failed", \
+        "the same token is the same retry"
 
 
 def test_env_points_a_subprocess_at_the_server(aws: FakeSageMaker) -> None:

@@ -127,6 +127,23 @@ def test_from_a_step_runs_it_and_everything_downstream_again(project, write_pipe
     assert resumed.steps()["report"].cache["changed"] == ["resumed from again"]
 
 
+def test_a_skipped_step_and_the_steps_that_read_it_are_left_out(project, write_pipeline) -> None:
+    chain = write_pipeline(source(project).replace("    report(score=data.output)", "    report(score=prepare(rows=data.output)"
+                                          ".set_name('again').output)"), name="chain_pipeline").flaky
+    (project / "broken-0.2").touch()
+    origin = stackhop.run(chain, progress=False)
+    assert origin.status is RunStatus.FAILED and marks(project)["report"] == 1
+
+    resumed = origin.resume(from_step="again", skip=["again"], progress=False)
+
+    assert resumed.status is RunStatus.FAILED, "train[1] still fails: skipping one step does not hide another"
+    steps = resumed.steps()
+    assert (steps["again"].status, steps["again"].message) == (StepStatus.SKIPPED, "left out of the resumed run (--skip)")
+    assert (steps["report"].status, steps["report"].native) == (StepStatus.SKIPPED, "upstream_skipped")
+    assert marks(project)["report"] == 1 and marks(project)["train-0.2"] == 2
+    assert main(["runs", "resume", origin.run_id, "--skip", "deploy"]) == 2
+
+
 def test_code_changed_upstream_runs_again_and_says_what_changed(project, flaky, write_pipeline) -> None:
     origin = failed_once(project, flaky)
     path = project / "flaky_pipeline.py"

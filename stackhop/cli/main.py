@@ -407,6 +407,7 @@ def runs_list(
 def runs_resume(
     run_id: str = typer.Argument(...),
     from_step: Optional[str] = typer.Option(None, "--from", help="Run this step and everything downstream of it again."),
+    skip: List[str] = typer.Option([], "--skip", help="Leave this step (and the steps that read it) out; repeatable."),
     param: List[str] = typer.Option([], "--param", "-p", help="Change a parameter, name=value; repeatable."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start the new run and return at once with its id."),
     json_out: bool = JsonOpt,
@@ -425,7 +426,8 @@ def runs_resume(
     if not json_out:
         typer.echo(f"resuming run {origin.run_id} as run {new_id}", err=True)
     try:
-        handle = resume(origin, from_step=from_step, parameters=_parse_params(param), wait=not detach, progress=False,
+        handle = resume(origin, from_step=from_step, skip=skip, parameters=_parse_params(param), wait=not detach,
+                        progress=False,
                         config=_config(config), run_id=new_id, on_update=follower.update if follower else None,
                         _parameters_are_strings=True)
     finally:

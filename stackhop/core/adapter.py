@@ -117,7 +117,8 @@ class RunRequest:
     pipeline: dict[str, Any] = field(default_factory=dict)
     """The effective IR as JSON: what step processes and drivers read from the run spec."""
     resume: dict[str, Any] | None = None
-    """{"origin": run id, "rerun": [steps]}: reuse the origin's finished steps whose cache key is unchanged."""
+    """{"origin": run id, "rerun": [steps], "skip": [steps], "origin_ref": {...}, "origin_parameters": {...}}: reuse
+    the origin's finished steps whose cache key is unchanged; `origin_ref` is the origin's backend ref data."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,12 @@ class Adapter(ABC):
         for name, data in sorted(compiled.files.items()):
             store.write_bytes(f"{base}/{name}", data)
         return {"location": base}
+
+    def for_resume(self, ir: "Pipeline", resume: dict[str, Any]) -> "Pipeline":
+        """The IR to compile for a run that resumes another (`RunRequest.resume`). A backend whose scheduler is
+        stackhop's reuses steps itself and changes nothing; one that reuses through its own cache or retry turns
+        caching off on the steps to run again here, and refuses what it cannot do."""
+        return ir
 
     def notes_for(self, ir: "Pipeline") -> list[str]:
         """One-line notes on how this backend will treat the pipeline (a GPU step on a laptop runs on the CPU)."""

@@ -182,14 +182,16 @@ class RunHandle:
         """Who reads the run: the stack's adapter, or (for an emulated run) the runtime that ran it."""
         return self._runs
 
-    def resume(self, pipeline: Any = None, *, from_step: str | None = None, parameters: dict[str, Any] | None = None,
-               wait: bool = True, progress: bool | None = None) -> "RunHandle":
+    def resume(self, pipeline: Any = None, *, from_step: str | None = None, skip: list[str] | None = None,
+               parameters: dict[str, Any] | None = None, wait: bool = True, progress: bool | None = None
+               ) -> "RunHandle":
         """A new run of the pipeline as its code is now, reusing each step that finished here with an unchanged
-        cache key; `from_step` and everything downstream of it run again. The new run names this one its origin.
+        cache key; `from_step` and everything downstream of it run again, `skip` steps (and what reads them) are
+        left out. The new run names this one its origin.
         `pipeline` is loaded from the file the run recorded unless given (a notebook's pipeline has no file)."""
         from stackhop.core.resume import resume  # lazy: only resuming needs it
 
-        return resume(self, pipeline=pipeline, from_step=from_step, parameters=parameters, wait=wait,
+        return resume(self, pipeline=pipeline, from_step=from_step, skip=skip, parameters=parameters, wait=wait,
                       progress=progress)
 
     def artifact(self, step: str, output: str) -> ArtifactRef:

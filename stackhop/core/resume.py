@@ -17,6 +17,7 @@ from stackhop.errors import CapabilityError, StackhopError
 
 if TYPE_CHECKING:
     from stackhop.core.handles import RunHandle
+    from stackhop.core.ir import Pipeline
 
 
 def downstream(pipeline: dict[str, Any], start: str) -> list[str]:
@@ -75,11 +76,22 @@ def _load(run_id: str, name: str, source: dict[str, Any], import_user_file: Any)
     return found
 
 
-def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None = None,
+def uncached(ir: "Pipeline", steps: list[str]) -> "Pipeline":
+    """The IR with caching off on `steps`: how a backend that reuses through its own cache runs them again."""
+    if not steps:
+        return ir
+    chosen = set(steps)
+    return ir.model_copy(update={"steps": tuple(
+        s.model_copy(update={"settings": s.settings.model_copy(update={"caching": False})}) if s.name in chosen else s
+        for s in ir.steps)})
+
+
+def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None = None, skip: list[str] | None = None,
            parameters: dict[str, Any] | None = None, wait: bool = True, progress: bool | None = None, config: Any = None,
            **run_options: Any) -> "RunHandle":
     """`pipeline`: the @pipeline to run, where it is not in a file (a notebook's); else it is loaded from the file
-    the run recorded. `run_options` go to `run` as they are (the CLI's run id, progress follower, text parameters)."""
+    the run recorded. `skip`: steps left out of the new run (they, and the steps that read them, are SKIPPED).
+    `run_options` go to `run` as they are (the CLI's run id, progress follower, text parameters)."""
     from stackhop.core.api import run
     from stackhop.core.user_imports import import_user_file
 
@@ -97,15 +109,18 @@ def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None =
         raise StackhopError(f"run {origin.run_id} ran pipeline {rec.pipeline!r}, not {ir.name!r}; pass the pipeline "
                             "it ran.")
     rerun: list[str] = []
-    if from_step is not None:
-        names = [s.name for s in ir.steps]
-        if from_step not in names:
-            raise StackhopError(f"run {origin.run_id}: pipeline {ir.name!r} has no step {from_step!r} to resume from; "
+    names = [s.name for s in ir.steps]
+    for given_step, what in [(from_step, "to resume from"), *[(s, "to skip") for s in skip or []]]:
+        if given_step is not None and given_step not in names:
+            raise StackhopError(f"run {origin.run_id}: pipeline {ir.name!r} has no step {given_step!r} {what}; "
                                 f"its steps are {', '.join(names)}.")
+    if from_step is not None:
         rerun = downstream(json.loads(ir.to_json()), from_step)
     given = {k: v for k, v in rec.parameters.items() if k not in (parameters or {})}
     if run_options.get("_parameters_are_strings"):  # the recorded values are typed already: give them as text too
         given = {k: v if isinstance(v, str) else json.dumps(v) for k, v in given.items()}
     return run(pipeline, rec.stack, {**given, **(parameters or {})}, wait=wait, progress=progress,
                config=config, emulate=emulate, **run_options,
-               _resume={"origin": origin.run_id, "rerun": rerun, **({"from": from_step} if from_step else {})})
+               _resume={"origin": origin.run_id, "rerun": rerun, **({"from": from_step} if from_step else {}),
+                        **({"skip": list(skip)} if skip else {}), "origin_ref": dict(rec.backend_ref),
+                        "origin_parameters": dict(rec.parameters)})

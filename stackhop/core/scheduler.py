@@ -582,6 +582,8 @@ class Scheduler(ABC):
             inst.cache = {"result": "miss", "key": inst.cache_key, "changed": [why] if isinstance(why, str) else why}
             return False
 
+        if inst.step in resume.get("skip", ()):
+            return self.settle(inst, "SKIPPED", "skipped", "left out of the resumed run (--skip)")
         if inst.step in resume.get("rerun", ()):
             return again(f"resumed from {resume.get('from') or inst.step}")
         try:

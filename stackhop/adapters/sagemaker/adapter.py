@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from stackhop.adapters.sagemaker.definition import (CODE_PARAM, MAX_INLINE_BYTES, compile_definition, instance_names,
@@ -17,7 +18,7 @@ from stackhop.core.ir import Pipeline, Step
 from stackhop.core.resolve import iteration_labels
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
-from stackhop.errors import ConfigError, StackhopError
+from stackhop.errors import CapabilityError, ConfigError, StackhopError
 
 
 class SageMakerRef(RefData):
@@ -30,6 +31,15 @@ class SageMakerRef(RefData):
     """The SageMaker step recording a container step's outputs -> that container step's SageMaker name."""
     labels: dict[str, str] = {}
     """Instance key -> the iteration named after its item (`train[lr=0.05]`), for loops SageMaker unrolled."""
+    resumed: str = ""
+    """The stackhop run this one resumes; `mechanism` says how ("retry", "selective" or "rerun")."""
+    mechanism: str = ""
+    note: str = ""
+    reused: dict[str, str] = {}
+    """SageMaker step -> its status in the origin execution, for steps whose results this run takes from it."""
+    again: dict[str, str] = {}
+    """SageMaker step -> why it runs again."""
+    origin_prefix: str = ""
 
 class SageMakerAdapter(Adapter):
     name: ClassVar[str] = "sagemaker"
@@ -37,7 +47,7 @@ class SageMakerAdapter(Adapter):
     Ref = SageMakerRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.FAN_IN, Capability.RETRIES, Capability.CACHING,
-        Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS,
+        Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS, Capability.RESUME,
     })
     poll_seconds = (5.0, 30.0)
     emulator = DefinitionEmulator
@@ -88,6 +98,14 @@ class SageMakerAdapter(Adapter):
         return Compiled(self.name, {"sagemaker-pipeline.json": text.encode(), "stackhop-spec.json": spec_text.encode()},
                         tuple(notes))
 
+    def for_resume(self, ir: Pipeline, resume: dict[str, Any]) -> Pipeline:
+        from stackhop.core.resume import uncached
+
+        if resume.get("skip"):
+            raise CapabilityError(f"run {resume['origin']}: a SageMaker execution runs every step of its definition, "
+                                  f"so --skip {' '.join(resume['skip'])} cannot leave one out; resume without --skip.")
+        return uncached(ir, resume.get("rerun", []))
+
     # ------------------------------------------------------------------ talking to SageMaker
     def client(self, service: str) -> Any:
         try:
@@ -110,10 +128,23 @@ class SageMakerAdapter(Adapter):
                           for k, v in sorted(request.parameters.items())]
             if request.code.archive_uri:
                 parameters.append({"Name": CODE_PARAM, "Value": f"{request.code.archive_uri}#{request.code.digest}"})
-            started = sm.start_pipeline_execution(
-                PipelineName=name, PipelineExecutionDisplayName=request.run_id[:82], PipelineParameters=parameters,
-                ClientRequestToken=_token("start", request.run_id),
-            )
+            compiled_names = {d["Name"] for d in _all_steps(json.loads(definition)) if d["Type"] != "Condition"}
+            keys = {sm: key for sm, key in instance_names(request.pipeline).items() if sm in compiled_names}
+            plan, origin, statuses = (self._plan(sm, request, json.loads(definition), parameters, keys)
+                                      if request.resume else (None, None, {}))
+            if plan is not None and plan.mechanism == "retry":
+                sm.retry_pipeline_execution(PipelineExecutionArn=origin.execution_arn,
+                                            ClientRequestToken=_token("retry", request.run_id))
+                started = {"PipelineExecutionArn": origin.execution_arn}
+            else:
+                selective = ({"SelectiveExecutionConfig": {
+                    "SourcePipelineExecutionArn": origin.execution_arn,
+                    "SelectedSteps": [{"StepName": n} for n in plan.selected]}}
+                    if plan is not None and origin is not None and plan.mechanism == "selective" else {})
+                started = sm.start_pipeline_execution(
+                    PipelineName=name, PipelineExecutionDisplayName=request.run_id[:82], PipelineParameters=parameters,
+                    ClientRequestToken=_token("start", request.run_id), **selective,
+                )
         except ClientError as exc:
             error = exc.response["Error"]
             raise StackhopError(
@@ -122,14 +153,59 @@ class SageMakerAdapter(Adapter):
         arn = started["PipelineExecutionArn"]
         execution_id = arn.rsplit("/", 1)[-1]
         prefix = f"{store.root}/{request.pipeline['name']}/{execution_id}"
-        compiled_names = {d["Name"] for d in _all_steps(json.loads(definition)) if d["Type"] != "Condition"}
-        keys = {sm: key for sm, key in instance_names(request.pipeline).items() if sm in compiled_names}
         ir = Pipeline.model_validate(request.pipeline)
         names, _checks = step_names(ir)
         records = {rec: names[instance] for instance, rec in record_names(ir).items() if rec in compiled_names}
         labels = iteration_labels(request.pipeline, request.parameters, request.artifact_root, list(keys.values()))
+        resumed: dict[str, Any] = {}
+        if plan is not None and origin is not None:
+            resumed = {"resumed": request.resume["origin"], "mechanism": plan.mechanism, "note": plan.note,
+                       "reused": {n: statuses.get(n, "") for n in plan.reused}, "again": plan.why,
+                       "origin_prefix": origin.run_prefix}
         return SageMakerRef(execution_arn=arn, pipeline_name=name, run_prefix=prefix, steps=keys,
-                            records=records, labels=labels).ref(self.name)
+                            records=records, labels=labels, **resumed).ref(self.name)
+
+    def _plan(self, sm: Any, request: RunRequest, definition: dict[str, Any], parameters: list[dict[str, str]],
+              keys: dict[str, str]) -> tuple[Any, SageMakerRef, dict[str, str]]:
+        """How this run continues the one it resumes (see resume.py), from what SageMaker kept of that one."""
+        from stackhop.adapters.sagemaker.resume import plan
+
+        resume = request.resume or {}
+        origin = SageMakerRef.model_validate(resume.get("origin_ref") or {})
+        execution = sm.describe_pipeline_execution(PipelineExecutionArn=origin.execution_arn)
+        status = execution.get("PipelineExecutionStatus", "")
+        if status in ("Executing", "Stopping"):
+            raise StackhopError(f"run {resume['origin']} is still {status.lower()} on SageMaker; wait for it to finish, "
+                                f"or cancel it (stackhop cancel {resume['origin']}), then resume it.")
+        before = json.loads(sm.describe_pipeline_definition_for_execution(
+            PipelineExecutionArn=origin.execution_arn)["PipelineDefinition"])
+        given = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=origin.execution_arn)
+        before_params = {p["Name"]: p["Value"] for p in given.get("PipelineParameters", [])}
+        statuses = {s.get("StepName", ""): s.get("StepStatus", "") for s in self._steps(origin.execution_arn)}
+        before, changed = self._same_spec(before, definition, keys)
+        rerun = {n for n, key in keys.items() if key.split("[", 1)[0] in set(resume.get("rerun", []))}
+        found = plan(resume["origin"], before, definition, before_params, {p["Name"]: p["Value"] for p in parameters},
+                     statuses, status, rerun, resume.get("from"), changed)
+        return found, origin, statuses
+
+    def _same_spec(self, before: dict[str, Any], after: dict[str, Any], keys: dict[str, str]
+                   ) -> tuple[dict[str, Any], set[str]]:
+        """Every step names the run spec by its content hash, so any change to the pipeline changes every step's
+        arguments. Compare the two specs instead: the origin's definition is returned naming the new spec, with
+        the SageMaker steps whose own part of the spec changed."""
+        old_uri, new_uri = _spec_uri(before), _spec_uri(after)
+        if not old_uri or not new_uri or old_uri == new_uri:
+            return before, set()
+        store = ArtifactStore(self.stack.artifact_root)
+        old, new = store.read_json(old_uri), store.read_json(new_uri)
+        rest = lambda spec: {**spec, "pipeline": {**spec["pipeline"], "steps": []}}  # noqa: E731
+        steps_of = lambda spec: {s["name"]: s for s in spec["pipeline"]["steps"]}  # noqa: E731
+        if rest(old) != rest(new):
+            changed = set(keys)
+        else:
+            o, n = steps_of(old), steps_of(new)
+            changed = {sm for sm, key in keys.items() if o.get(key.split("[", 1)[0]) != n.get(key.split("[", 1)[0])}
+        return json.loads(json.dumps(before).replace(json.dumps(old_uri), json.dumps(new_uri))), changed
 
     def _upsert(self, sm: Any, name: str, definition: bytes, store: ArtifactStore) -> str:
         """Create the pipeline or update its definition; definitions over 1 MB go through S3. Returns its ARN."""
@@ -213,9 +289,17 @@ class SageMakerAdapter(Adapter):
         steps = {}
         for name, key in r.steps.items():
             state = seen.get(name)
-            if state is None:  # never started: a false condition, an upstream failure, or not yet
+            if name in r.reused:  # its results are the origin execution's (a retry lists them as they were)
+                done = r.reused[name] == "Succeeded"
+                state = StepState(name=key, status=StepStatus.CACHED if done else StepStatus.SKIPPED,
+                                  native="resumed" if done else "not started",
+                                  message=f"outputs of run {r.resumed}" if done else "", label=r.labels.get(key, ""),
+                                  cache={"result": "hit", "from_run": r.resumed} if done else None)
+            elif state is None:  # never started: a false condition, an upstream failure, or not yet
                 final = StepStatus.SKIPPED if run.terminal else StepStatus.PENDING
                 state = StepState(name=key, status=final, native="not started", label=r.labels.get(key, ""))
+            if name in r.again:
+                state = replace(state, cache={"result": "miss", "changed": [r.again[name]]})
             steps[state.name] = state
         return RunState(run, word, steps, execution.get("FailureReason", ""), _ts(execution.get("CreationTime")),
                         _ts(execution.get("LastModifiedTime")) if run.terminal else None)
@@ -246,7 +330,12 @@ class SageMakerAdapter(Adapter):
             PipelineExecutionArn=arn, ClientRequestToken=_token("stop", arn))
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
-        return run_files.list_artifacts(SageMakerRef.of(ref).run_prefix)
+        r = SageMakerRef.of(ref)
+        own = run_files.list_artifacts(r.run_prefix)
+        if not r.origin_prefix or r.origin_prefix == r.run_prefix:
+            return own
+        reused = {r.steps[n] for n, status in r.reused.items() if status == "Succeeded" and n in r.steps}
+        return own + [a for a in run_files.list_artifacts(r.origin_prefix) if a.step in reused]
 
 
 RUN_STATUS = {"Executing": RunStatus.RUNNING, "Stopping": RunStatus.CANCELLING, "Stopped": RunStatus.CANCELLED,
@@ -257,8 +346,6 @@ STEP_STATUS = {"Starting": StepStatus.PENDING, "Executing": StepStatus.RUNNING, 
 
 def _with_record(own: StepState | None, record: StepState | None, terminal: bool) -> StepState | None:
     """A container step is done when its outputs are recorded: until then it runs, and their failure is its own."""
-    from dataclasses import replace
-
     if own is None or own.status != StepStatus.SUCCEEDED or (record is None and terminal):
         return own
     if record is None:
@@ -287,6 +374,14 @@ def _token(*parts: str) -> str:
 
 def _ts(value: Any) -> float | None:
     return value.timestamp() if hasattr(value, "timestamp") else None
+
+
+def _spec_uri(definition: dict[str, Any]) -> str:
+    for step in _all_steps(definition):
+        args = (((step.get("Arguments") or {}).get("AppSpecification") or {}).get("ContainerArguments") or [])
+        if "--spec" in args and isinstance(args[args.index("--spec") + 1], str):
+            return str(args[args.index("--spec") + 1])
+    return ""
 
 
 def _all_steps(definition: dict[str, Any]) -> list[dict[str, Any]]:

@@ -35,6 +35,14 @@ Logs response classes on enter and removed on exit; the 501 answer is in `fake.p
   - `set_steps(arn, steps)` sets the steps ListPipelineExecutionSteps reports, each checked
     against botocore's PipelineExecutionStep shape and the execution's definition;
   - `put_log_events(group, stream, lines)` seeds CloudWatch Logs.
+* RetryPipelineExecution (moto lacks it): a Failed or Stopped execution is Executing again
+  (idempotent by ClientRequestToken); any other status is a ValidationException. Which steps the
+  retry ran is scripted with `set_steps`, as for any execution.
+* StartPipelineExecution with SelectiveExecutionConfig checks it as the service documents: the
+  source is a Succeeded, Failed or Stopped execution of the same pipeline; selected steps are
+  steps of the definition (at most 50, botocore's shape); every step on a path between two
+  selected steps is selected; and each unselected step a selected one reads succeeded in the
+  source, where the test scripted the source's steps. DescribePipelineExecution returns the config.
 * ListPipelineExecutionSteps (moto lacks it): the scripted steps, SortOrder Descending (the
   default: latest started first) or Ascending, pages of MaxResults (default 10) with NextToken.
 * ListPipelineExecutions: CreatedAfter/CreatedBefore, SortBy, SortOrder and pagination (default
@@ -54,7 +62,7 @@ created for steps, no step starts or finishes unless scripted, conditions are no
 Get/Join/JsonGet are not resolved; `stackhop run --emulate` is what executes a compiled
 definition); the definition is not checked against the published schema or step-type argument
 shapes, nor are `Get: Parameters.X` references or parameter types checked; IAM (RoleArn is stored,
-never assumed); ParallelismConfiguration, SelectiveExecutionConfig, RetryPipelineExecution,
+never assumed); ParallelismConfiguration; what a retried or selective execution runs (scripted, like every step);
 callback/lambda steps, pipeline versions, experiments and lineage; service quotas and throttling.
 """
 

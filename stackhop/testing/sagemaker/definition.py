@@ -99,6 +99,20 @@ def check_definition(text: str, *, inline: bool) -> dict[str, Any]:
     return document
 
 
+def dependency_graph(document: dict[str, Any]) -> dict[str, set[str]]:
+    """Step -> the steps that depend on it (DependsOn, Get, or being in its branches), for a checked definition."""
+    graph: dict[str, set[str]] = {step["Name"]: set() for step, _ in _all_steps(document)}
+    for step, parent in _all_steps(document):
+        ups = set(step.get("DependsOn", [])) | ({parent} if parent is not None else set())
+        for reference in _step_references(_own_body(step)):
+            target = _STEP_REFERENCE.match(reference)
+            if target is not None:
+                ups.add(target.group(1))
+        for up in ups:
+            graph.setdefault(up, set()).add(step["Name"])
+    return graph
+
+
 def step_names(document: dict[str, Any]) -> set[str]:
     """Every step name in a (checked) definition, including the branches of condition steps."""
     return {step["Name"] for step, _ in _all_steps(document) if isinstance(step.get("Name"), str)}

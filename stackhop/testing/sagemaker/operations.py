@@ -38,7 +38,7 @@ from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
 from moto.sagemaker.models import FakePipeline, FakePipelineExecution, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
-from .definition import DefinitionError, check_definition, parameter_names
+from .definition import DefinitionError, check_definition, dependency_graph, parameter_names
 
 __all__ = ["PipelineState", "as_naive_utc", "find_execution", "handled_operations", "install", "sagemaker_model"]
 
@@ -57,6 +57,10 @@ class ExecutionExtras:
     """What the stand-in keeps for one execution beside moto's `FakePipelineExecution`."""
 
     steps: list[dict[str, Any]] = field(default_factory=list)
+    #: The SelectiveExecutionConfig the execution was started with, as given.
+    selective: dict[str, Any] | None = None
+    #: How many times RetryPipelineExecution restarted it.
+    retries: int = 0
     #: While a StopPipelineExecution is in progress: DescribePipelineExecution calls left that
     #: still report "Stopping". None when no stop is in progress.
     stop_polls_left: int | None = None
@@ -74,6 +78,8 @@ class PipelineState:
     executions: dict[str, ExecutionExtras] = field(default_factory=dict)
     #: (pipeline ARN, ClientRequestToken) -> execution ARN, for StartPipelineExecution idempotency.
     start_tokens: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: (execution ARN, ClientRequestToken) of the retries done, for RetryPipelineExecution idempotency.
+    retry_tokens: set[tuple[str, str]] = field(default_factory=set)
     #: (account, region, pipeline name, ClientRequestToken) -> pipeline ARN, for CreatePipeline.
     create_tokens: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
 
@@ -261,6 +267,9 @@ def start_pipeline_execution(self: SageMakerResponse) -> ActionResult:
     duplicated = sorted({str(n) for n in given if given.count(n) > 1})
     if duplicated:
         raise ValidationError(f"Pipeline parameter(s) {', '.join(duplicated)} are given more than once.")
+    selective = self._get_param("SelectiveExecutionConfig")
+    if selective:
+        _check_selection(state, backend, pipeline, selective)
 
     started = backend.start_pipeline_execution(
         pipeline.pipeline_name,
@@ -274,8 +283,81 @@ def start_pipeline_execution(self: SageMakerResponse) -> ActionResult:
     pipeline.pipeline_executions[arn].pipeline_execution_status = "Executing"
     with state.lock:
         state.start_tokens[token] = arn
-        state.extras(arn)
+        state.extras(arn).selective = copy.deepcopy(selective) if selective else None
     return ActionResult({"PipelineExecutionArn": arn})
+
+
+def _check_selection(state: PipelineState, backend: SageMakerModelBackend, pipeline: FakePipeline,
+                     selective: dict[str, Any]) -> None:
+    """A selective execution as the service checks it: the source is a finished execution of the same pipeline,
+    each selected step is a step of the definition, every step on a path between two selected steps is selected,
+    and each unselected step a selected one depends on succeeded in the source (where the test scripted its steps).
+    The messages are the stand-in's own; the service documents the rules, not its wording."""
+    source_arn = selective.get("SourcePipelineExecutionArn", "")
+    source_pipeline, source = _execution(backend, source_arn)
+    if source_pipeline.arn != pipeline.arn:
+        raise ValidationError(f"Source pipeline execution {source_arn} is not an execution of pipeline "
+                              f"{pipeline.pipeline_name!r}.")
+    if source.pipeline_execution_status not in ("Succeeded", "Failed", "Stopped"):
+        raise ValidationError(f"Source pipeline execution {source_arn} is {source.pipeline_execution_status}; it "
+                              "must be Succeeded, Failed or Stopped.")
+    graph = dependency_graph(_document(pipeline.pipeline_definition))
+    selected = [s.get("StepName", "") for s in selective.get("SelectedSteps") or []]
+    unknown = sorted(n for n in selected if n not in graph)
+    if unknown:
+        raise ValidationError(f"Selected step(s) {', '.join(unknown)} are not steps of pipeline "
+                              f"{pipeline.pipeline_name!r}.")
+    chosen = set(selected)
+    below = {n: _reachable(graph, n) for n in graph}  # n -> every step downstream of n
+    for a in sorted(chosen):
+        for b in sorted(chosen & below[a]):
+            between = sorted(x for x in below[a] - chosen if b in below[x])
+            if between:
+                raise ValidationError(f"Selected steps {a} and {b} have unselected step(s) {', '.join(between)} "
+                                      "between them; select every step on a path between two selected steps.")
+    with state.lock:
+        ran = {s["StepName"]: s["StepStatus"] for s in state.extras(source.arn).steps}
+    if ran:
+        inputs = {up for up, downs in graph.items() if downs & chosen} - chosen
+        failed = sorted(n for n in inputs if ran.get(n) != "Succeeded")
+        if failed:
+            raise ValidationError(f"Step(s) {', '.join(failed)} did not succeed in source pipeline execution "
+                                  f"{source_arn}; select them too.")
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for down in graph.get(todo.pop(), ()):
+            if down not in seen:
+                seen.add(down)
+                todo.append(down)
+    return seen
+
+
+@_operation("RetryPipelineExecution")
+def retry_pipeline_execution(self: SageMakerResponse) -> ActionResult:
+    """RetryPipelineExecution (moto lacks it): a Failed or Stopped execution is Executing again, idempotent by
+    ClientRequestToken. Its steps stay as scripted: the test says which ones the retry ran, with `set_steps`.
+    Retrying an execution in any other status is a ValidationException (the stand-in's wording)."""
+    state = _current_state()
+    backend = self.sagemaker_backend
+    _pipeline_of, execution = _execution(backend, self._get_param("PipelineExecutionArn"))
+    token = (execution.arn, self._get_param("ClientRequestToken") or "")
+    with state.lock:
+        if token in state.retry_tokens:
+            return ActionResult({"PipelineExecutionArn": execution.arn})
+        status = execution.pipeline_execution_status
+        if status not in ("Failed", "Stopped"):
+            raise ValidationError(f"Pipeline execution {execution.arn} is {status}; only a Failed or Stopped "
+                                  "execution can be retried.")
+        state.retry_tokens.add(token)
+        execution.pipeline_execution_status = "Executing"
+        execution.pipeline_execution_failure_reason = None
+        execution.last_modified_time = utcnow()
+        state.extras(execution.arn).retries += 1
+    return ActionResult({"PipelineExecutionArn": execution.arn})
 
 
 @_operation("DescribePipelineExecution")
@@ -303,6 +385,8 @@ def describe_pipeline_execution(self: SageMakerResponse) -> ActionResult:
         response.pop("PipelineExperimentConfig", None)
         if not response.get("ParallelismConfiguration"):
             response.pop("ParallelismConfiguration", None)
+        if extras.selective:
+            response["SelectiveExecutionConfig"] = copy.deepcopy(extras.selective)
     return ActionResult(response)
 
 
