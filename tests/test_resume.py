@@ -17,7 +17,7 @@ import pytest
 import stackhop
 from stackhop.cli.main import main
 from stackhop.core.runs import RunStatus, StepStatus
-from stackhop.errors import CapabilityError, StackhopError
+from stackhop.errors import StackhopError
 from stackhop.testing.kubernetes import FakeKubernetes
 
 from conftest import k8s_stack
@@ -196,26 +196,6 @@ def test_the_cli_says_what_it_reused_and_why_the_rest_ran(project, flaky, capsys
     assert main(["runs", "resume", origin.run_id, "--from", "evaluate"]) == 2
     assert (f"pipeline 'flaky' has no step 'evaluate' to resume from; its steps are prepare, train, report"
             in capsys.readouterr().err)
-
-
-def test_a_run_on_a_backend_that_cannot_resume_yet_is_refused_in_one_sentence(project, flaky, write_config,
-                                                                               vertex) -> None:
-    write_config(f"""
-        stacks:
-          vertex:
-            adapter: vertex
-            artifact_root: gs://ml-artifacts/resume
-            defaults: {{image: "python:3.11"}}
-            settings: {{project: test-project, location: europe-west4, api_endpoint: {vertex.endpoint}, anonymous: true}}
-    """)
-    submitted = stackhop.run(flaky, "vertex", wait=False, progress=False)
-
-    with pytest.raises(CapabilityError) as caught:
-        submitted.resume(progress=False)
-
-    assert str(caught.value) == (f"run {submitted.run_id}: resuming a run on 'vertex' is not built yet (local and "
-                                 "kubernetes runs, and emulated ones, can be resumed); run the pipeline again with "
-                                 "caching on instead.")
 
 
 def test_a_run_whose_file_is_gone_is_refused_in_one_sentence(project, flaky) -> None:

@@ -177,7 +177,7 @@ def test_skip_is_refused_on_sagemaker_in_one_sentence(sweep, aws) -> None:
     origin = stackhop.run(sweep, wait=False, progress=False)
     failed_on_sagemaker(origin, aws)
 
-    with pytest.raises(CapabilityError, match=r"a SageMaker execution runs every step of its definition, so --skip "
+    with pytest.raises(CapabilityError, match=r"SageMaker runs every step of the document it is given, so --skip "
                                               r"report cannot leave one out; resume without --skip\.$"):
         origin.resume(skip=["report"], wait=False, progress=False)
     assert main(["runs", "resume", origin.run_id, "--skip", "report"]) == 2

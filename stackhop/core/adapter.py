@@ -156,6 +156,21 @@ class RefData(BaseModel):
 _R = TypeVar("_R", bound=RefData)
 
 
+class ResumedRef(RefData):
+    """The fields a backend that resumes by resubmitting or retrying keeps, so its status can say what was reused."""
+
+    document: str = ""
+    """The compiled document's digest: a run whose document and parameters are unchanged can be retried in place."""
+    resumed: str = ""
+    """The stackhop run this one resumes; `mechanism` says how ("retry" or "resubmit"), `note` why."""
+    mechanism: str = ""
+    note: str = ""
+    again: dict[str, str] = {}
+    """Instance key -> why it runs again."""
+    reused: list[str] = []
+    """Instance keys a retry kept from the origin (the same backend run)."""
+
+
 class Adapter(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[AdapterSettings]] = AdapterSettings

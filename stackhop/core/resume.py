@@ -18,6 +18,7 @@ from stackhop.errors import CapabilityError, StackhopError
 if TYPE_CHECKING:
     from stackhop.core.handles import RunHandle
     from stackhop.core.ir import Pipeline
+    from stackhop.core.runs import StepState
 
 
 def downstream(pipeline: dict[str, Any], start: str) -> list[str]:
@@ -86,6 +87,48 @@ def uncached(ir: "Pipeline", steps: list[str]) -> "Pipeline":
         for s in ir.steps)})
 
 
+def by_backend(ir: "Pipeline", resume: dict[str, Any], backend: str) -> "Pipeline":
+    """`Adapter.for_resume` of a backend that reuses through its own cache or retry: the steps to run again have
+    caching off, and `--skip` is refused, since such a backend runs every step of the document it is given."""
+    if resume.get("skip"):
+        raise CapabilityError(f"run {resume['origin']}: {backend} runs every step of the document it is given, so "
+                              f"--skip {' '.join(resume['skip'])} cannot leave one out; resume without --skip.")
+    return uncached(ir, resume.get("rerun", []))
+
+
+def reasons(resume: dict[str, Any]) -> dict[str, str]:
+    """Instance key -> why it runs again, for a backend that does not say so itself: what the origin recorded."""
+    said = {"FAILED": "it failed", "SKIPPED": "it was skipped", "CANCELLED": "it was cancelled",
+            "RUNNING": "it did not finish", "PENDING": "it had not started"}
+    out = {}
+    rerun = set(resume.get("rerun", []))
+    for key, status in (resume.get("origin_steps") or {}).items():
+        if key.split("[", 1)[0] in rerun:
+            out[key] = f"resumed from {resume.get('from')}"
+        elif status not in ("SUCCEEDED", "CACHED"):
+            out[key] = f"{said.get(status, 'it did not run')} in run {resume['origin']}"
+    return out
+
+
+def marked(steps: dict[str, "StepState"], resumed: str, again: dict[str, str], reused: list[str]
+           ) -> dict[str, "StepState"]:
+    """A resumed run's steps as stackhop says them: those reused in place (a retry) CACHED from the origin, those
+    run again with the reason."""
+    from dataclasses import replace
+
+    from stackhop.core.runs import StepStatus
+
+    out = {}
+    for key, state in steps.items():
+        if key in reused and state.status in (StepStatus.SUCCEEDED, StepStatus.CACHED):
+            state = replace(state, status=StepStatus.CACHED, native="resumed", message=f"outputs of run {resumed}",
+                            cache={"result": "hit", "from_run": resumed})
+        elif key in again:
+            state = replace(state, cache={"result": "miss", "changed": [again[key]]})
+        out[key] = state
+    return out
+
+
 def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None = None, skip: list[str] | None = None,
            parameters: dict[str, Any] | None = None, wait: bool = True, progress: bool | None = None, config: Any = None,
            **run_options: Any) -> "RunHandle":
@@ -99,9 +142,8 @@ def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None =
     ref_adapter = origin.ref.adapter
     emulate = ref_adapter != origin.adapter.name  # an emulated run is a local run of the document
     if Capability.RESUME not in type(origin.reader).capabilities:
-        raise CapabilityError(f"run {origin.run_id}: resuming a run on {origin.adapter.name!r} is not built yet "
-                              "(local and kubernetes runs, and emulated ones, can be resumed); run the pipeline "
-                              "again with caching on instead.")
+        raise CapabilityError(f"run {origin.run_id}: adapter {origin.adapter.name!r} cannot resume its runs; run "
+                              "the pipeline again with caching on instead.")
     if pipeline is None:
         pipeline = _load(origin.run_id, rec.pipeline, rec.source or {}, import_user_file)
     ir = pipeline.build()
@@ -123,4 +165,5 @@ def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None =
                config=config, emulate=emulate, **run_options,
                _resume={"origin": origin.run_id, "rerun": rerun, **({"from": from_step} if from_step else {}),
                         **({"skip": list(skip)} if skip else {}), "origin_ref": dict(rec.backend_ref),
-                        "origin_parameters": dict(rec.parameters)})
+                        "origin_parameters": dict(rec.parameters),
+                        "origin_steps": {k: s.status.value for k, s in origin.steps().items()}})

@@ -12,7 +12,7 @@ from stackhop.adapters.kfp.settings import KubeflowSettings
 from stackhop.adapters.pipelinespec import runs
 from stackhop.adapters.pipelinespec.emulate import SpecEmulator
 from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec, mirror_uri
-from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, ResumedRef, RunRequest
 from stackhop.core.ir import SCALAR_TYPES, Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
 from stackhop.errors import ConfigError, StackhopError
@@ -30,7 +30,7 @@ STEP_STATUS = {
 }
 
 
-class KubeflowRef(RefData):
+class KubeflowRef(ResumedRef):
     run_id: str
     host: str
     dashboard: str
@@ -44,7 +44,7 @@ class KubeflowAdapter(Adapter):
     Ref = KubeflowRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN, Capability.ONE_OF,
-        Capability.EXIT_HANDLER, Capability.RETRIES,
+        Capability.EXIT_HANDLER, Capability.RETRIES, Capability.RESUME,
         Capability.CACHING, Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS, Capability.SECRETS,
         Capability.NODE_SELECTORS, Capability.TOLERATIONS,
     })
@@ -100,18 +100,40 @@ class KubeflowAdapter(Adapter):
         client = self.client()
         runs.store_run_spec(compiled, request.artifact_root)
         path = runs.write_temp(compiled.files[PIPELINE_FILE], ".yaml")
+        retry = request.resume is not None and self._retryable(client, compiled, request)
         try:
-            # kfp.Client prints "Experiment details:" links on stdout, which belongs to --json and --detach output.
-            with contextlib.redirect_stdout(sys.stderr):
-                run_id = self._create_run(client, path, request)
+            if retry:
+                run_id = KubeflowRef.model_validate(request.resume["origin_ref"]).run_id  # type: ignore[index]
+                client._run_api.run_service_retry_run(run_id=run_id)  # kfp.Client has no public retry
+            else:
+                # kfp.Client prints "Experiment details:" links on stdout, which belongs to --json and --detach output.
+                with contextlib.redirect_stdout(sys.stderr):
+                    run_id = self._create_run(client, path, request)
         except ApiException as exc:
             raise StackhopError(f"Kubeflow Pipelines at {self.settings.host} refused pipeline "
                                 f"{request.pipeline['name']!r}: {exc.status} {_api_message(exc)}") from None
         finally:
             os.unlink(path)
         dashboard = f"{self.settings.host.rstrip('/')}/#/runs/details/{run_id}"
+        resumed = runs.resubmitted(request.resume, "Kubeflow Pipelines", retried=retry) if request.resume else {}
         return KubeflowRef(run_id=run_id, host=self.settings.host, dashboard=dashboard, experiment=self.settings.experiment,
-                           pipeline=runs.shape(request.pipeline, request.parameters)).ref(self.name)
+                           pipeline=runs.shape(request.pipeline, request.parameters), document=compiled.digest(),
+                           **resumed).ref(self.name)
+
+    def _retryable(self, client: Any, compiled: Compiled, request: RunRequest) -> bool:
+        """`runs/{id}:retry` continues the same run, so only when nothing differs: the document, the parameters,
+        no step asked to run again, and the run failed or was stopped."""
+        resume = request.resume or {}
+        origin = KubeflowRef.model_validate(resume.get("origin_ref") or {})
+        if (origin.document != compiled.digest() or resume.get("origin_parameters") != request.parameters
+                or resume.get("rerun")):
+            return False
+        return client.get_run(origin.run_id).state in ("FAILED", "CANCELED")
+
+    def for_resume(self, ir: Pipeline, resume: dict[str, Any]) -> Pipeline:
+        from stackhop.core.resume import by_backend
+
+        return by_backend(ir, resume, "Kubeflow Pipelines")
 
     def _create_run(self, client: Any, path: str, request: RunRequest) -> str:
         experiment = client.create_experiment(self.settings.experiment, namespace=self.settings.namespace)
@@ -158,6 +180,7 @@ class KubeflowAdapter(Adapter):
         status = RUN_STATUS.get(word, RunStatus.UNKNOWN)
         pipeline = KubeflowRef.of(ref).pipeline
         steps = runs.step_states(self._tasks(run, ref), runs.step_names(pipeline), STEP_STATUS, status.terminal, pipeline)
+        steps = runs.as_resumed(steps, KubeflowRef.of(ref))
         message = run.error.message if run.error and run.error.message else ""
         failed = [s for s in steps.values() if s.status is StepStatus.FAILED]
         if status is RunStatus.FAILED and not message and failed:  # KFP 2.x leaves run.error empty

@@ -381,3 +381,26 @@ def write_temp(text: bytes, suffix: str) -> str:
 def dumps(doc: dict[str, Any]) -> bytes:
     """Sorted and compact: indenting would drop json to its pure-Python encoder, 20x slower on big specs."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def resubmitted(resume: dict[str, Any], backend: str, *, retried: bool = False) -> dict[str, Any]:
+    """The ref fields of a run that resumes another on a PipelineSpec backend: retried in place, or resubmitted
+    with caching on (the steps to run again with caching off, see `core.resume.by_backend`)."""
+    from stackhop.core.resume import reasons
+
+    again = reasons(resume)
+    if retried:
+        reused = [k for k, status in (resume.get("origin_steps") or {}).items() if status in ("SUCCEEDED", "CACHED")]
+        return {"resumed": resume["origin"], "mechanism": "retry", "again": again, "reused": reused,
+                "note": f"{backend} retries the failed tasks of run {resume['origin']} in place"}
+    return {"resumed": resume["origin"], "mechanism": "resubmit", "again": again,
+            "note": f"a new {backend} run with caching on: each step whose cache key is unchanged is served from "
+                    "the cache, the steps to run again have caching off"}
+
+
+def as_resumed(steps: dict[str, StepState], ref: Any) -> dict[str, StepState]:
+    if not ref.resumed:
+        return steps
+    from stackhop.core.resume import marked
+
+    return marked(steps, ref.resumed, ref.again, ref.reused)

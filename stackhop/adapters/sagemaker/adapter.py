@@ -18,7 +18,7 @@ from stackhop.core.ir import Pipeline, Step
 from stackhop.core.resolve import iteration_labels
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
-from stackhop.errors import CapabilityError, ConfigError, StackhopError
+from stackhop.errors import ConfigError, StackhopError
 
 
 class SageMakerRef(RefData):
@@ -99,12 +99,9 @@ class SageMakerAdapter(Adapter):
                         tuple(notes))
 
     def for_resume(self, ir: Pipeline, resume: dict[str, Any]) -> Pipeline:
-        from stackhop.core.resume import uncached
+        from stackhop.core.resume import by_backend
 
-        if resume.get("skip"):
-            raise CapabilityError(f"run {resume['origin']}: a SageMaker execution runs every step of its definition, "
-                                  f"so --skip {' '.join(resume['skip'])} cannot leave one out; resume without --skip.")
-        return uncached(ir, resume.get("rerun", []))
+        return by_backend(ir, resume, "SageMaker")
 
     # ------------------------------------------------------------------ talking to SageMaker
     def client(self, service: str) -> Any:

@@ -14,7 +14,7 @@ from stackhop.adapters.pipelinespec import runs
 from stackhop.adapters.pipelinespec.emulate import SpecEmulator
 from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec
 from stackhop.adapters.vertex.settings import VertexSettings
-from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Compiled, RunRequest
+from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, ResumedRef, RunRequest
 from stackhop.core.ir import Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
 from stackhop.errors import ConfigError, PipelineDefinitionError, StackhopError
@@ -29,7 +29,7 @@ RUN_STATUS = {
 STEP_STATUS = {
     "PENDING": StepStatus.PENDING, "RUNNING": StepStatus.RUNNING, "SUCCEEDED": StepStatus.SUCCEEDED,
     "CANCEL_PENDING": StepStatus.CANCELLING, "CANCELLING": StepStatus.CANCELLING, "CANCELLED": StepStatus.CANCELLED,
-    "FAILED": StepStatus.FAILED, "SKIPPED": StepStatus.SKIPPED, "NOT_TRIGGERED": StepStatus.SKIPPED,
+    "FAILED": StepStatus.FAILED, "SKIPPED": StepStatus.CACHED, "NOT_TRIGGERED": StepStatus.SKIPPED,  # SKIPPED: a cache hit
 }
 
 
@@ -60,7 +60,7 @@ def label_value(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", text.lower())[:63]
 
 
-class VertexRef(RefData):
+class VertexRef(ResumedRef):
     resource_name: str
     job_id: str
     dashboard: str
@@ -73,7 +73,7 @@ class VertexAdapter(Adapter):
     Ref = VertexRef
     capabilities = frozenset({
         Capability.CONDITIONS, Capability.PARALLEL_FOR, Capability.RUNTIME_FAN_OUT, Capability.FAN_IN, Capability.ONE_OF,
-        Capability.EXIT_HANDLER, Capability.RETRIES,
+        Capability.EXIT_HANDLER, Capability.RETRIES, Capability.RESUME,
         Capability.CACHING, Capability.TIMEOUTS, Capability.GPU, Capability.CONTAINER_STEPS,
     })
     poll_seconds = (5.0, 30.0)
@@ -178,8 +178,15 @@ class VertexAdapter(Adapter):
             os.unlink(path)
         console = (f"https://console.cloud.google.com/vertex-ai/locations/{self.settings.location}/pipelines/runs/"
                    f"{job}?project={self.settings.project}")
+        resumed = runs.resubmitted(request.resume, "Vertex AI") if request.resume else {}
         return VertexRef(resource_name=self.resource_name(job), job_id=job, dashboard=console,
-                         pipeline=runs.shape(request.pipeline, request.parameters)).ref(self.name)
+                         pipeline=runs.shape(request.pipeline, request.parameters), document=compiled.digest(),
+                         **resumed).ref(self.name)
+
+    def for_resume(self, ir: Pipeline, resume: dict[str, Any]) -> Pipeline:
+        from stackhop.core.resume import by_backend
+
+        return by_backend(ir, resume, "Vertex AI")
 
     def stage(self, compiled: Compiled, request: RunRequest) -> None:
         runs.store_run_spec(compiled, request.artifact_root)
@@ -207,6 +214,7 @@ class VertexAdapter(Adapter):
         run = RUN_STATUS.get(word, RunStatus.UNKNOWN)
         pipeline = VertexRef.of(ref).pipeline
         steps = runs.step_states(self._tasks(job), runs.step_names(pipeline), STEP_STATUS, run.terminal, pipeline)
+        steps = runs.as_resumed(steps, VertexRef.of(ref))
         message = job.error.message if job.error and job.error.message else ""
         return RunState(run, word, steps, message, _ts(job.start_time), _ts(job.end_time) if run.terminal else None)
 

@@ -12,7 +12,10 @@ Served (any other call under /apis/ answers 501 Unimplemented naming it, anythin
 * `GET|POST /apis/v2beta1/experiments`, `GET /apis/v2beta1/experiments/{id}`: a "Default"
   experiment exists from the start; names are unique regardless of case (else 409 AlreadyExists).
 * `POST /apis/v2beta1/runs`, `GET /apis/v2beta1/runs/{id}`, `GET /apis/v2beta1/runs`,
-  `POST /apis/v2beta1/runs/{id}:terminate`.
+  `POST /apis/v2beta1/runs/{id}:terminate`, and `POST /apis/v2beta1/runs/{id}:retry`: a FAILED or
+  CANCELED run is RUNNING again with its failed and cancelled tasks PENDING (the test scripts what
+  the retry then runs); a run in any other state is refused with 400, as the apiserver refuses a
+  workflow that is not Failed.
 
 Create-run is refused, before anything is stored, with HTTP 400 (InvalidArgument) and one sentence
 (the server's wording where it has one) unless:

@@ -46,6 +46,7 @@ _ROUTES = (
     _route("POST", r"/apis/v2beta1/runs", lambda s, i, q, b: s.create_run(b)),
     _route("GET", rf"/apis/v2beta1/runs/{_ID}", lambda s, i, q, b: s.get_run(i)),
     _route("POST", rf"/apis/v2beta1/runs/{_ID}:terminate", lambda s, i, q, b: s.terminate_run(i)),
+    _route("POST", rf"/apis/v2beta1/runs/{_ID}:retry", lambda s, i, q, b: s.retry_run(i)),
 )
 
 

@@ -297,6 +297,23 @@ class Service:
         self._cancel_polls[run_id] = self.terminate_after_polls
         return {}
 
+    def retry_run(self, run_id: str) -> dict[str, Any]:
+        """A FAILED or CANCELED run runs again (its workflow phase was Failed; KFP retries only those): RUNNING,
+        its failed and cancelled tasks PENDING again, the rest as they were. Other states are refused as KFP's
+        apiserver refuses them."""
+        run = self._stored_run(run_id)
+        state = run.get("state", "RUNTIME_STATE_UNSPECIFIED")
+        if state not in ("FAILED", "CANCELED"):
+            raise errors.invalid(f"Failed to retry run {run_id}: Workflow cannot be retried with status {state}.")
+        self._cancel_polls.pop(run_id, None)
+        self._transition(run, "RUNNING")
+        run["finished_at"] = EPOCH
+        now = self._now()
+        for task in run.get("run_details", {}).get("task_details", []):
+            if task.get("state") in ("FAILED", "CANCELED"):
+                _update_task(task, "PENDING", now)
+        return {}
+
     # -- scripting (the test plays the workflow controller and persistence agent) --------------
 
     def _scripted_run(self, run_id: str) -> dict[str, Any]:
