@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "compile": "stackhop.core.api",
     "get_run": "stackhop.core.handles",
     "runs": "stackhop.core.handles",
+    "metrics": "stackhop.core.run_metrics",
     "RunHandle": "stackhop.core.handles",
     "RunStatus": "stackhop.core.runs",
     "StepStatus": "stackhop.core.runs",

@@ -130,3 +130,15 @@ def test_skip_is_refused_on_vertex_in_one_sentence(training, vertex) -> None:
     with pytest.raises(CapabilityError, match=r"Vertex AI runs every step of the document it is given, so --skip "
                                               r"deploy_model cannot leave one out; resume without --skip\.$"):
         origin.resume(skip=["deploy_model"], wait=False, progress=False)
+
+
+def test_the_cli_says_how_the_backend_resumes(training, kubeflow, capsys) -> None:
+    from stackhop.cli.main import main
+
+    origin = failed_kfp_run(training, kubeflow)
+    capsys.readouterr()
+
+    assert main(["runs", "resume", origin.run_id, "--detach"]) == 0
+
+    err = capsys.readouterr().err
+    assert f"kfp resumes by retry: Kubeflow Pipelines retries the failed tasks of run {origin.run_id} in place" in err

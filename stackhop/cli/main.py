@@ -25,8 +25,10 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Runs recorded in this project's run store.", no_args_is_help=True)
 stacks_app = typer.Typer(help="Stacks defined in stackhop.yaml.", no_args_is_help=True)
+releases_app = typer.Typer(help="Releases made in this project.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(stacks_app, name="stacks")
+app.add_typer(releases_app, name="releases")
 
 _state: dict[str, Any] = {"debug": False, "config": None}
 
@@ -256,6 +258,58 @@ def release(
     for name, doc in content["compiled"].items():
         typer.echo(f"  {name}: " + (f"{doc['adapter']} {doc['digest']}" if "digest" in doc else f"not compilable: {doc['error']}"),
                    err=True)
+    if target == "show":
+        from stackhop.core.api import project_store
+
+        promotions = project_store(loaded).promotions(manifest["release_id"])
+        typer.echo("promotions:" if promotions else "promotions: none yet", err=True)
+        for p in promotions:
+            typer.echo(f"  {_when(p['at'])}  {p['from']} -> {p['to']}  {p['result']}"
+                       + (f"  run {p['run_id']}" if p.get("run_id") else "")
+                       + (f": {p['reason']}" if p.get("reason") else ""), err=True)
+
+
+def _when(at: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@releases_app.command("list")
+def releases_list(json_out: bool = JsonOpt, config: Optional[Path] = ConfigOpt) -> None:
+    """List the releases made here, newest first, with the stacks each reached."""
+    from stackhop.core.api import project_store
+    from stackhop.core.stack import load_config
+    from stackhop.promotion.release import local_dir
+
+    loaded = load_config(_config(config))
+    folder = local_dir(loaded)
+    store = project_store(loaded)
+    reached: dict[str, list[str]] = {}
+    for p in store.all_promotions():
+        if p.get("result") == "promoted":
+            reached.setdefault(p["release_id"], []).append(p["to"])
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            manifest = json.loads(path.read_text())
+            content = manifest["content"]
+            rows.append({"release_id": manifest["release_id"], "pipeline": content["pipeline"],
+                         "source_stack": content["source_stack"], "created_at": content.get("created", {}).get("at"),
+                         "git_commit": content.get("created", {}).get("git_commit"),
+                         "promoted_to": reached.get(manifest["release_id"], [])})
+        except (OSError, ValueError, KeyError, TypeError):
+            typer.echo(f"warning: {path} is not a release manifest; skipped", err=True)
+    rows.sort(key=lambda r: r["created_at"] or 0, reverse=True)
+    if json_out:
+        _emit_json(rows)
+        return
+    if not rows:
+        typer.echo(f"no releases yet in {folder}; make one with `stackhop release FILE`.", err=True)
+    for r in rows:
+        when = _when(r["created_at"]) if r["created_at"] else "?"
+        typer.echo(f"{r['release_id']}  {r['pipeline']:<20} {when}  from {r['source_stack']}"
+                   + (f"  promoted to {', '.join(r['promoted_to'])}" if r["promoted_to"] else ""))
 
 
 @app.command()
@@ -349,6 +403,7 @@ def cancel(run_id: str = typer.Argument(...), config: Optional[Path] = ConfigOpt
 def logs(
     run_id: str = typer.Argument(...),
     step: Optional[str] = typer.Argument(None, help="Step (e.g. train, train[2] or train[lr=0.05]); all steps when omitted."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing a running step's new lines until it ends."),
     json_out: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
@@ -356,6 +411,13 @@ def logs(
     from stackhop.core.api import get_run
 
     handle = get_run(run_id, config=_config(config))
+    if follow:
+        if not step:
+            raise StackhopError("`stackhop logs --follow` follows one step; name it, e.g. "
+                                f"`stackhop logs {run_id} train --follow`.")
+        for chunk in handle.follow_logs(step):
+            typer.echo(chunk, nl=False)
+        return
     steps = handle.steps()
     chosen = [step] if step else list(steps)
     if json_out:
@@ -385,14 +447,20 @@ def runs_list(
     pipeline: Optional[str] = typer.Option(None, "--pipeline"),
     stack: Optional[str] = typer.Option(None, "--stack", "-s"),
     limit: int = typer.Option(20, "--limit", "-n", min=1),
+    refresh: float = typer.Option(5.0, "--refresh-seconds", min=0,
+                                  help="How long to spend asking backends about unfinished runs (0: not at all)."),
     json_out: bool = JsonOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first; unfinished ones are asked for their status first, in parallel, for at most
+    --refresh-seconds, and those that did not answer say when they were last seen."""
     from stackhop.core.api import list_runs, project_store
+    from stackhop.core.handles import refresh_unfinished
 
     store = project_store(_config(config))
     records = list_runs(store, pipeline=pipeline, stack=stack, limit=limit)
+    if refresh > 0:
+        records = refresh_unfinished(records, store, seconds=refresh, config=_config(config))
     if json_out:
         _emit_json([r.to_dict() for r in records])
         return
@@ -433,6 +501,9 @@ def runs_resume(
     finally:
         if follower:
             follower.close()
+    if not json_out and handle.ref.data.get("mechanism"):
+        typer.echo(f"{handle.adapter.name} resumes by {handle.ref.data['mechanism']}"
+                   + (f": {handle.ref.data['note']}" if handle.ref.data.get("note") else ""), err=True)
     state = handle.state()
     reasons = {k: ", ".join((s.cache or {}).get("changed") or []) for k, s in state.steps.items()
                if s.status is not StepStatus.CACHED and (s.cache or {}).get("result") == "miss"}
@@ -449,6 +520,120 @@ def runs_resume(
     typer.echo(f"run {handle.run_id} {state.status.value}" + (f": {state.message}" if state.message else ""))
     if state.status.value != "SUCCEEDED":
         raise typer.Exit(130 if state.status.value == "CANCELLED" else 1)
+
+
+@runs_app.command("delete")
+def runs_delete(
+    run_ids: List[str] = typer.Argument(..., help="The runs to delete."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be deleted; delete nothing."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Delete runs: their records and the artifacts only they own. A run that is unfinished, that a release or
+    promotion relies on, or whose outputs another run reuses is kept, and the command says why."""
+    from stackhop.core.api import get_run, project_store
+
+    store = project_store(_config(config))
+    records = [store.get(get_run(r, config=_config(config)).run_id) for r in run_ids]
+    _removal(store, records, dry_run, json_out, config, refuse_kept=True)
+
+
+@runs_app.command("gc")
+def runs_gc(
+    older_than: str = typer.Option(..., "--older-than", help="Age of the runs to delete, e.g. 30d, 12h, 90m."),
+    keep_last: int = typer.Option(0, "--keep-last", min=0, help="Keep this many newest runs of each pipeline "
+                                                                "on each stack, however old."),
+    pipeline: Optional[str] = typer.Option(None, "--pipeline", help="Only this pipeline's runs."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be deleted; delete nothing."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Delete old runs and reclaim their artifact space, never one a release or promotion relies on, one that is
+    unfinished, or one whose outputs a kept run reuses."""
+    from stackhop.core.api import project_store
+    from stackhop.core.lifecycle import gc_candidates, older_than as seconds
+
+    store = project_store(_config(config))
+    records = gc_candidates(store, older_than_seconds=seconds(older_than), keep_last=keep_last, pipeline=pipeline)
+    _removal(store, records, dry_run, json_out, config, refuse_kept=False)
+
+
+def _removal(store: Any, records: list[Any], dry_run: bool, json_out: bool, config: Optional[Path],
+             *, refuse_kept: bool) -> None:
+    from stackhop.core.lifecycle import plan, remove
+    from stackhop.core.stack import load_config
+    from stackhop.promotion.release import local_dir
+
+    loaded = load_config(_config(config))
+    planned = plan(store, records, local_dir(loaded))
+    done = planned if dry_run else remove(store, planned, config=loaded)
+    if json_out:
+        _emit_json({"dry_run": dry_run, "runs": [r.to_dict() for r in done],
+                    "freed_bytes": sum(r.freed_bytes for r in done)})
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        for r in done:
+            typer.echo(f"kept {r.run_id}: {r.kept}" if r.kept else
+                       f"{verb} {r.run_id} ({r.pipeline})" + ("" if dry_run else f", {r.freed_bytes} bytes freed"),
+                       err=bool(r.kept))
+        gone = [r for r in done if not r.kept]
+        typer.echo(f"{verb} {len(gone)} run(s)" + ("" if dry_run else f", {sum(r.freed_bytes for r in gone)} "
+                                                                      "bytes freed")
+                   + (f"; kept {len(done) - len(gone)}" if len(gone) < len(done) else ""), err=True)
+    kept = [r for r in done if r.kept]
+    if refuse_kept and kept:
+        raise StackhopError(f"run {kept[0].run_id} was not deleted: {kept[0].kept}.")
+
+
+@runs_app.command("compare")
+def runs_compare(
+    run_ids: List[str] = typer.Argument(..., help="Two or more runs."),
+    json_out: bool = JsonOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Compare runs: the parameters that differ, metrics side by side, and steps whose status or cache key differ."""
+    from stackhop.core.api import get_run
+    from stackhop.core.run_metrics import compare
+
+    if len(run_ids) < 2:
+        raise StackhopError("`stackhop runs compare` needs two or more runs.")
+    result = compare([get_run(r, config=_config(config)) for r in run_ids])
+    if json_out:
+        _emit_json(result)
+        return
+    from stackhop.cli.progress import comparison
+
+    comparison(result)
+
+
+@runs_app.command("metrics")
+def runs_metrics(
+    pipeline: Optional[str] = typer.Option(None, "--pipeline"),
+    stack: Optional[str] = typer.Option(None, "--stack", "-s"),
+    last: int = typer.Option(20, "--last", "-n", min=1, help="How many of the newest runs."),
+    json_out: bool = JsonOpt,
+    csv_out: bool = typer.Option(False, "--csv", help="Print CSV (a header row, then a row per run)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """The metrics of the last runs, a row per run (oldest first) and a column per metric."""
+    from stackhop.core.handles import runs
+    from stackhop.core.run_metrics import rows
+
+    table = rows(runs(pipeline, stack=stack, limit=last, config=_config(config)))
+    if json_out:
+        _emit_json(table)
+        return
+    columns = list(dict.fromkeys(k for r in table for k in r))
+    if csv_out:
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
+        return
+    from stackhop.cli.progress import metrics_table
+
+    metrics_table(table, columns)
 
 
 @runs_app.command("show")

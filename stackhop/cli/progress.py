@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -29,8 +30,74 @@ def runs_table(records: list[Any]) -> None:
     table.add_column("created", overflow="fold")
     table.add_column("duration", no_wrap=True)
     for r in records:
-        table.add_row(Text(r.run_id), Text(r.pipeline), Text(r.stack), Text(r.status, style=_STYLE.get(r.status, "white")),
+        status = r.status
+        if r.finished_at is None and r.status not in _TERMINAL and time.time() - (r.seen_at or r.created_at) > 10:
+            status += f" (seen {_ago(r.seen_at or r.created_at)} ago)"
+        table.add_row(Text(r.run_id), Text(r.pipeline), Text(r.stack), Text(status, style=_STYLE.get(r.status, "white")),
                       _when(r.created_at), _duration(r.created_at, r.finished_at))
+    Console().print(table)
+
+
+_TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+def _ago(ts: float) -> str:
+    seconds = int(time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def comparison(result: dict[str, Any]) -> None:
+    """`runs compare`: a column per run; parameters that differ, every metric, steps that differ."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    runs = result["runs"]
+
+    def section(title: str, rows: dict[str, list[Any]], show: Any = _cell) -> None:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=title, title_justify="left")
+        table.add_column("", no_wrap=True)
+        for r in runs:
+            table.add_column(r["run_id"], overflow="fold")
+        for name, values in rows.items():
+            table.add_row(Text(name), *[Text(show(v)) for v in values])
+        if rows:
+            console.print(table)
+        else:
+            console.print(Text(f"{title}: none differ" if title != "metrics" else "metrics: none logged"))
+
+    section("parameters", result["parameters"])
+    section("metrics", result["metrics"])
+    section("steps", result["steps"], lambda v: "-" if v["status"] is None else
+            v["status"] + (f" {v['cache_key'][:12]}" if v.get("cache_key") else ""))
+    if result["same_parameters"]:
+        console.print(Text("same parameters: " + ", ".join(f"{k}={_cell(v)}" for k, v in result["same_parameters"].items())))
+
+
+def metrics_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in columns:
+        table.add_column(c.replace("created_at", "created"), overflow="fold", no_wrap=c == "run_id")
+    for r in rows:
+        table.add_row(*[Text(_when(r.get(c)) if c == "created_at" else _cell(r.get(c))) for c in columns])
     Console().print(table)
 
 

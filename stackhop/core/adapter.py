@@ -222,6 +222,11 @@ class Adapter(ABC):
         caching off on the steps to run again here, and refuses what it cannot do."""
         return ir
 
+    def run_prefixes(self, ref: BackendRef) -> list[str]:
+        """Folders of the artifact store the backend itself wrote for this run, beyond stackhop's run layout
+        (`{artifact_root}/{pipeline}/{run_id}`): what deleting the run removes with it."""
+        return []
+
     def notes_for(self, ir: "Pipeline") -> list[str]:
         """One-line notes on how this backend will treat the pipeline (a GPU step on a laptop runs on the CPU)."""
         return []

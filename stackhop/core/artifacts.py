@@ -187,6 +187,22 @@ class ArtifactStore:
             if self.fs.exists(uri):
                 self.fs.rm_file(uri)
 
+    def remove_tree(self, prefix: str) -> int:
+        """Delete everything under `prefix`; returns the bytes it held (0 when there was nothing)."""
+        if self.is_local or prefix.startswith("file://"):
+            base = self.local_path(prefix)
+            if not os.path.isdir(base):
+                return 0
+            size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(base) for f in files)
+            shutil.rmtree(base)
+            return size
+        with self._remote(prefix):
+            if not self.fs.exists(prefix):
+                return 0
+            size = int(self.fs.du(prefix, total=True))
+            self.fs.rm(prefix, recursive=True)
+            return size
+
     def write_json(self, uri: str, data: Any) -> None:
         self.write_bytes(uri, json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode())
 

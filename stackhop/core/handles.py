@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from stackhop.core.adapter import Adapter, BackendRef
 from stackhop.core.plugins import adapter_class
@@ -14,6 +14,9 @@ from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, Step
 from stackhop.core.stack import LoadedConfig, Stack, StackConfig, load_config, load_stack
 from stackhop.core.store import RunRecord, RunStore, store_path
 from stackhop.errors import ArtifactError, StackhopError
+
+if TYPE_CHECKING:
+    from stackhop.core.artifacts import ArtifactStore
 
 
 def get_run(run_id: str, *, config: str | LoadedConfig | None = None) -> "RunHandle":
@@ -156,6 +159,38 @@ class RunHandle:
             return self._cached_log(step, origin)
         return self._runs.logs(self.ref, step)
 
+    def follow_logs(self, step: str, *, poll: float | None = None) -> Iterator[str]:
+        """The step's log as it grows: what is there, then each new part, until the step (or the run) has ended.
+        A backend that keeps a step's log only once it ended gives it then."""
+        printed = ""
+        wait = poll if poll is not None else self._runs.poll_seconds[0]
+        while True:
+            state = self.refresh()
+            ended = state.status.terminal or (step in state.steps and state.steps[step].status.terminal)
+            try:
+                text = self.logs(step)
+            except ArtifactError:  # the run has not reached the step yet
+                if ended:
+                    raise
+                time.sleep(wait)
+                continue
+            if text.startswith(printed):
+                if len(text) > len(printed):
+                    yield text[len(printed):]
+            else:  # the backend replaced a placeholder ("no log stored yet") with the log itself
+                yield "\n" + text
+            printed = text
+            if ended:
+                return
+            time.sleep(wait)
+
+    def metrics(self) -> dict[str, float]:
+        """The numbers this run logged: each Metrics artifact's entries (`evaluate.metrics.accuracy`) and each int or
+        float a step returned (`train.output`)."""
+        from stackhop.core.run_metrics import metrics_of
+
+        return metrics_of(self.artifacts())
+
     def _prefixed(self, key: str, state: StepState) -> str:
         name = state.label or key
         text = self.logs(key)
@@ -173,6 +208,13 @@ class RunHandle:
             return note + made.logs(step)
         except StackhopError as exc:
             return note + f"(not readable: {exc})\n"
+
+    @property
+    def stack_store(self) -> "ArtifactStore":
+        """The artifact store the run wrote to."""
+        from stackhop.core.artifacts import ArtifactStore
+
+        return ArtifactStore(self.store.get(self.run_id).artifact_root or self.stack.artifact_root)
 
     def artifacts(self) -> list[ArtifactRef]:
         return self._runs.artifacts(self.ref)
@@ -250,7 +292,9 @@ def _adapter_for(ref: BackendRef, stack: Stack) -> Adapter:
 def _record_state(store: RunStore, run_id: str, state: RunState) -> None:
     store.set_status(
         run_id, state.status.value, finished=state.status.terminal, message=state.message,
-        steps={k: {"status": v.status.value, "native": v.native} for k, v in state.steps.items()},
+        steps={k: {"status": v.status.value, "native": v.native,
+                   **({"from_run": v.cache["from_run"]} if v.cache and v.cache.get("from_run") else {})}
+               for k, v in state.steps.items()},
     )
 
 
@@ -271,6 +315,33 @@ def list_runs(store: RunStore, *, pipeline: str | None = None, stack: str | None
                 rec = store.get(rec.run_id)
         out.append(rec)
     return out
+
+
+def refresh_unfinished(records: list[RunRecord], store: RunStore, *, seconds: float,
+                       config: str | LoadedConfig | None = None) -> list[RunRecord]:
+    """Ask the backends of the unfinished runs for their status, in parallel, for at most `seconds`; a run that
+    did not answer in time keeps its record, whose `seen_at` says when it was last seen."""
+    import threading
+
+    unfinished = [r for r in records if not RunStatus.parse(r.status).terminal]
+    if not unfinished:
+        return records
+    loaded = config if isinstance(config, LoadedConfig) else load_config(config)
+
+    def ask(rec: RunRecord) -> None:
+        try:
+            _handle(rec, loaded, store).refresh()
+        except (StackhopError, OSError):
+            pass  # unreachable or misconfigured: the listing shows when it was last seen
+
+    threads = [threading.Thread(target=ask, args=(r,), daemon=True, name=f"stackhop-refresh-{r.run_id}")
+               for r in unfinished]  # daemons: a backend that hangs must not hold the command past `seconds`
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + seconds
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [store.get(r.run_id) if r in unfinished else r for r in records]
 
 
 def project_store(config: str | LoadedConfig | None = None, *, create: bool = False) -> RunStore:

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
     steps         TEXT NOT NULL DEFAULT '{}',
     outputs       TEXT NOT NULL DEFAULT '{}',
     origin_run_id TEXT NOT NULL DEFAULT '',
-    source        TEXT NOT NULL DEFAULT '{}'
+    source        TEXT NOT NULL DEFAULT '{}',
+    seen_at       REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 CREATE TABLE IF NOT EXISTS promotions (
@@ -82,6 +83,8 @@ class RunRecord:
     """The run this one resumed, reusing its finished steps; empty for a run started afresh."""
     source: dict[str, Any] = field(default_factory=dict)
     """Where the pipeline was defined, {"file", "name"}, so it can be resumed from the code as it is now."""
+    seen_at: float = 0.0
+    """When its status was last read from the backend (0: never since it was submitted)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -90,7 +93,7 @@ class RunRecord:
 _COLUMNS = tuple(f.name for f in fields(RunRecord))
 _JSON_COLUMNS = ("parameters", "backend_ref", "steps", "outputs", "source")
 _ADDED_COLUMNS = {"outputs": "TEXT NOT NULL DEFAULT '{}'", "origin_run_id": "TEXT NOT NULL DEFAULT ''",
-                  "source": "TEXT NOT NULL DEFAULT '{}'"}
+                  "source": "TEXT NOT NULL DEFAULT '{}'", "seen_at": "REAL NOT NULL DEFAULT 0"}
 """Columns a store made by an earlier stackhop lacks, added when it is opened."""
 
 
@@ -134,7 +137,7 @@ class RunStore:
         self, run_id: str, status: str, *, finished: bool = False, message: str | None = None,
         steps: dict[str, Any] | None = None, backend_ref: dict[str, Any] | None = None,
     ) -> None:
-        sets, args = ["status = ?"], [status]
+        sets, args = ["status = ?", "seen_at = ?"], [status, time.time()]
         if finished:
             sets.append("finished_at = COALESCE(finished_at, ?)")
             args.append(time.time())
@@ -183,6 +186,17 @@ class RunStore:
         sql += " ORDER BY created_at DESC LIMIT ?"
         with closing(self._connect()) as db:
             return [_record(r) for r in db.execute(sql, [*args, limit]).fetchall()]
+
+    def delete(self, run_id: str) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    def all_promotions(self) -> list[dict[str, Any]]:
+        if not self.exists:
+            return []
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT record FROM promotions ORDER BY at, id").fetchall()
+        return [json.loads(r["record"]) for r in rows]
 
     def add_promotion(self, record: dict[str, Any]) -> None:
         """A promotion attempt, refused or done: what was promoted where, which gates held, what it deployed."""

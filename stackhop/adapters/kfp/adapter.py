@@ -196,6 +196,10 @@ class KubeflowAdapter(Adapter):
     def cancel(self, ref: BackendRef) -> None:
         self.client().terminate_run(KubeflowRef.of(ref).run_id)
 
+    def run_prefixes(self, ref: BackendRef) -> list[str]:
+        r = KubeflowRef.of(ref)  # the launcher's layout and the meta mirror: {root}/{pipeline}/{KFP run id}
+        return [f"{self.stack.artifact_root.rstrip('/')}/{r.pipeline['name']}/{r.run_id}"]
+
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
         pipeline = KubeflowRef.of(ref).pipeline
         return runs.artifacts(self._tasks(self._run(ref), ref), runs.step_names(pipeline), pipeline)

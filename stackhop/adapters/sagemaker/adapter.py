@@ -326,6 +326,9 @@ class SageMakerAdapter(Adapter):
         self.client("sagemaker").stop_pipeline_execution(
             PipelineExecutionArn=arn, ClientRequestToken=_token("stop", arn))
 
+    def run_prefixes(self, ref: BackendRef) -> list[str]:
+        return [SageMakerRef.of(ref).run_prefix]
+
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
         r = SageMakerRef.of(ref)
         own = run_files.list_artifacts(r.run_prefix)

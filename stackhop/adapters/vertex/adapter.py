@@ -230,6 +230,11 @@ class VertexAdapter(Adapter):
     def cancel(self, ref: BackendRef) -> None:
         self._aiplatform().PipelineJob.get(resource_name=VertexRef.of(ref).resource_name).cancel()
 
+    def run_prefixes(self, ref: BackendRef) -> list[str]:
+        """Vertex writes a job's outputs under `{pipeline_root}/{project number}/{job id}/`: cut its URIs there."""
+        job = f"/{VertexRef.of(ref).job_id}/"
+        return sorted({a.uri[:a.uri.index(job) + len(job) - 1] for a in self.artifacts(ref) if job in a.uri})
+
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
         pipeline = VertexRef.of(ref).pipeline
         return runs.artifacts(self._tasks(self._job(ref)), runs.step_names(pipeline), pipeline)
