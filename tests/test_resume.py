@@ -251,3 +251,57 @@ def test_the_projects_runs_are_handles_chosen_by_pipeline_stack_and_status(proje
     assert stackhop.runs("another-pipeline") == []
     with pytest.raises(StackhopError, match=r"^runs\(status='done'\): not a run status; use one of PENDING, "):
         stackhop.runs(status="done")
+
+
+def test_an_in_cluster_driver_whose_pod_is_deleted_is_replaced_and_continues_the_same_run(project, flaky,
+                                                                                          write_config) -> None:
+    from kubernetes import client, config as kube_config
+
+    with FakeKubernetes(version="1.37", time_scale=0.05) as kube:
+        k8s_stack(write_config, kube, project, driver="in-cluster", driver_image="registry.example.com/stackhop:0.1")
+        (project / "hold").touch()
+        run = stackhop.run(flaky, wait=False, progress=False)
+        until(lambda: {"prepare", "report", "train-0.1", "train-0.2"} <= set(marks(project)), 120)
+        until(lambda: run.steps().get("report") and run.steps()["report"].status is StepStatus.SUCCEEDED, 60)
+        api = kube_config.new_client_from_config(str(project / "kubeconfig"))
+        for job in kube.objects("Job", "ml"):  # as ttlSecondsAfterFinished would: only the run's state says they ran
+            if job["metadata"]["annotations"]["stackhop.dev/step-name"] in ("prepare", "report"):
+                client.BatchV1Api(api).delete_namespaced_job(job["metadata"]["name"], "ml",
+                                                             propagation_policy="Background")
+        jobs = {j["metadata"]["uid"] for j in kube.objects("Job", "ml")}
+        driver_job = run.ref.data["driver_job"]
+        first, = [p["metadata"]["name"] for p in kube.objects("Pod", "ml")
+                  if p["metadata"]["labels"].get("job-name") == driver_job]
+
+        core = client.CoreV1Api(api)
+        core.delete_namespaced_pod(first, "ml", grace_period_seconds=0)
+        until(lambda: [p for p in kube.objects("Pod", "ml") if p["metadata"]["labels"].get("job-name") == driver_job
+                       and p["metadata"]["name"] != first], 120)
+        (project / "hold").unlink()
+
+        assert run.wait(timeout=240) is RunStatus.SUCCEEDED, run.state().message
+        assert marks(project) == {"prepare": 1, "report": 1, "train-0.1": 1, "train-0.2": 1}, "nothing ran twice"
+        assert {j["metadata"]["uid"] for j in kube.objects("Job", "ml")} <= jobs, \
+            "the new driver adopted the running Jobs and made none: not even for the finished steps whose Jobs are gone"
+        steps = run.steps()
+        assert {k: s.status for k, s in steps.items()} == {k: StepStatus.SUCCEEDED for k in steps}
+
+
+def test_a_killed_client_mode_driver_is_seen_dead_and_its_run_resumes(project, flaky, write_config) -> None:
+    with FakeKubernetes(version="1.37", time_scale=0.05) as kube:
+        k8s_stack(write_config, kube, project)
+        (project / "hold").touch()
+        origin = stackhop.run(flaky, wait=False, progress=False)
+        until(lambda: {"prepare", "train-0.1", "train-0.2"} <= set(marks(project)), 120)
+        os.kill(origin.ref.data["pid"], signal.SIGKILL)
+        until(lambda: origin.status.terminal, 60)
+        assert (origin.status, origin.state().message) == (
+            RunStatus.FAILED, "the driver stopped before the run finished; see its log")
+        (project / "hold").unlink()
+
+        resumed = origin.resume(progress=False)
+
+        assert resumed.wait(timeout=240) is RunStatus.SUCCEEDED, resumed.state().message
+        assert marks(project)["prepare"] == 1, "the step that finished before the driver died is reused"
+        assert resumed.steps()["prepare"].native == "resumed"
+        assert resumed.steps()["train[0]"].cache["changed"] == [f"it did not finish in run {origin.run_id}"]

@@ -116,7 +116,42 @@ class Scheduler(ABC):
         """Keys of instances given a handle since the last count: `running()` looks at these, not at every instance."""
         self._state_due = 0.0
         self._state_pending: str | None = None
+        self._previous = self._previous_steps()
+        """What an earlier process driving this same run recorded (a driver restarted after its pod was deleted)."""
         self._build()
+
+    def _previous_steps(self) -> dict[str, Any]:
+        try:
+            uri = self.store.run_meta(self.view.pipeline, self.view.run_id, "state.json")
+            previous = self.store.read_json(uri) if self.store.exists(uri) else None
+        except Exception:  # unreadable: drive the run afresh, adopting the Jobs it finds
+            return {}
+        if not previous:
+            return {}
+        self.started_at = previous.get("started_at") or self.started_at
+        return previous.get("steps") or {}
+
+    def _continued(self, inst: Instance) -> bool:
+        """Settle the instance as the earlier process of this run left it: finished there with its outputs
+        recorded (or failed there), so it is not started again."""
+        before = self._previous.get(inst.key)
+        if not before or before.get("status") not in ("SUCCEEDED", "CACHED", "FAILED"):
+            return False
+        if before["status"] != "FAILED":
+            uri = self.view.outputs_uri(inst.step, inst.index)
+            try:
+                record = self.store.read_json(uri) if self.store.exists(uri) else None
+            except Exception:
+                record = None
+            if record is None:
+                return False
+            self.view.remember_outputs(inst.step, inst.index, record)
+        inst.attempts = int(before.get("attempts") or 0)
+        inst.started_at, inst.exit_code = before.get("started_at"), before.get("exit_code")
+        inst.backend_name, inst.cache = before.get("backend_name") or "", before.get("cache")
+        inst.status, inst.native, inst.message = before["status"], before.get("native", ""), before.get("message", "")
+        inst.finished_at = before.get("finished_at") or time.time()
+        return True
 
     # ------------------------------------------------------------------ backend hooks
     @abstractmethod
@@ -411,6 +446,8 @@ class Scheduler(ABC):
                 return self.settle(inst, "FAILED", "condition_error", f"could not evaluate the condition: {exc}")
             if not holds:
                 return self.settle(inst, "SKIPPED", "condition_false", f"{group} is false")
+        if self._previous and self._continued(inst):
+            return True
         if self.view.steps[inst.step]["kind"] == "importer":
             return self._import(inst)
         if self._try_cache(inst):

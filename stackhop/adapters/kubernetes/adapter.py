@@ -195,7 +195,10 @@ class KubernetesAdapter(Adapter):
         except ApiException as exc:
             return "gone" if exc.status == 404 else "alive"
         status = json.loads(job.data).get("status") or {}
-        return "failed" if status.get("failed") else "gone" if status.get("succeeded") else "alive"
+        ended = {c["type"] for c in status.get("conditions") or [] if c.get("status") == "True"}
+        if ended & {"Failed", "FailureTarget"}:  # a failed pod alone is not the end: the Job replaces it
+            return "failed"
+        return "gone" if status.get("succeeded") or ended & {"Complete", "SuccessCriteriaMet"} else "alive"
 
     def status(self, ref: BackendRef) -> RunState:
         r = KubernetesRef.of(ref)

@@ -251,7 +251,7 @@ def driver_documents(p: ir.Pipeline, settings: KubernetesSettings, artifact_root
         "metadata": {"name": name, "namespace": settings.namespace, "labels": driver_labels,
                      "annotations": {ANN_STEP: "_driver"}},
         "spec": {
-            "backoffLimit": 0,
+            "backoffLimit": settings.driver_restarts,
             "template": {
                 "metadata": {"labels": dict(driver_labels)},
                 "spec": {

@@ -31,6 +31,9 @@ class KubernetesSettings(AdapterSettings):
     driver: Literal["client", "in-cluster"] = "client"
     driver_image: Reference | None = Field(default=None,
                                            description="Image of the in-cluster driver Job (needs stackhop).")
+    driver_restarts: int = Field(default=3, ge=0, le=100, description=(
+        "How many times the in-cluster driver's Job replaces a driver pod that was deleted or crashed; the new "
+        "driver continues the same run from its state in the artifact store, without starting finished steps again."))
     stackhop_image: Reference | None = Field(
         default=None, description="Image with stackhop that stages inputs and saves outputs beside container steps; "
         "default: the first Python step's image, then driver_image, then defaults.image.")
