@@ -12,5 +12,5 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 for script in ("p1_startup.py", "p3_chain.py", "p4_fanout.py", "p5_cached.py", "k1_kubernetes.py", "s1_sagemaker.py",
-               "v1_pipelinespec.py", "i1_image_reuse.py", "c1_container_steps.py"):
+               "v1_pipelinespec.py", "i1_image_reuse.py", "c1_container_steps.py", "l1_lifecycle.py"):
     subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]], check=True)

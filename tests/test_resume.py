@@ -305,3 +305,21 @@ def test_a_killed_client_mode_driver_is_seen_dead_and_its_run_resumes(project, f
         assert marks(project)["prepare"] == 1, "the step that finished before the driver died is reused"
         assert resumed.steps()["prepare"].native == "resumed"
         assert resumed.steps()["train[0]"].cache["changed"] == [f"it did not finish in run {origin.run_id}"]
+
+
+@pytest.mark.parametrize("stack", ["sm", "vertex"])
+def test_an_emulated_run_whose_runner_was_killed_resumes(project, flaky, write_config, gcs, aws, stack) -> None:
+    from conftest import emulated_stacks
+
+    write_config(emulated_stacks("killed"))
+    (project / "hold").touch()
+    origin = stackhop.run(flaky, stack, emulate=True, wait=False, progress=False)
+    until(lambda: marks(project).get("train-0.1") and marks(project).get("train-0.2"), 120)
+    os.kill(origin.ref.data["pid"], signal.SIGKILL)
+    until(lambda: origin.status.terminal)
+    (project / "hold").unlink()
+
+    resumed = origin.resume(progress=False)
+
+    assert resumed.status is RunStatus.SUCCEEDED, resumed.state().message
+    assert marks(project)["prepare"] == 1 and marks(project)["report"] == 1

@@ -284,3 +284,20 @@ def test_releases_list_and_release_show_say_where_a_release_went(churn, capsys) 
     assert "dev -> staging  promoted" in capsys.readouterr().err
     assert main(["releases", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["promoted_to"] == ["staging"]
+
+
+def test_deleting_a_run_on_cloud_storage_removes_its_objects(churn, write_config, gcs, aws, capsys) -> None:
+    from conftest import emulated_stacks
+
+    from stackhop.core.artifacts import ArtifactStore
+
+    write_config(emulated_stacks("lifecycle"))
+    run = stackhop.run(churn, "vertex", emulate=True, progress=False)
+    store = ArtifactStore(run.stack.artifact_root)
+    prefix = store.run_prefix(run.pipeline, run.run_id)
+    assert store.exists(prefix + "/_stackhop/state.json")
+
+    assert main(["runs", "delete", run.run_id, "--json"]) == 0
+
+    assert json.loads(capsys.readouterr().out)["freed_bytes"] > 0
+    assert not store.exists(prefix + "/_stackhop/state.json")
