@@ -34,7 +34,7 @@ PIPELINE = textwrap.dedent("""
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=4)
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()  # run_all passes its own flags on
     root = project()
     (root / "churn.py").write_text(PIPELINE)
     cli = [sys.executable, "-m", "stackhop"]
