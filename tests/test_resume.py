@@ -323,3 +323,17 @@ def test_an_emulated_run_whose_runner_was_killed_resumes(project, flaky, write_c
 
     assert resumed.status is RunStatus.SUCCEEDED, resumed.state().message
     assert marks(project)["prepare"] == 1 and marks(project)["report"] == 1
+
+
+def test_skip_works_on_an_emulated_run_whose_scheduler_is_stackhops(project, flaky, write_config, gcs, aws) -> None:
+    from conftest import emulated_stacks
+
+    write_config(emulated_stacks("skip"))
+    (project / "broken-0.2").touch()
+    origin = stackhop.run(flaky, "vertex", emulate=True, progress=False)
+    (project / "broken-0.2").unlink()
+
+    resumed = origin.resume(skip=["report"], progress=False)
+
+    assert resumed.status is RunStatus.SUCCEEDED, resumed.state().message
+    assert resumed.steps()["report"].status is StepStatus.SKIPPED

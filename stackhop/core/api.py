@@ -136,7 +136,7 @@ def run(
     for w in warnings:
         print(f"{'note' if isinstance(w, Note) else 'warning'}: {w}", file=sys.stderr)
     params = resolve_parameters(ir, parameters, from_strings=_parameters_are_strings)
-    if _resume:
+    if _resume and not emulate:  # an emulated run is scheduled here, which resumes it step by step
         ir = adapter.for_resume(ir, _resume)
     run_id = run_id or new_run_id()
     code = _code or code_ref(root, stk, adapter, code_mode(apply_stack(raw, stk), adapter), ir)

@@ -100,8 +100,9 @@ class KubeflowAdapter(Adapter):
         client = self.client()
         runs.store_run_spec(compiled, request.artifact_root)
         path = runs.write_temp(compiled.files[PIPELINE_FILE], ".yaml")
-        retry = request.resume is not None and self._retryable(client, compiled, request)
+        retry = False
         try:
+            retry = request.resume is not None and self._retryable(client, compiled, request)
             if retry:
                 run_id = KubeflowRef.model_validate(request.resume["origin_ref"]).run_id  # type: ignore[index]
                 client._run_api.run_service_retry_run(run_id=run_id)  # kfp.Client has no public retry
@@ -128,7 +129,12 @@ class KubeflowAdapter(Adapter):
         if (origin.document != compiled.digest() or resume.get("origin_parameters") != request.parameters
                 or resume.get("rerun")):
             return False
-        return client.get_run(origin.run_id).state in ("FAILED", "CANCELED")
+        from kfp_server_api.exceptions import ApiException
+
+        try:
+            return client.get_run(origin.run_id).state in ("FAILED", "CANCELED")
+        except ApiException:  # the origin run is gone from KFP: a new run it is
+            return False
 
     def for_resume(self, ir: Pipeline, resume: dict[str, Any]) -> Pipeline:
         from stackhop.core.resume import by_backend

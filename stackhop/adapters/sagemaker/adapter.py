@@ -194,7 +194,10 @@ class SageMakerAdapter(Adapter):
         if not old_uri or not new_uri or old_uri == new_uri:
             return before, set()
         store = ArtifactStore(self.stack.artifact_root)
-        old, new = store.read_json(old_uri), store.read_json(new_uri)
+        try:
+            old, new = store.read_json(old_uri), store.read_json(new_uri)
+        except Exception:  # the origin's spec is gone: nothing can be known unchanged
+            return before, set(keys)
         rest = lambda spec: {**spec, "pipeline": {**spec["pipeline"], "steps": []}}  # noqa: E731
         steps_of = lambda spec: {s["name"]: s for s in spec["pipeline"]["steps"]}  # noqa: E731
         if rest(old) != rest(new):
