@@ -485,16 +485,17 @@ def runs_resume(
     step that finished with an unchanged cache key and says why each other step runs again."""
     from stackhop.core.api import get_run, new_run_id
     from stackhop.core.progress import TerminalView
-    from stackhop.core.resume import resume
+    from stackhop.core.resume import pipeline_of, resume
     from stackhop.core.runs import StepStatus
 
     origin = get_run(run_id, config=_config(config))
+    pipeline = pipeline_of(origin)
     new_id = new_run_id()
     follower = None if (json_out or detach) else TerminalView(sys.stderr, new_id, summary=False)
     if not json_out:
         typer.echo(f"resuming run {origin.run_id} as run {new_id}", err=True)
     try:
-        handle = resume(origin, from_step=from_step, skip=skip, parameters=_parse_params(param), wait=not detach,
+        handle = resume(origin, pipeline=pipeline, from_step=from_step, skip=skip, parameters=_parse_params(param), wait=not detach,
                         progress=False,
                         config=_config(config), run_id=new_id, on_update=follower.update if follower else None,
                         _parameters_are_strings=True)

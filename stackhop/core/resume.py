@@ -77,6 +77,14 @@ def _load(run_id: str, name: str, source: dict[str, Any], import_user_file: Any)
     return found
 
 
+def pipeline_of(origin: "RunHandle") -> Any:
+    """The @pipeline a run ran, loaded from its file as the code is now."""
+    from stackhop.core.user_imports import import_user_file
+
+    rec = origin.store.get(origin.run_id)
+    return _load(origin.run_id, rec.pipeline, rec.source or {}, import_user_file)
+
+
 def uncached(ir: "Pipeline", steps: list[str]) -> "Pipeline":
     """The IR with caching off on `steps`: how a backend that reuses through its own cache runs them again."""
     if not steps:
@@ -136,7 +144,6 @@ def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None =
     the run recorded. `skip`: steps left out of the new run (they, and the steps that read them, are SKIPPED).
     `run_options` go to `run` as they are (the CLI's run id, progress follower, text parameters)."""
     from stackhop.core.api import run
-    from stackhop.core.user_imports import import_user_file
 
     rec = origin.store.get(origin.run_id)
     ref_adapter = origin.ref.adapter
@@ -145,7 +152,7 @@ def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None =
         raise CapabilityError(f"run {origin.run_id}: adapter {origin.adapter.name!r} cannot resume its runs; run "
                               "the pipeline again with caching on instead.")
     if pipeline is None:
-        pipeline = _load(origin.run_id, rec.pipeline, rec.source or {}, import_user_file)
+        pipeline = pipeline_of(origin)
     ir = pipeline.build()
     if ir.name != rec.pipeline:
         raise StackhopError(f"run {origin.run_id} ran pipeline {rec.pipeline!r}, not {ir.name!r}; pass the pipeline "
