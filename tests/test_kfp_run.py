@@ -63,7 +63,8 @@ def test_submit_files_one_run_under_the_experiment_with_the_platform_spec(traini
     assert run["experiment_id"] == experiment["experiment_id"]
     assert run["display_name"] == handle.run_id
     assert run["service_account"] == "pipeline-runner"
-    assert run["runtime_config"]["pipeline_root"] == ROOT
+    assert run["runtime_config"]["pipeline_root"] == f"{ROOT}/training-pipeline/{handle.run_id}", \
+        "each run has its own root: its steps find their run there, and no task input carries it"
     assert run["runtime_config"]["parameters"]["min_accuracy"] == 0.9
     assert run["runtime_config"]["parameters"]["stackhop_code"].startswith(f"{ROOT}/_stackhop/code/")
     platform = run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -88,7 +89,7 @@ def test_a_retried_submit_finds_the_run_by_name(training, server) -> None:
 def test_task_details_and_mirrored_meta_become_step_states_logs_and_artifacts(training, server) -> None:
     handle = stackhop.run(training, wait=False)
     run_id, _ = only_run(server)
-    meta = mirror_uri(ROOT, "training-pipeline", run_id, "load_data", "task-7f3a")
+    meta = mirror_uri(ROOT, "training-pipeline", handle.run_id, "load_data", "task-7f3a")
     store = ArtifactStore.for_uri(meta)
     data_uri = f"{ROOT}/training-pipeline/{run_id}/load-data/data"
     store.write_json(f"{meta}/outputs.json", {"scalars": {"output": 1000}, "artifacts": {"data": {

@@ -175,9 +175,8 @@ def test_a_step_runs_the_entrypoint_with_kfp_placeholders_for_its_data(training)
                         "--wiring", "stackhop.adapters.pipelinespec.runtime:PipelineSpecWiring"]
     assert container["image"] == "us-docker.pkg.dev/p/ml/train:1.0"
     assert pairs["--spec"].startswith("gs://ml-artifacts/stackhop/_stackhop/specs/")
-    assert pairs["--run-id"] == "{{$.inputs.parameters['stackhop_run_name']}}"
-    task = spec["root"]["dag"]["tasks"]["evaluate-model"]
-    assert task["inputs"]["parameters"]["stackhop_run_name"] == {"runtimeValue": {"constant": "{{$.pipeline_job_name}}"}}
+    assert "--run-id" not in pairs, "the run is told by the step's meta location, never by an input"
+    assert pairs["--run-root"] == "gs://ml-artifacts/stackhop/training-pipeline"
     assert pairs["--meta"] == "{{$.outputs.artifacts['stackhop_meta'].uri}}"
     flags = [f"{a} {b}" for a, b in zip(args[::2], args[1::2])]
     assert "--input-artifact model={{$.inputs.artifacts['model'].uri}}" in flags
@@ -188,9 +187,12 @@ def test_a_step_runs_the_entrypoint_with_kfp_placeholders_for_its_data(training)
     assert "--upstream train_model={{$.inputs.artifacts['stackhop_meta_train_model'].uri}}" in flags
 
 
-def test_what_only_the_backend_knows_reaches_a_command_through_task_inputs_as_kfps_launcher_needs(training) -> None:
-    """KFP's launcher fills only `{{$.inputs...}}`, `{{$.outputs...}}` and `{{$}}` in a command; the run's name and
-    ids are filled by its driver in a task input's runtimeValue, which is how kfp compiles its own placeholders."""
+def test_nothing_that_differs_between_runs_reaches_a_task_so_kfp_and_vertex_can_serve_it_from_their_cache(
+        training) -> None:
+    """KFP's driver keys its cache on a task's resolved inputs (a runtimeValue such as `{{$.pipeline_job_name}}`
+    resolves to each run's own name) and on its command as written; so neither may carry the run. The run is
+    told by where the launcher puts the step's meta, under the run's own pipeline root, and KFP's meta mirror is
+    placed from that too."""
     spec = documents(training, "kfp")[0]
     dags = [spec["root"], *(c for c in spec["components"].values() if "dag" in c)]
     tasks = {name: t for dag in dags for name, t in dag["dag"]["tasks"].items()
@@ -199,14 +201,22 @@ def test_what_only_the_backend_knows_reaches_a_command_through_task_inputs_as_kf
     for task_name, task in tasks.items():
         executor = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]]
         args = executor["container"]["args"]
-        assert re.findall(r"\{\{\$\.pipeline_[a-z_]+\}\}", " ".join(args)) == [], task_name
-        assert {k: v for k, v in task["inputs"]["parameters"].items() if "runtimeValue" in v} == {
-            "stackhop_run_name": {"runtimeValue": {"constant": "{{$.pipeline_job_name}}"}},
-            "stackhop_run_uuid": {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}},
-            "stackhop_task_uuid": {"runtimeValue": {"constant": "{{$.pipeline_task_uuid}}"}}}
-        mirror = args[args.index("--meta-mirror") + 1]
-        assert mirror.endswith("/{{$.inputs.parameters['stackhop_run_uuid']}}/" + args[args.index("--step") + 1]
-                               + "/_stackhop/tasks/{{$.inputs.parameters['stackhop_task_uuid']}}"), task_name
+        assert re.findall(r"\{\{\$\.pipeline_[a-z_]+\}\}", json.dumps(task) + " ".join(args)) == [], task_name
+        assert args[args.index("--mirror-step") + 1] == args[args.index("--step") + 1]
+
+
+def test_a_step_finds_its_run_below_the_run_root_and_mirrors_its_meta_into_that_runs_layout() -> None:
+    from stackhop.adapters.pipelinespec.runtime import PipelineSpecWiring, mirror_uri, run_of
+
+    root = "gs://ml/kfp/churn"
+    meta = f"{root}/20261204-101010-abcdef/churn/9f1c-kfp-run/train-model/4711/stackhop_meta"
+    wiring = PipelineSpecWiring(meta=meta, run_root=root, mirror_step="train_model")
+
+    assert wiring.run_id == "20261204-101010-abcdef"
+    assert wiring.mirror.startswith(mirror_uri("gs://ml/kfp", "churn", "20261204-101010-abcdef", "train_model", ""))
+    other = PipelineSpecWiring(meta=meta.replace("/4711/", "/4712/"), run_root=root, mirror_step="train_model")
+    assert other.mirror != wiring.mirror, "two tasks of one run mirror to two folders"
+    assert run_of("gs://elsewhere/x/stackhop_meta", root).startswith("external-"), "submitted by hand: a folder of its own"
 
 
 def test_artifacts_are_typed_and_wired_from_the_producing_task(training) -> None:

@@ -397,7 +397,8 @@ def test_kubeflow_accepts_the_plain_container_run_and_its_outputs_are_found_wher
     _, server = services
     handle = stackhop.run(write_pipeline(WORDS).words, "kfp", wait=False)
     (run_id, _), = server.runs.items()
-    report = f"gs://ml-artifacts/plain-service/words/{run_id}/count-words/count-words-x7k2p/report"
+    report = (f"gs://ml-artifacts/plain-service/words/{handle.run_id}/words/{run_id}/count-words/count-words-x7k2p/"
+              "report")  # the launcher's layout under the run's own pipeline root
     ArtifactStore.for_uri(report).write_bytes(report, b"# Long words\n")
     server.set_state(run_id, "RUNNING")
     server.set_task(run_id, "count-words", "SUCCEEDED")

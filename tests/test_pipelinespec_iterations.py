@@ -199,8 +199,8 @@ def test_a_kubeflow_run_tells_iterations_apart_from_the_meta_folders_each_task_m
     (run_id,) = kubeflow.runs
     for key in backend_order(ran.steps()):
         step, index = parse_instance_key(key)
-        source = mirror_uri(ROOT, "sweep", ran.run_id, step, "-".join([task_name(step), *map(str, index)]))
-        target = mirror_uri(ROOT, "sweep", run_id, step, str(uuid.uuid4()))  # KFP's ids sort in no loop order
+        source = "/".join([f"{ROOT}/sweep/{ran.run_id}", step, *map(str, index), "_stackhop"])  # the task's meta
+        target = mirror_uri(ROOT, "sweep", handle.run_id, step, str(uuid.uuid4()))  # the digests sort in no loop order
         store = ArtifactStore.for_uri(source)
         for name in ("outputs.json", "log.txt", "iteration.json"):
             if store.exists(f"{source}/{name}"):
@@ -215,13 +215,14 @@ def test_a_failed_iteration_on_kubeflow_gets_the_folder_with_its_error(stacks, k
     sweep = write_pipeline(SWEEP).sweep
     handle = stackhop.run(sweep, "kfp", parameters={"n": 2}, wait=False)
     (run_id,) = kubeflow.runs
-    done, failed = mirror_uri(ROOT, "sweep", run_id, "train", "a"), mirror_uri(ROOT, "sweep", run_id, "train", "b")
+    done, failed = (mirror_uri(ROOT, "sweep", handle.run_id, "train", "a"),
+                    mirror_uri(ROOT, "sweep", handle.run_id, "train", "b"))
     store = ArtifactStore.for_uri(done)
     store.write_json(f"{failed}/error.json", {"message": "out of memory", "type": "MemoryError"})
     store.write_json(f"{failed}/iteration.json", {"items": {"for-1": {"lr": 0.01, "epochs": 2}}})
     store.write_json(f"{done}/outputs.json", {"scalars": {"output": 0.06}, "artifacts": {}})
     store.write_json(f"{done}/iteration.json", {"items": {"for-1": {"lr": 0.02, "epochs": 3}}})
-    configs = mirror_uri(ROOT, "sweep", run_id, "make_configs", "c")
+    configs = mirror_uri(ROOT, "sweep", handle.run_id, "make_configs", "c")
     store.write_json(f"{configs}/outputs.json", {"scalars": {"output": [{"lr": 0.01, "epochs": 2},
                                                                          {"lr": 0.02, "epochs": 3}]}, "artifacts": {}})
     kubeflow.set_task(run_id, "make-configs", "SUCCEEDED")

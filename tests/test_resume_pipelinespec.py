@@ -142,3 +142,4 @@ def test_the_cli_says_how_the_backend_resumes(training, kubeflow, capsys) -> Non
 
     err = capsys.readouterr().err
     assert f"kfp resumes by retry: Kubeflow Pipelines retries the failed tasks of run {origin.run_id} in place" in err
+

@@ -162,13 +162,12 @@ def sweep(grid_size: int = 4, seed: int = 7) -> dsl.Model:
 
 
 def _ours(pdef, stack: str = "vertex") -> dict:
-    """Our PipelineSpec without stackhop's own inputs (the code archive, the run's name), which kfp's components
-    have no need of."""
-    from stackhop.adapters.pipelinespec.compiler import CODE_PARAM, RUNTIME_PARAMS
+    """Our PipelineSpec without stackhop's own input (the code archive), which kfp's components have no need of."""
+    from stackhop.adapters.pipelinespec.compiler import CODE_PARAM
 
     def strip(node):
         if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if not any(r in k for r in (CODE_PARAM, *RUNTIME_PARAMS))}
+            return {k: strip(v) for k, v in node.items() if CODE_PARAM not in k}
         return [strip(x) for x in node] if isinstance(node, list) else node
 
     return strip(json.loads(stackhop.compile(pdef, stack).files["pipeline.json"]))

@@ -55,7 +55,7 @@ def only_job(vertex: FakeVertex) -> tuple[str, dict]:
 def finish_step(vertex: FakeVertex, job: str, run_id: str, task: str, step: str, record: dict, log: str,
                 state: str = "SUCCEEDED") -> str:
     """What a finished step leaves: its meta folder on Cloud Storage, and a task detail naming it."""
-    meta = f"{ROOT}/{NUMBER}/{job}/{task}_1/stackhop_meta"
+    meta = f"{ROOT}/training-pipeline/{run_id}/{NUMBER}/{job}/{task}_1/stackhop_meta"  # under the run's own root
     store = ArtifactStore.for_uri(meta)
     store.write_json(f"{meta}/outputs.json", record)
     store.write_bytes(f"{meta}/log.txt", log.encode())
@@ -75,7 +75,7 @@ def test_submit_creates_one_pipeline_job_carrying_the_stack_settings(training, v
     assert job["network"] == f"projects/{NUMBER}/global/networks/ml-vpc"
     assert job["labels"] == {"team": "ml", "stackhop-pipeline": "training-pipeline", "stackhop-run": handle.run_id}
     runtime = job["runtimeConfig"]
-    assert runtime["gcsOutputDirectory"] == ROOT
+    assert runtime["gcsOutputDirectory"] == f"{ROOT}/training-pipeline/{handle.run_id}", "each run has its own root"
     assert runtime["parameterValues"]["min_accuracy"] == 0.9
     code, _, digest = runtime["parameterValues"]["stackhop_code"].partition("#")
     assert code.startswith(f"{ROOT}/_stackhop/code/") and digest.startswith("sha256:")
@@ -107,7 +107,7 @@ def test_task_details_become_step_states_logs_and_artifacts(training, vertex) ->
     handle = stackhop.run(training, wait=False)
     job, _ = only_job(vertex)
     vertex.set_state(job, "PIPELINE_STATE_RUNNING")
-    data_uri = f"{ROOT}/{NUMBER}/{job}/load-data_1/data"
+    data_uri = f"{ROOT}/training-pipeline/{handle.run_id}/{NUMBER}/{job}/load-data_1/data"
     finish_step(vertex, job, handle.run_id, "load-data", "load_data",
                 {"scalars": {"output": 1000}, "artifacts": {"data": {"uri": data_uri, "type": "Dataset", "digest": "d",
                                                                       "metadata": {"rows": 1000}, "materializer": None}}},

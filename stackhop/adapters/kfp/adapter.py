@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from stackhop.adapters.kfp.settings import KubeflowSettings
 from stackhop.adapters.pipelinespec import runs
 from stackhop.adapters.pipelinespec.emulate import SpecEmulator
-from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec, mirror_uri
+from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec, mirror_uri, pipeline_root
 from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, ResumedRef, RunRequest
 from stackhop.core.ir import SCALAR_TYPES, Pipeline
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepStatus
@@ -37,6 +37,10 @@ class KubeflowRef(ResumedRef):
     experiment: str
     pipeline: dict[str, Any]
     """The IR's shape (steps and groups), to map task details to steps."""
+    stackhop_run: str = ""
+    """The stackhop run whose pipeline root (`pipeline_root`) the KFP run writes under; empty in a record from
+    before each run had its own root (then the KFP run's id names its folders)."""
+    pipeline_root: str = ""
 
 class KubeflowAdapter(Adapter):
     name: ClassVar[str] = "kfp"
@@ -117,9 +121,15 @@ class KubeflowAdapter(Adapter):
             os.unlink(path)
         dashboard = f"{self.settings.host.rstrip('/')}/#/runs/details/{run_id}"
         resumed = runs.resubmitted(request.resume, "Kubeflow Pipelines", retried=retry) if request.resume else {}
+        root: dict[str, str] = {"stackhop_run": request.run_id,
+                                "pipeline_root": pipeline_root(request.artifact_root, request.pipeline["name"],
+                                                               request.run_id)}
+        if retry:  # the same KFP run, under the origin's root
+            origin = KubeflowRef.model_validate(request.resume["origin_ref"])  # type: ignore[index]
+            root = {"stackhop_run": origin.stackhop_run, "pipeline_root": origin.pipeline_root}
         return KubeflowRef(run_id=run_id, host=self.settings.host, dashboard=dashboard, experiment=self.settings.experiment,
                            pipeline=runs.shape(request.pipeline, request.parameters), document=compiled.digest(),
-                           **resumed).ref(self.name)
+                           **root, **resumed).ref(self.name)
 
     def _retryable(self, client: Any, compiled: Compiled, request: RunRequest) -> bool:
         """`runs/{id}:retry` continues the same run, so only when nothing differs: the document, the parameters,
@@ -151,7 +161,8 @@ class KubeflowAdapter(Adapter):
         result = client.create_run_from_pipeline_package(
             path, arguments=runs.parameter_values(request), run_name=request.run_id,
             experiment_name=self.settings.experiment, namespace=self.settings.namespace,
-            pipeline_root=request.artifact_root, enable_caching=None if request.caching else False,
+            pipeline_root=pipeline_root(request.artifact_root, request.pipeline["name"], request.run_id),
+            enable_caching=None if request.caching else False,
             service_account=self.settings.service_account)
         return str(result.run_id)
 
@@ -169,15 +180,17 @@ class KubeflowAdapter(Adapter):
         r = KubeflowRef.of(ref)
         pipeline = r.pipeline
         root = self.stack.artifact_root.rstrip("/")
+        launched = r.pipeline_root or root  # the launcher's layout: {pipeline root}/{pipeline}/{KFP run}/{task}/...
+        mirrored = r.stackhop_run or r.run_id
         plain = {s["name"]: s["outputs"] for s in pipeline["steps"] if "outputs" in s}
         for task, step in runs.step_names(pipeline).items():
             same = [t for t in tasks if t.name == task]
-            if step in plain:  # the launcher's own layout: {root}/{pipeline}/{run}/{task}/{execution salt}/{output}
+            if step in plain:  # {launched}/{pipeline}/{run}/{task}/{execution salt}/{output}
                 artifacts = [n for n, type_name in plain[step].items() if type_name not in SCALAR_TYPES]
-                for t, folder in zip(same, runs.list_folders(f"{root}/{pipeline['name']}/{r.run_id}/{task}")):
+                for t, folder in zip(same, runs.list_folders(f"{launched}/{pipeline['name']}/{r.run_id}/{task}")):
                     t.outputs.update({n: [f"{folder}/{n}"] for n in artifacts})
                 continue
-            runs.pair_folders(same, runs.list_folders(mirror_uri(root, pipeline["name"], r.run_id, step, "")))
+            runs.pair_folders(same, runs.list_folders(mirror_uri(root, pipeline["name"], mirrored, step, "")))
         return tasks
 
     def status(self, ref: BackendRef) -> RunState:
@@ -203,8 +216,9 @@ class KubeflowAdapter(Adapter):
         self.client().terminate_run(KubeflowRef.of(ref).run_id)
 
     def run_prefixes(self, ref: BackendRef) -> list[str]:
-        r = KubeflowRef.of(ref)  # the launcher's layout and the meta mirror: {root}/{pipeline}/{KFP run id}
-        return [f"{self.stack.artifact_root.rstrip('/')}/{r.pipeline['name']}/{r.run_id}"]
+        r = KubeflowRef.of(ref)  # the run's own pipeline root holds the launcher's layout and the meta mirror
+        return [r.pipeline_root] if r.pipeline_root else [
+            f"{self.stack.artifact_root.rstrip('/')}/{r.pipeline['name']}/{r.run_id}"]
 
     def artifacts(self, ref: BackendRef) -> list[ArtifactRef]:
         pipeline = KubeflowRef.of(ref).pipeline

@@ -32,7 +32,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from stackhop.adapters.pipelinespec.runtime import PipelineSpecWiring
+from stackhop.adapters.pipelinespec.runtime import PipelineSpecWiring, mirror_uri  # noqa: F401  (readers import it here)
 from stackhop.core import ir
 from stackhop.core.canonical import canonical_json
 from stackhop.core.container_args import present_inputs, resolve_presence
@@ -45,13 +45,7 @@ SDK_VERSION = "stackhop-0.1.0"
 META_OUTPUT = "stackhop_meta"
 CODE_PARAM = "stackhop_code"
 FINAL_STATUS_INPUT = "stackhop_final_status"
-RUN_NAME_PARAM, RUN_UUID_PARAM, TASK_UUID_PARAM = "stackhop_run_name", "stackhop_run_uuid", "stackhop_task_uuid"
-RUNTIME_PARAMS = {RUN_NAME_PARAM: "{{$.pipeline_job_name}}", RUN_UUID_PARAM: "{{$.pipeline_job_uuid}}",
-                  TASK_UUID_PARAM: "{{$.pipeline_task_uuid}}"}
-"""What the backend knows of the run, as task inputs: KFP's driver fills these placeholders in a task input's
-`runtimeValue` (as kfp compiles `dsl.PIPELINE_JOB_NAME_PLACEHOLDER`), and its launcher leaves them as they are
-in a command."""
-RESERVED = (META_OUTPUT, CODE_PARAM, FINAL_STATUS_INPUT, *RUNTIME_PARAMS)
+RESERVED = (META_OUTPUT, CODE_PARAM, FINAL_STATUS_INPUT)
 WIRING = wiring_ref(PipelineSpecWiring)
 PARAM_TYPES = {"str": "STRING", "int": "NUMBER_INTEGER", "float": "NUMBER_DOUBLE", "bool": "BOOLEAN",
                "list": "LIST", "dict": "STRUCT"}
@@ -91,13 +85,9 @@ def task_name(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def _param(name: str) -> str:
-    return f"{{{{$.inputs.parameters['{name}']}}}}"
-
-
-def mirror_uri(root: str, pipeline: str, run_id: str, step: str, task_id: str) -> str:
-    """Where a Kubeflow step's meta is mirrored: inside the step's `_stackhop` folder, so run readers skip it."""
-    return f"{root}/{pipeline}/{run_id}/{step}/_stackhop/tasks/{task_id}"
+def pipeline_root(root: str, pipeline: str, run_id: str) -> str:
+    """Each run's own pipeline root, inside its run layout: a step finds its run there (`--run-root`)."""
+    return f"{root.rstrip('/')}/{pipeline}/{run_id}"
 
 
 def artifact_type(type_name: str) -> dict[str, str]:
@@ -407,14 +397,12 @@ class _Compiler:
         in_arts: dict[str, Any] = {}
         task_params: dict[str, Any] = {}
         task_arts: dict[str, Any] = {}
-        runtime = [RUN_NAME_PARAM, *([RUN_UUID_PARAM, TASK_UUID_PARAM] if self.t.meta_mirror else [])]
-        for key in runtime:
-            task_params[key] = {"runtimeValue": {"constant": RUNTIME_PARAMS[key]}}
-            in_params[key] = {"parameterType": "STRING"}
-        args: list[str] = ["--run-id", _param(RUN_NAME_PARAM), "--meta", f"{{{{$.outputs.artifacts['{META_OUTPUT}'].uri}}}}"]
+        # Nothing that differs between runs is a task input: KFP and Vertex key their cache on the inputs. The
+        # run is told by where the backend puts the step's meta, under the run's own pipeline root.
+        args: list[str] = ["--meta", f"{{{{$.outputs.artifacts['{META_OUTPUT}'].uri}}}}",
+                           "--run-root", f"{self.t.artifact_root}/{self.p.name}"]
         if self.t.meta_mirror:
-            args += ["--meta-mirror", mirror_uri(self.t.artifact_root, self.p.name, _param(RUN_UUID_PARAM), s.name,
-                                                 _param(TASK_UUID_PARAM))]
+            args += ["--mirror-step", s.name]
         upstream: dict[str, None] = {}
         for inp in s.inputs:
             if inp.value is None:

@@ -9,6 +9,7 @@ step's log. Imported at step start, so it stays light: no pydantic, no protobuf.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ ITERATION_FILE = "iteration.json"
 class PipelineSpecWiring(SharedSpecWiring):
     name = "pipelinespec"
 
-    def __init__(self, *, meta: str | None = None, meta_mirror: str | None = None,
+    def __init__(self, *, meta: str | None = None, run_root: str | None = None, mirror_step: str | None = None,
                  input: list[tuple[str, str]] | None = None, input_artifact: list[tuple[str, str]] | None = None,
                  output_artifact: list[tuple[str, str]] | None = None,
                  output_parameter: list[tuple[str, str]] | None = None, final_status: str | None = None,
@@ -43,7 +44,11 @@ class PipelineSpecWiring(SharedSpecWiring):
         self.executor_input = executor_input
         self.upstream_lists = dict(upstream_list or [])
         self.meta = meta.rstrip("/") if meta else None
-        self.mirror = meta_mirror.rstrip("/") if meta_mirror else None
+        if self.run_id is None and self.meta and run_root:
+            self.run_id = run_of(self.meta, run_root)
+        self.mirror = (mirror_uri(run_root.rsplit("/", 1)[0], run_root.rsplit("/", 1)[1], self.run_id, mirror_step,
+                                  hashlib.sha256(self.meta.encode()).hexdigest()[:16])
+                       if mirror_step and run_root and self.meta and self.run_id else None)
         self.inputs = dict(input or [])
         self.input_artifacts = dict(input_artifact or [])
         self.output_artifacts = dict(output_artifact or [])
@@ -56,7 +61,10 @@ class PipelineSpecWiring(SharedSpecWiring):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--meta", help="URI for this step instance's outputs.json, error.json and log.txt")
-        parser.add_argument("--meta-mirror", help="a second URI that receives the same files")
+        parser.add_argument("--run-root", help="{artifact_root}/{pipeline}: the run is the folder below it that the "
+                                               "backend put --meta in (each run has its own pipeline root there)")
+        parser.add_argument("--mirror-step", help="also write the meta files into the run layout of this step, where "
+                                                  "readers find them when the backend names no output locations")
         parser.add_argument("--input", action="append", type=name_value, metavar="NAME=TEXT",
                             help="a scalar input's value")
         parser.add_argument("--input-artifact", action="append", type=name_value, metavar="NAME=URI",
@@ -139,6 +147,21 @@ class PipelineSpecWiring(SharedSpecWiring):
         for base in filter(None, (self.mirror, self.meta)):  # the backend's own location last: it commits
             for file, content in files:
                 ArtifactStore.for_uri(base).write_json(f"{base}/{file}", content)
+
+
+def mirror_uri(root: str, pipeline: str, run_id: str, step: str, task_id: str) -> str:
+    """Where a Kubeflow step's meta is mirrored: inside the step's `_stackhop` folder, so run readers skip it.
+    `task_id` is the digest of the meta URI the launcher gave the task, unique to each task of a run."""
+    return f"{root}/{pipeline}/{run_id}/{step}/_stackhop/tasks/{task_id}"
+
+
+def run_of(meta: str, run_root: str) -> str:
+    """The run whose pipeline root holds `meta`; for a document submitted by hand, under another root, a name of
+    its own (so its files still land in a folder of their own)."""
+    prefix = run_root.rstrip("/") + "/"
+    if meta.startswith(prefix) and "/" in meta[len(prefix):]:
+        return meta[len(prefix):].split("/", 1)[0]
+    return "external-" + hashlib.sha256(meta.encode()).hexdigest()[:12]
 
 
 def _parse_input(step: str, name: str, type_name: str, text: str) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from stackhop.adapters.pipelinespec import runs
 from stackhop.adapters.pipelinespec.emulate import SpecEmulator
-from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec
+from stackhop.adapters.pipelinespec.compiler import Accelerator, Target, compile_pipeline_spec, pipeline_root
 from stackhop.adapters.vertex.settings import VertexSettings
 from stackhop.core.adapter import Adapter, BackendRef, Capability, Compiled, ResumedRef, RunRequest
 from stackhop.core.ir import Pipeline
@@ -162,7 +162,8 @@ class VertexAdapter(Adapter):
         try:
             pj = aiplatform.PipelineJob(
                 display_name=request.run_id[:128], template_path=path, job_id=job,
-                pipeline_root=request.artifact_root, parameter_values=runs.parameter_values(request),
+                pipeline_root=pipeline_root(request.artifact_root, pipeline, request.run_id),
+                parameter_values=runs.parameter_values(request),
                 enable_caching=None if request.caching else False, labels=labels,
             )
             try:
