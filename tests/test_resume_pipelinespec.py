@@ -14,7 +14,6 @@ import pytest
 
 import stackhop
 from stackhop.core.runs import RunStatus, StepStatus
-from stackhop.errors import CapabilityError
 
 from conftest import EXAMPLES
 
@@ -124,12 +123,17 @@ def test_a_failed_vertex_job_is_resubmitted_with_caching_and_cache_hits_read_as_
     assert steps["evaluate_model"].cache == {"result": "miss", "changed": ["resumed from evaluate_model"]}
 
 
-def test_skip_is_refused_on_vertex_in_one_sentence(training, vertex) -> None:
+def test_a_skipped_step_is_left_out_of_the_vertex_job_and_reads_as_skipped(training, vertex) -> None:
     origin = stackhop.run(training, "vertex", wait=False, progress=False)
+    (job, _), = vertex.jobs.items()
+    vertex.set_state(job, "PIPELINE_STATE_FAILED")
 
-    with pytest.raises(CapabilityError, match=r"Vertex AI runs every step of the document it is given, so --skip "
-                                              r"deploy_model cannot leave one out; resume without --skip\.$"):
-        origin.resume(skip=["deploy_model"], wait=False, progress=False)
+    resumed = origin.resume(skip=["deploy_model"], wait=False, progress=False)
+
+    spec = vertex.jobs[resumed.ref.data["job_id"]]["pipelineSpec"]
+    tasks = {n for c in [spec["root"], *spec["components"].values()] if "dag" in c for n in c["dag"]["tasks"]}
+    assert "deploy-model" not in tasks and "evaluate-model" in tasks
+    assert resumed.steps()["deploy_model"].status is StepStatus.SKIPPED
 
 
 def test_the_cli_says_how_the_backend_resumes(training, kubeflow, capsys) -> None:

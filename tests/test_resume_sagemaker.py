@@ -8,12 +8,14 @@ runs only failed steps) or the SelectedSteps of the new execution.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import stackhop
 from stackhop.cli.main import main
 from stackhop.core.runs import RunStatus, StepStatus
-from stackhop.errors import CapabilityError, StackhopError
+from stackhop.errors import StackhopError
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
@@ -173,11 +175,20 @@ def test_a_retry_of_an_execution_still_running_is_refused_in_one_sentence(sweep,
                                  f"cancel it (stackhop cancel {origin.run_id}), then resume it.")
 
 
-def test_skip_is_refused_on_sagemaker_in_one_sentence(sweep, aws) -> None:
+def test_a_skipped_step_is_left_out_of_the_definition_and_reads_as_skipped(sweep, aws) -> None:
     origin = stackhop.run(sweep, wait=False, progress=False)
     failed_on_sagemaker(origin, aws)
+    names = sm_names(origin)
 
-    with pytest.raises(CapabilityError, match=r"SageMaker runs every step of the document it is given, so --skip "
-                                              r"report cannot leave one out; resume without --skip\.$"):
-        origin.resume(skip=["report"], wait=False, progress=False)
-    assert main(["runs", "resume", origin.run_id, "--skip", "report"]) == 2
+    resumed = origin.resume(skip=["report"], wait=False, progress=False)
+
+    sm = aws.client("sagemaker")
+    arn = resumed.ref.data["execution_arn"]
+    definition = json.loads(sm.describe_pipeline_definition_for_execution(PipelineExecutionArn=arn)["PipelineDefinition"])
+    assert names["report"] not in {s["Name"] for s in definition["Steps"]}
+    config = sm.describe_pipeline_execution(PipelineExecutionArn=arn)["SelectiveExecutionConfig"]
+    assert [s["StepName"] for s in config["SelectedSteps"]] == [names["train[1]"]], "only the failed iteration runs"
+    steps = resumed.steps()
+    assert (steps["report"].status, steps["report"].message) == (StepStatus.SKIPPED,
+                                                                 "left out of the resumed run (--skip)")
+    assert main(["runs", "resume", origin.run_id, "--skip", "evaluate"]) == 2

@@ -169,6 +169,8 @@ class ResumedRef(RefData):
     """Instance key -> why it runs again."""
     reused: list[str] = []
     """Instance keys a retry kept from the origin (the same backend run)."""
+    left_out: list[str] = []
+    """Steps `--skip` left out of the document: SKIPPED."""
 
 
 class Adapter(ABC):

@@ -21,12 +21,13 @@ if TYPE_CHECKING:
     from stackhop.core.runs import StepState
 
 
-def downstream(pipeline: dict[str, Any], start: str) -> list[str]:
-    """`start` and every step that reads it, or waits for it, directly or through others, in pipeline order."""
+def downstream(pipeline: dict[str, Any], start: str, *, waits: bool = True) -> list[str]:
+    """`start` and every step that reads it, or (with `waits`) waits for it, directly or through others, in
+    pipeline order."""
     groups = {g["id"]: g for g in pipeline.get("groups", [])}
     readers: dict[str, set[str]] = {}
     for s in pipeline["steps"]:
-        for up in _upstream(s, groups):
+        for up in _upstream(s, groups, waits=waits):
             readers.setdefault(up, set()).add(s["name"])
     found, todo = {start}, [start]
     while todo:
@@ -37,8 +38,8 @@ def downstream(pipeline: dict[str, Any], start: str) -> list[str]:
     return [s["name"] for s in pipeline["steps"] if s["name"] in found]
 
 
-def _upstream(step: dict[str, Any], groups: dict[str, dict[str, Any]]) -> set[str]:
-    out = set(step.get("after", []))
+def _upstream(step: dict[str, Any], groups: dict[str, dict[str, Any]], *, waits: bool = True) -> set[str]:
+    out = set(step.get("after", [])) if waits else set()
     values = [i["value"] for i in step.get("inputs", []) if i.get("value")]
     gid = step.get("group")
     while gid is not None:  # a loop's items and a condition's operands are read by every step inside
@@ -95,13 +96,53 @@ def uncached(ir: "Pipeline", steps: list[str]) -> "Pipeline":
         for s in ir.steps)})
 
 
+LEFT_OUT = "left out of the resumed run (--skip)"
+
+
 def by_backend(ir: "Pipeline", resume: dict[str, Any], backend: str) -> "Pipeline":
     """`Adapter.for_resume` of a backend that reuses through its own cache or retry: the steps to run again have
-    caching off, and `--skip` is refused, since such a backend runs every step of the document it is given."""
-    if resume.get("skip"):
-        raise CapabilityError(f"run {resume['origin']}: {backend} runs every step of the document it is given, so "
-                              f"--skip {' '.join(resume['skip'])} cannot leave one out; resume without --skip.")
-    return uncached(ir, resume.get("rerun", []))
+    caching off, and the steps left out (`--skip`, and the steps that read them) are not in the document, since
+    such a backend runs every step of the one it is given."""
+    return uncached(without(ir, resume.get("left_out", []), resume["origin"], backend), resume.get("rerun", []))
+
+
+def left_out(pipeline: dict[str, Any], skip: list[str]) -> list[str]:
+    """The steps `--skip` leaves out: those named, and every step that reads one of them (a step that only runs
+    after one still runs, as the scheduler does)."""
+    gone = {name for s in skip for name in downstream(pipeline, s, waits=False)}
+    return [s["name"] for s in pipeline["steps"] if s["name"] in gone]
+
+
+def without(ir: "Pipeline", steps: list[str], origin: str, backend: str) -> "Pipeline":
+    """The IR without `steps`: nothing waits for them, no output returns them, no group is left empty."""
+    if not steps:
+        return ir
+    from stackhop.core.validate import validate
+    from stackhop.errors import ValidationError
+
+    gone = set(steps)
+    kept = [s.model_copy(update={"after": tuple(a for a in s.after if a not in gone)})
+            for s in ir.steps if s.name not in gone]
+    used = {g for s in kept for g in _chain(ir, s.group)}
+    outputs = tuple(o for o in ir.outputs if not any(src.step in gone for src in o.sources))
+    pruned = ir.model_copy(update={"steps": tuple(kept), "groups": tuple(g for g in ir.groups if g.id in used),
+                                   "outputs": outputs})
+    try:
+        validate(pruned)
+    except ValidationError as exc:
+        raise CapabilityError(f"run {origin}: {backend} runs every step of its document, and without "
+                              f"{', '.join(steps)} pipeline {ir.name!r} is not one it can run ({exc}); resume "
+                              "without --skip.") from None
+    return pruned
+
+
+def _chain(ir: "Pipeline", group: str | None) -> list[str]:
+    by_id = {g.id: g for g in ir.groups}
+    out = []
+    while group is not None:
+        out.append(group)
+        group = by_id[group].parent
+    return out
 
 
 def reasons(resume: dict[str, Any]) -> dict[str, str]:
@@ -118,15 +159,15 @@ def reasons(resume: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def marked(steps: dict[str, "StepState"], resumed: str, again: dict[str, str], reused: list[str]
-           ) -> dict[str, "StepState"]:
+def marked(steps: dict[str, "StepState"], resumed: str, again: dict[str, str], reused: list[str],
+           left: list[str] = ()) -> dict[str, "StepState"]:  # type: ignore[assignment]
     """A resumed run's steps as stackhop says them: those reused in place (a retry) CACHED from the origin, those
-    run again with the reason."""
+    run again with the reason, those left out (`--skip`) SKIPPED."""
     from dataclasses import replace
 
-    from stackhop.core.runs import StepStatus
+    from stackhop.core.runs import StepState, StepStatus
 
-    out = {}
+    out = {name: StepState(name=name, status=StepStatus.SKIPPED, native="skipped", message=LEFT_OUT) for name in left}
     for key, state in steps.items():
         if key in reused and state.status in (StepStatus.SUCCEEDED, StepStatus.CACHED):
             state = replace(state, status=StepStatus.CACHED, native="resumed", message=f"outputs of run {resumed}",
@@ -163,14 +204,16 @@ def resume(origin: "RunHandle", *, pipeline: Any = None, from_step: str | None =
         if given_step is not None and given_step not in names:
             raise StackhopError(f"run {origin.run_id}: pipeline {ir.name!r} has no step {given_step!r} {what}; "
                                 f"its steps are {', '.join(names)}.")
+    shape = json.loads(ir.to_json())
     if from_step is not None:
-        rerun = downstream(json.loads(ir.to_json()), from_step)
+        rerun = downstream(shape, from_step)
     given = {k: v for k, v in rec.parameters.items() if k not in (parameters or {})}
     if run_options.get("_parameters_are_strings"):  # the recorded values are typed already: give them as text too
         given = {k: v if isinstance(v, str) else json.dumps(v) for k, v in given.items()}
     return run(pipeline, rec.stack, {**given, **(parameters or {})}, wait=wait, progress=progress,
                config=config, emulate=emulate, **run_options,
                _resume={"origin": origin.run_id, "rerun": rerun, **({"from": from_step} if from_step else {}),
-                        **({"skip": list(skip)} if skip else {}), "origin_ref": dict(rec.backend_ref),
+                        **({"skip": list(skip), "left_out": left_out(shape, list(skip))} if skip else {}),
+                        "origin_ref": dict(rec.backend_ref),
                         "origin_parameters": dict(rec.parameters),
                         "origin_steps": {k: s.status.value for k, s in origin.steps().items()}})

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from stackhop.core.artifacts import ArtifactStore
+from stackhop.core.resume import LEFT_OUT
 from stackhop.core.cache_key import changes, input_part, key_of, material
 from stackhop.core.graph import stable_topological
 from stackhop.core.resolve import Index, RunView, instance_key
@@ -620,7 +621,7 @@ class Scheduler(ABC):
             return False
 
         if inst.step in resume.get("skip", ()):
-            return self.settle(inst, "SKIPPED", "skipped", "left out of the resumed run (--skip)")
+            return self.settle(inst, "SKIPPED", "skipped", LEFT_OUT)
         if inst.step in resume.get("rerun", ()):
             return again(f"resumed from {resume.get('from') or inst.step}")
         try:

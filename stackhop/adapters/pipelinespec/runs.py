@@ -391,9 +391,10 @@ def resubmitted(resume: dict[str, Any], backend: str, *, retried: bool = False) 
     again = reasons(resume)
     if retried:
         reused = [k for k, status in (resume.get("origin_steps") or {}).items() if status in ("SUCCEEDED", "CACHED")]
-        return {"resumed": resume["origin"], "mechanism": "retry", "again": again, "reused": reused,
+        return {"resumed": resume["origin"], "mechanism": "retry", "again": again, "reused": reused, "left_out": [],
                 "note": f"{backend} retries the failed tasks of run {resume['origin']} in place"}
     return {"resumed": resume["origin"], "mechanism": "resubmit", "again": again,
+            "left_out": list(resume.get("left_out", [])),
             "note": f"a new {backend} run with caching on: each step whose cache key is unchanged is served from "
                     "the cache, the steps to run again have caching off"}
 
@@ -403,4 +404,4 @@ def as_resumed(steps: dict[str, StepState], ref: Any) -> dict[str, StepState]:
         return steps
     from stackhop.core.resume import marked
 
-    return marked(steps, ref.resumed, ref.again, ref.reused)
+    return marked(steps, ref.resumed, ref.again, ref.reused, ref.left_out)

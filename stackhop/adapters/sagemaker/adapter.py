@@ -16,6 +16,7 @@ from stackhop.core.adapter import Adapter, RefData, BackendRef, Capability, Comp
 from stackhop.core.canonical import canonical_json
 from stackhop.core.ir import Pipeline, Step
 from stackhop.core.resolve import iteration_labels
+from stackhop.core.resume import LEFT_OUT
 from stackhop.core.artifacts import ArtifactStore
 from stackhop.core.runs import ArtifactRef, RunState, RunStatus, StepState, StepStatus
 from stackhop.errors import ConfigError, StackhopError
@@ -40,6 +41,8 @@ class SageMakerRef(RefData):
     again: dict[str, str] = {}
     """SageMaker step -> why it runs again."""
     origin_prefix: str = ""
+    left_out: list[str] = []
+    """Steps `--skip` left out of the definition: SKIPPED."""
 
 class SageMakerAdapter(Adapter):
     name: ClassVar[str] = "sagemaker"
@@ -158,7 +161,7 @@ class SageMakerAdapter(Adapter):
         if plan is not None and origin is not None:
             resumed = {"resumed": request.resume["origin"], "mechanism": plan.mechanism, "note": plan.note,
                        "reused": {n: statuses.get(n, "") for n in plan.reused}, "again": plan.why,
-                       "origin_prefix": origin.run_prefix}
+                       "origin_prefix": origin.run_prefix, "left_out": list(request.resume.get("left_out", []))}
         return SageMakerRef(execution_arn=arn, pipeline_name=name, run_prefix=prefix, steps=keys,
                             records=records, labels=labels, **resumed).ref(self.name)
 
@@ -301,6 +304,8 @@ class SageMakerAdapter(Adapter):
             if name in r.again:
                 state = replace(state, cache={"result": "miss", "changed": [r.again[name]]})
             steps[state.name] = state
+        for name in r.left_out:
+            steps[name] = StepState(name=name, status=StepStatus.SKIPPED, native="skipped", message=LEFT_OUT)
         return RunState(run, word, steps, execution.get("FailureReason", ""), _ts(execution.get("CreationTime")),
                         _ts(execution.get("LastModifiedTime")) if run.terminal else None)
 
