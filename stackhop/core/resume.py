@@ -160,7 +160,7 @@ def reasons(resume: dict[str, Any]) -> dict[str, str]:
 
 
 def marked(steps: dict[str, "StepState"], resumed: str, again: dict[str, str], reused: list[str],
-           left: list[str] = ()) -> dict[str, "StepState"]:  # type: ignore[assignment]
+           left: tuple[str, ...] | list[str] = ()) -> dict[str, "StepState"]:
     """A resumed run's steps as stackhop says them: those reused in place (a retry) CACHED from the origin, those
     run again with the reason, those left out (`--skip`) SKIPPED."""
     from dataclasses import replace

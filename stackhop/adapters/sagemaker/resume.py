@@ -35,7 +35,7 @@ class Plan:
 
 def plan(origin: str, before: dict[str, Any], after: dict[str, Any], before_params: dict[str, str],
          after_params: dict[str, str], statuses: dict[str, str], execution_status: str, rerun: set[str],
-         from_step: str | None, changed: set[str] = frozenset()) -> Plan:  # type: ignore[assignment]
+         from_step: str | None, changed: set[str] | frozenset[str] = frozenset()) -> Plan:
     """`before`/`after`: the origin's definition and the new one; `statuses`: SageMaker step -> its status in
     the origin; `rerun`: SageMaker steps `--from` runs again; `changed`: steps whose part of the run spec changed."""
     old, new = _steps(before), _steps(after)
