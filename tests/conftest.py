@@ -107,10 +107,14 @@ def k8s_stack(write_config: Callable[[str], Path], kube: Any, project: Path, **s
     }))
 
 
-def emulated_stacks(name: str) -> str:
-    """A stackhop.yaml with a local default and a SageMaker, Vertex and KFP stack, artifacts under `name`."""
+def emulated_stacks(name: str, *, vertex: Any = None, kubeflow: Any = None, default: str = "laptop") -> str:
+    """A stackhop.yaml with a local stack and a SageMaker (moto's, through `aws`), Vertex and KFP stack, artifacts
+    under `name`. Given the Vertex or KFP stand-in, that stack submits to it; otherwise it can only emulate."""
+    vertex_settings = (f"{{project: test-project, location: europe-west4, api_endpoint: {vertex.endpoint}, "
+                       "anonymous: true}" if vertex else "{project: my-project}")
+    kfp_host = kubeflow.host if kubeflow else "http://kfp.invalid"
     return f"""
-default_stack: laptop
+default_stack: {default}
 stacks:
   laptop:
     adapter: local
@@ -123,12 +127,12 @@ stacks:
     adapter: vertex
     artifact_root: gs://ml-artifacts/{name}-vertex
     defaults: {{image: "python:3.11"}}
-    settings: {{project: my-project}}
+    settings: {vertex_settings}
   kfp:
     adapter: kfp
     artifact_root: gs://ml-artifacts/{name}-kfp
     defaults: {{image: "python:3.11"}}
-    settings: {{host: "http://kfp.invalid"}}
+    settings: {{host: "{kfp_host}"}}
 """
 
 

@@ -15,25 +15,12 @@ import pytest
 import stackhop
 from stackhop.core.runs import RunStatus, StepStatus
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, emulated_stacks
 
 
 @pytest.fixture
 def training(project, write_pipeline, write_config, kubeflow, vertex):
-    write_config(f"""
-        default_stack: kubeflow
-        stacks:
-          kubeflow:
-            adapter: kfp
-            artifact_root: gs://ml-artifacts/kfp
-            defaults: {{image: "registry.example.com/ml/train:1.0"}}
-            settings: {{host: "{kubeflow.host}", experiment: churn}}
-          vertex:
-            adapter: vertex
-            artifact_root: gs://ml-artifacts/vertex
-            defaults: {{image: "python:3.11"}}
-            settings: {{project: test-project, location: europe-west4, api_endpoint: {vertex.endpoint}, anonymous: true}}
-    """)
+    write_config(emulated_stacks("resume", vertex=vertex, kubeflow=kubeflow, default="kfp"))
     shutil.copy(EXAMPLES / "training_pipeline.py", project / "training_example.py")
     return write_pipeline((project / "training_example.py").read_text(), name="training_example").training_pipeline
 

@@ -17,7 +17,7 @@ from stackhop.cli.main import main
 from stackhop.core.runs import RunStatus, StepStatus
 from stackhop.errors import StackhopError
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+from conftest import emulated_stacks
 
 SOURCE = """
 from stackhop import ParallelFor, pipeline, step
@@ -49,15 +49,7 @@ def sweep(rows: int = 100):
 
 @pytest.fixture
 def sweep(project, write_pipeline, write_config, aws):
-    write_config(f"""
-        default_stack: sm
-        stacks:
-          sm:
-            adapter: sagemaker
-            artifact_root: s3://ml-artifacts/stackhop
-            defaults: {{image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1.0"}}
-            settings: {{region: us-east-1, role_arn: "{ROLE}"}}
-    """)
+    write_config(emulated_stacks("resume", default="sm"))
     return write_pipeline(SOURCE, name="sweep_pipeline").sweep
 
 

@@ -24,6 +24,8 @@ from stackhop.core.runs import RunStatus
 from stackhop.promotion.promote import promote
 from stackhop.promotion.release import create_release
 
+from conftest import emulated_stacks
+
 SOURCE = """
 import os
 import time
@@ -247,14 +249,7 @@ def test_runs_list_asks_the_backend_about_unfinished_runs_and_says_when_one_was_
                                                                                           write_config, vertex,
                                                                                           capsys, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    write_config(f"""
-        stacks:
-          vertex:
-            adapter: vertex
-            artifact_root: gs://ml-artifacts/lifecycle
-            defaults: {{image: "python:3.11"}}
-            settings: {{project: test-project, location: europe-west4, api_endpoint: {vertex.endpoint}, anonymous: true}}
-    """)
+    write_config(emulated_stacks("lifecycle", vertex=vertex))
     run = stackhop.run(churn, "vertex", wait=False, progress=False)
     db = sqlite3.connect(project / ".stackhop" / "runs.db")
     with db:
@@ -287,8 +282,6 @@ def test_releases_list_and_release_show_say_where_a_release_went(churn, capsys) 
 
 
 def test_deleting_a_run_on_cloud_storage_removes_its_objects(churn, write_config, gcs, aws, capsys) -> None:
-    from conftest import emulated_stacks
-
     from stackhop.core.artifacts import ArtifactStore
 
     write_config(emulated_stacks("lifecycle"))

@@ -563,10 +563,10 @@ def _removal(store: Any, records: list[Any], dry_run: bool, json_out: bool, conf
              *, refuse_kept: bool) -> None:
     from stackhop.core.lifecycle import plan, remove
     from stackhop.core.stack import load_config
-    from stackhop.promotion.release import local_dir
+    from stackhop.promotion.release import relied_on
 
     loaded = load_config(_config(config))
-    planned = plan(store, records, local_dir(loaded))
+    planned = plan(store, records, relied_on(store, loaded))
     done = planned if dry_run else remove(store, planned, config=loaded)
     if json_out:
         _emit_json({"dry_run": dry_run, "runs": [r.to_dict() for r in done],

@@ -1,18 +1,15 @@
 """Deleting runs and reclaiming their space, without breaking what still needs them.
 
-A run is kept, whatever is asked, while it is unfinished, while a release or promotion relies on
-it (the run a promotion's gate read, the run it started, and the latest successful run of a
-release's pipeline on each stack the release reached, which the next promotion's gate reads),
+A run is kept, whatever is asked, while it is unfinished, while something outside the run store's
+runs relies on it (the caller says what: releases and promotions, see `promotion.release.relied_on`),
 and while another kept run reuses its outputs (a resumed run, or a step served from its cache,
 points at the origin's files). Deleting a run removes its row and the folders only it owns.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from stackhop.core.store import RunRecord, RunStore
@@ -32,35 +29,6 @@ class Removal:
         return dict(self.__dict__)
 
 
-def references(store: RunStore, releases_dir: Path | None) -> dict[str, str]:
-    """Run id -> the release or promotion that relies on it."""
-    found: dict[str, str] = {}
-    reached: dict[str, set[str]] = {}
-    for p in store.all_promotions():
-        for gate in p.get("gates", []):
-            if gate.get("gate") == "successful_run" and isinstance(gate.get("value"), str):
-                found.setdefault(gate["value"], f"promotion of release {p['release_id']} to {p['to']} read it")
-        if p.get("run_id"):
-            found.setdefault(p["run_id"], f"promotion of release {p['release_id']} to {p['to']} started it")
-        if p.get("result") == "promoted":
-            reached.setdefault(p["release_id"], set()).add(p["to"])
-    manifests = sorted(releases_dir.glob("*.json")) if releases_dir and releases_dir.is_dir() else []
-    for path in manifests:
-        try:
-            manifest = json.loads(path.read_text())
-            content = manifest["content"]
-            release, digest = manifest["release_id"], content["ir_digest"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        for stack in {content.get("source_stack", ""), *reached.get(release, set())}:
-            latest = next((r for r in store.list(stack=stack, limit=1000)
-                           if r.ir_digest == digest and r.status == "SUCCEEDED"), None)
-            if latest is not None:
-                found.setdefault(latest.run_id, f"it is release {release}'s latest successful run on stack {stack!r}, "
-                                                "which its next promotion's gate reads")
-    return found
-
-
 def reusers(records: list[RunRecord]) -> dict[str, set[str]]:
     """Run id -> the runs that reuse its outputs (resumed from it, or with a step served from its cache)."""
     out: dict[str, set[str]] = {}
@@ -74,11 +42,12 @@ def reusers(records: list[RunRecord]) -> dict[str, set[str]]:
     return out
 
 
-def plan(store: RunStore, chosen: list[RunRecord], releases_dir: Path | None) -> list[Removal]:
-    """What deleting `chosen` would do: each run deleted, or kept with the reason."""
+def plan(store: RunStore, chosen: list[RunRecord], relied_on: dict[str, str]) -> list[Removal]:
+    """What deleting `chosen` would do: each run deleted, or kept with the reason. `relied_on`: run id -> what
+    still needs it (`stackhop.promotion.release.relied_on`: releases and promotions)."""
     from stackhop.core.runs import RunStatus
 
-    refs = references(store, releases_dir)
+    refs = relied_on
     every = list(store)
     users = reusers(every)
     going = {r.run_id for r in chosen}
@@ -119,7 +88,11 @@ def remove(store: RunStore, removals: list[Removal], config: Any = None) -> list
         handle = get_run(r.run_id, config=config)
         freed = 0
         for prefix in owned_prefixes(handle):
-            freed += handle.stack_store.remove_tree(prefix)
+            try:
+                freed += handle.stack_store.remove_tree(prefix)
+            except Exception as exc:  # a permission or network error of the store: the record stays
+                raise StackhopError(f"run {r.run_id}: deleting its files under {prefix} failed ({type(exc).__name__}: "
+                                    f"{exc}); its record is kept, so fix access to the store and delete it again.") from None
         store.delete(r.run_id)
         done.append(replace(r, freed_bytes=freed))
     return done

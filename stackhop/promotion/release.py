@@ -21,6 +21,7 @@ from typing import Any
 
 from stackhop.core.canonical import canonical_json
 from stackhop.core.stack import LoadedConfig, Stack, load_config, load_stack
+from stackhop.core.store import RunStore
 from stackhop.errors import StackhopError
 
 RELEASE_DIR = "_stackhop/releases"
@@ -162,3 +163,34 @@ def _version() -> str:
     import stackhop
 
     return stackhop.__version__
+
+
+def relied_on(store: RunStore, config: LoadedConfig) -> dict[str, str]:
+    """Run id -> the release or promotion that still needs it: the run a promotion's gate read or that a promotion
+    started, and each release's latest successful run on every stack it reached (its next gate reads that)."""
+    from stackhop.promotion.gates import source_run
+
+    found: dict[str, str] = {}
+    reached: dict[str, set[str]] = {}
+    for p in store.all_promotions():
+        for gate in p.get("gates", []):
+            if gate.get("gate") == "successful_run" and isinstance(gate.get("value"), str):
+                found.setdefault(gate["value"], f"promotion of release {p['release_id']} to {p['to']} read it")
+        if p.get("run_id"):
+            found.setdefault(p["run_id"], f"promotion of release {p['release_id']} to {p['to']} started it")
+        if p.get("result") == "promoted":
+            reached.setdefault(p["release_id"], set()).add(p["to"])
+    folder = local_dir(config)
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            manifest = json.loads(path.read_text())
+            content, release = manifest["content"], manifest["release_id"]
+            digest, source = content["ir_digest"], content.get("source_stack", "")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for stack in sorted({source, *reached.get(release, set())}):
+            latest = source_run(store, digest, stack)
+            if latest is not None:
+                found.setdefault(latest.run_id, f"it is release {release}'s latest successful run on stack "
+                                                f"{stack!r}, which its next promotion's gate reads")
+    return found
