@@ -491,17 +491,23 @@ def runs_resume(
     origin = get_run(run_id, config=_config(config))
     pipeline = pipeline_of(origin)
     new_id = new_run_id()
-    follower = None if (json_out or detach) else TerminalView(sys.stderr, new_id, summary=False)
-    if not json_out:
-        typer.echo(f"resuming run {origin.run_id} as run {new_id}", err=True)
+    follower: list[Any] = []  # made at the first update: a refused resume prints only its error
+
+    def update(state: Any) -> None:
+        if not follower:
+            typer.echo(f"resuming run {origin.run_id} as run {new_id}", err=True)
+            follower.append(TerminalView(sys.stderr, new_id, summary=False))
+        follower[0].update(state)
+
     try:
-        handle = resume(origin, pipeline=pipeline, from_step=from_step, skip=skip, parameters=_parse_params(param), wait=not detach,
-                        progress=False,
-                        config=_config(config), run_id=new_id, on_update=follower.update if follower else None,
-                        _parameters_are_strings=True)
+        handle = resume(origin, pipeline=pipeline, from_step=from_step, skip=skip, parameters=_parse_params(param),
+                        wait=not detach, progress=False, config=_config(config), run_id=new_id,
+                        on_update=None if (json_out or detach) else update, _parameters_are_strings=True)
     finally:
         if follower:
-            follower.close()
+            follower[0].close()
+    if detach and not json_out:
+        typer.echo(f"resuming run {origin.run_id} as run {new_id}", err=True)
     if not json_out and handle.ref.data.get("mechanism"):
         typer.echo(f"{handle.adapter.name} resumes by {handle.ref.data['mechanism']}"
                    + (f": {handle.ref.data['note']}" if handle.ref.data.get("note") else ""), err=True)
